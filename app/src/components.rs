@@ -1,0 +1,152 @@
+//! The app shell (header, shop switcher, navigation) and small shared pieces.
+
+use crate::api::{error_text, list_shops, whoami};
+use crate::model::*;
+use leptos::prelude::*;
+use leptos_router::{components::Outlet, hooks::use_location};
+
+/// The sections of a shop, in navigation order: (path segment, label).
+pub const SECTIONS: &[(&str, &str)] = &[
+    ("", "Dashboard"),
+    ("endpoints", "Endpoints"),
+    ("channels", "Channels"),
+    ("catalog", "Event Catalog"),
+    ("queue", "Webhook Queue"),
+    ("logs", "Logs"),
+    ("activity", "Activity"),
+    ("alerts", "Alerts"),
+    ("settings", "Settings"),
+];
+
+/// The shop id in the current path (`/shops/{id}/…`), if any.
+fn current_shop(path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/shops/")?;
+    let id = rest.split('/').next().unwrap_or_default();
+    (!id.is_empty()).then(|| id.to_string())
+}
+
+/// Header, shop switcher and navigation around every signed-in page.
+#[component]
+pub fn Layout() -> impl IntoView {
+    let me = Resource::new(|| (), |_| whoami());
+    let shops = Resource::new(|| (), |_| list_shops());
+    let location = use_location();
+    let shop = Memo::new(move |_| current_shop(&location.pathname.get()));
+
+    view! {
+        <header class="topbar">
+            <a class="brand" href="/">"Herald"</a>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    let shops = shops.await.unwrap_or_default();
+                    let selected = shop.get();
+                    view! {
+                        <form class="switcher" method="get" action="/switch">
+                            <label for="shop-switcher">"Shop"</label>
+                            <select id="shop-switcher" name="shop">
+                                <option value="" selected=selected.is_none()>"All shops"</option>
+                                {shops.into_iter().map(|s| {
+                                    let is_selected = selected.as_deref() == Some(s.id.as_str());
+                                    view! { <option value=s.id.clone() selected=is_selected>{s.name}</option> }
+                                }).collect_view()}
+                            </select>
+                            <button type="submit">"Switch"</button>
+                        </form>
+                    }
+                })}
+            </Suspense>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match me.await {
+                        Ok(Some(p)) => view! {
+                            <div class="user">
+                                <span class="email">{p.email.clone()}</span>
+                                {p.operator.then(|| view! { <span class="badge">"operator"</span> })}
+                                <form method="post" action="/logout">
+                                    <button type="submit">"Sign out"</button>
+                                </form>
+                            </div>
+                        }.into_any(),
+                        _ => view! { <a href="/login">"Sign in"</a> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </header>
+        <div class="frame">
+            <nav class="sidebar" aria-label="Main">
+                <Suspense fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        let p = me.await.ok().flatten();
+                        let operator = p.as_ref().map(|p| p.operator).unwrap_or(false);
+                        let current = location.pathname.get();
+                        let shop_links = shop.get().map(|id| {
+                            let manage = p.as_ref().map(|p| p.can_manage(&id)).unwrap_or(false);
+                            view! {
+                                <ul>
+                                    {SECTIONS.iter().map(|(seg, label)| {
+                                        let href = if seg.is_empty() { format!("/shops/{id}") } else { format!("/shops/{id}/{seg}") };
+                                        let active = current == href;
+                                        view! { <li><a href=href.clone() aria-current=active.then_some("page")>{*label}</a></li> }
+                                    }).collect_view()}
+                                    {manage.then(|| {
+                                        let href = format!("/shops/{id}/members");
+                                        view! { <li><a href=href>"Members"</a></li> }
+                                    })}
+                                </ul>
+                            }
+                        });
+                        view! {
+                            {shop_links}
+                            {operator.then(|| view! {
+                                <h2 class="nav-title">"Operator"</h2>
+                                <ul>
+                                    <li><a href="/admin/shops">"Shops"</a></li>
+                                    <li><a href="/admin/users">"Users"</a></li>
+                                </ul>
+                            })}
+                        }
+                    })}
+                </Suspense>
+            </nav>
+            <main>
+                <Outlet/>
+            </main>
+        </div>
+    }
+}
+
+/// An error from a server function, shown where the data would have been.
+#[component]
+pub fn ErrorNote(message: String) -> impl IntoView {
+    view! { <p class="error" role="alert">{message}</p> }
+}
+
+/// The result of the last submission of a form: its error, if it failed.
+pub fn action_error<T, S>(value: S) -> impl IntoView
+where
+    T: Clone + Send + Sync + 'static,
+    S: Get<Value = Option<Result<T, ServerFnError>>> + Send + Sync + 'static,
+{
+    move || match value.get() {
+        Some(Err(e)) => Some(view! { <ErrorNote message=error_text(&e)/> }),
+        _ => None,
+    }
+}
+
+/// "Yes"/"No" for a table cell.
+pub fn yes_no(b: bool) -> &'static str {
+    if b {
+        "Yes"
+    } else {
+        "No"
+    }
+}
+
+/// A shop summary's webhooks status for display.
+pub fn webhooks_label(s: &ShopSummary) -> &'static str {
+    if s.webhooks_enabled {
+        "Enabled"
+    } else {
+        "Disabled"
+    }
+}

@@ -1,0 +1,241 @@
+//! Types shared by the server and the browser: what the panel shows and the role rules that
+//! decide what each person may do. The server enforces these rules; the UI only mirrors them.
+
+use serde::{Deserialize, Serialize};
+
+/// A person's role within one shop. Operators are not a shop role: see [`Principal::operator`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShopRole {
+    Owner,
+    Viewer,
+}
+
+impl ShopRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShopRole::Owner => "owner",
+            ShopRole::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "owner" => Some(ShopRole::Owner),
+            "viewer" => Some(ShopRole::Viewer),
+            _ => None,
+        }
+    }
+}
+
+/// One shop the signed-in person belongs to, with their role there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    pub shop_id: String,
+    pub shop_name: String,
+    pub role: ShopRole,
+}
+
+/// The signed-in person, resolved from the session on every request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    pub user_id: String,
+    pub email: String,
+    pub operator: bool,
+    pub memberships: Vec<Membership>,
+}
+
+/// What a principal may do in a shop, from least to most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    None,
+    Read,
+    Manage,
+}
+
+impl Principal {
+    /// Operators manage every shop; owners manage theirs; viewers read theirs; others nothing.
+    pub fn access(&self, shop_id: &str) -> Access {
+        if self.operator {
+            return Access::Manage;
+        }
+        match self.role_in(shop_id) {
+            Some(ShopRole::Owner) => Access::Manage,
+            Some(ShopRole::Viewer) => Access::Read,
+            None => Access::None,
+        }
+    }
+
+    pub fn role_in(&self, shop_id: &str) -> Option<ShopRole> {
+        self.memberships
+            .iter()
+            .find(|m| m.shop_id == shop_id)
+            .map(|m| m.role)
+    }
+
+    pub fn can_read(&self, shop_id: &str) -> bool {
+        self.access(shop_id) >= Access::Read
+    }
+
+    pub fn can_manage(&self, shop_id: &str) -> bool {
+        self.access(shop_id) >= Access::Manage
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShopSummary {
+    pub id: String,
+    pub name: String,
+    pub webhooks_enabled: bool,
+    pub require_https: bool,
+    pub members: i64,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSummary {
+    pub id: String,
+    pub email: String,
+    pub operator: bool,
+    /// "Shop name (role)" for each membership, for display.
+    pub shops: Vec<Membership>,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub user_id: String,
+    pub email: String,
+    pub role: ShopRole,
+    pub created_at: i64,
+}
+
+/// Formats unix milliseconds as `2026-11-23 10:55:28 UTC` for tables.
+pub fn format_ms(ms: i64) -> String {
+    let fmt =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member_of(shop: &str, role: ShopRole) -> Principal {
+        Principal {
+            user_id: "usr_1".into(),
+            email: "a@example.com".into(),
+            operator: false,
+            memberships: vec![Membership {
+                shop_id: shop.into(),
+                shop_name: "Shop".into(),
+                role,
+            }],
+        }
+    }
+
+    #[test]
+    fn an_owner_manages_their_shop_and_nothing_else() {
+        let p = member_of("shp_a", ShopRole::Owner);
+        assert!(p.can_manage("shp_a"));
+        assert!(!p.can_read("shp_b"));
+    }
+
+    #[test]
+    fn a_viewer_reads_but_never_manages() {
+        let p = member_of("shp_a", ShopRole::Viewer);
+        assert!(p.can_read("shp_a"));
+        assert!(!p.can_manage("shp_a"));
+        assert_eq!(p.access("shp_b"), Access::None);
+    }
+
+    #[test]
+    fn an_operator_manages_every_shop() {
+        let mut p = member_of("shp_a", ShopRole::Viewer);
+        p.operator = true;
+        assert!(p.can_manage("shp_a"));
+        assert!(p.can_manage("shp_zzz"));
+    }
+
+    #[test]
+    fn timestamps_format_in_utc() {
+        assert_eq!(format_ms(0), "1970-01-01 00:00:00 UTC");
+    }
+}
+
+/// Why the service refused or failed a request; shared by the panel and the REST API so a rule
+/// answers the same way from both.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServiceError {
+    Unauthorized,
+    Forbidden(String),
+    NotFound(String),
+    /// Bad input: names the field and says what is wrong with it.
+    Invalid {
+        field: String,
+        message: String,
+    },
+    Conflict(String),
+    Internal,
+}
+
+impl ServiceError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        ServiceError::Invalid {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub fn forbidden() -> Self {
+        ServiceError::Forbidden("You do not have permission to do this.".into())
+    }
+
+    /// The HTTP status that carries this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            ServiceError::Unauthorized => 401,
+            ServiceError::Forbidden(_) => 403,
+            ServiceError::NotFound(_) => 404,
+            ServiceError::Invalid { .. } => 422,
+            ServiceError::Conflict(_) => 409,
+            ServiceError::Internal => 500,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServiceError::Unauthorized => "unauthorized",
+            ServiceError::Forbidden(_) => "forbidden",
+            ServiceError::NotFound(_) => "not_found",
+            ServiceError::Invalid { .. } => "invalid",
+            ServiceError::Conflict(_) => "conflict",
+            ServiceError::Internal => "internal",
+        }
+    }
+
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ServiceError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServiceError::Unauthorized => write!(f, "Sign in first."),
+            ServiceError::Forbidden(m) | ServiceError::NotFound(m) | ServiceError::Conflict(m) => {
+                write!(f, "{m}")
+            }
+            ServiceError::Invalid { field, message } => write!(f, "{field}: {message}"),
+            ServiceError::Internal => write!(f, "Something went wrong on the server."),
+        }
+    }
+}
+
+impl std::error::Error for ServiceError {}

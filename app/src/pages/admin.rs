@@ -1,0 +1,152 @@
+//! Operator pages: every shop (create, enable or disable webhooks) and every user.
+
+use crate::api::*;
+use crate::components::{action_error, webhooks_label, ErrorNote};
+use crate::model::format_ms;
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[component]
+pub fn ShopsPage() -> impl IntoView {
+    let create = ServerAction::<CreateShop>::new();
+    let toggle = ServerAction::<SetWebhooks>::new();
+    let shops = Resource::new(
+        move || (create.version().get(), toggle.version().get()),
+        |_| list_shops(),
+    );
+
+    view! {
+        <Title text="Shops · Herald"/>
+        <h1>"Shops"</h1>
+        <section class="panel">
+            <h2>"Create a shop"</h2>
+            <ActionForm action=create attr:class="inline-form">
+                <label for="shop-name">"Shop name"</label>
+                <input id="shop-name" name="name" required maxlength="100"/>
+                <label class="check">
+                    <input type="checkbox" name="enable_webhooks" value="on"/>
+                    "Enable webhooks"
+                </label>
+                <button type="submit">"Create shop"</button>
+            </ActionForm>
+            {action_error(create.value())}
+        </section>
+        {action_error(toggle.value())}
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match shops.await {
+                    Err(e) => view! { <ErrorNote message=error_text(&e)/> }.into_any(),
+                    Ok(list) if list.is_empty() => view! {
+                        <p class="empty">"No shops yet. Create the first one above, then enable webhooks for it."</p>
+                    }.into_any(),
+                    Ok(list) => view! {
+                        <table>
+                            <thead><tr>
+                                <th scope="col">"Name"</th>
+                                <th scope="col">"ID"</th>
+                                <th scope="col">"Webhooks"</th>
+                                <th scope="col">"Members"</th>
+                                <th scope="col">"Created"</th>
+                                <th scope="col">"Actions"</th>
+                            </tr></thead>
+                            <tbody>
+                                {list.into_iter().map(|s| {
+                                    let enable = !s.webhooks_enabled;
+                                    let label = if enable { "Enable webhooks" } else { "Disable webhooks" };
+                                    view! {
+                                        <tr>
+                                            <td><a href=format!("/shops/{}", s.id)>{s.name.clone()}</a></td>
+                                            <td><code>{s.id.clone()}</code></td>
+                                            <td>{webhooks_label(&s)}</td>
+                                            <td>{s.members}</td>
+                                            <td>{format_ms(s.created_at)}</td>
+                                            <td>
+                                                <ActionForm action=toggle>
+                                                    <input type="hidden" name="shop_id" value=s.id.clone()/>
+                                                    <input type="hidden" name="enabled" value=enable.to_string()/>
+                                                    <button type="submit" aria-label=format!("{label} for {}", s.name)>{label}</button>
+                                                </ActionForm>
+                                            </td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+pub fn UsersPage() -> impl IntoView {
+    let create = ServerAction::<CreateUser>::new();
+    let users = Resource::new(move || create.version().get(), |_| list_users());
+    let shops = Resource::new(|| (), |_| list_shops());
+
+    view! {
+        <Title text="Users · Herald"/>
+        <h1>"Users"</h1>
+        <section class="panel">
+            <h2>"Create a user"</h2>
+            <ActionForm action=create attr:class="grid-form">
+                <label for="user-email">"Email"</label>
+                <input id="user-email" name="email" type="email" required/>
+                <label for="user-password">"Password"</label>
+                <input id="user-password" name="password" type="password" minlength="8" required/>
+                <label for="user-role">"Role"</label>
+                <select id="user-role" name="role">
+                    <option value="owner">"Owner"</option>
+                    <option value="viewer">"Viewer"</option>
+                    <option value="operator">"Operator"</option>
+                </select>
+                <label for="user-shop">"Shop"</label>
+                <select id="user-shop" name="shop_id">
+                    <option value="">"None (operators only)"</option>
+                    <Suspense fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            shops.await.unwrap_or_default().into_iter().map(|s| view! {
+                                <option value=s.id.clone()>{s.name}</option>
+                            }).collect_view()
+                        })}
+                    </Suspense>
+                </select>
+                <button type="submit">"Create user"</button>
+            </ActionForm>
+            {action_error(create.value())}
+        </section>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match users.await {
+                    Err(e) => view! { <ErrorNote message=error_text(&e)/> }.into_any(),
+                    Ok(list) => view! {
+                        <table>
+                            <thead><tr>
+                                <th scope="col">"Email"</th>
+                                <th scope="col">"Role"</th>
+                                <th scope="col">"Shops"</th>
+                                <th scope="col">"Created"</th>
+                            </tr></thead>
+                            <tbody>
+                                {list.into_iter().map(|u| {
+                                    let shops = u.shops.iter()
+                                        .map(|m| format!("{} ({})", m.shop_name, m.role.as_str()))
+                                        .collect::<Vec<_>>().join(", ");
+                                    view! {
+                                        <tr>
+                                            <td>{u.email.clone()}</td>
+                                            <td>{if u.operator { "operator" } else { "member" }}</td>
+                                            <td>{shops}</td>
+                                            <td>{format_ms(u.created_at)}</td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}

@@ -1,0 +1,23 @@
+//! One module per page of the panel.
+
+pub mod admin;
+pub mod home;
+pub mod login;
+pub mod members;
+pub mod shop;
+
+use leptos::prelude::*;
+
+#[component]
+pub fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(resp) = use_context::<leptos_axum::ResponseOptions>() {
+        resp.set_status(http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <main class="narrow">
+            <h1>"Page not found"</h1>
+            <p><a href="/">"Back to Herald"</a></p>
+        </main>
+    }
+}

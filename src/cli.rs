@@ -1,0 +1,94 @@
+//! The subcommands. Each prints what a script needs (an id or a key) alone on the last line of
+//! stdout, so `id=$(herald shop create --name Demo | tail -n1)` works.
+
+use crate::config::{ApiKeyCommand, Cli, Command, Config, ShopCommand, UserCommand};
+use crate::service::Service;
+use crate::startup::{shutdown_signal, Server};
+use crate::store::Store;
+use app::backend::Backend;
+
+pub fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn open(config: &Config) -> anyhow::Result<Service> {
+    let store = Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    Ok(Service::new(store))
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let server = Server::build(&config).await?;
+            let url = config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", server.addr()));
+            println!("Herald is running at {url}");
+            println!("Sign in at {url}/login");
+            server.run_until(shutdown_signal()).await
+        }
+        Command::Migrate => {
+            open(&config).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    email,
+                    password,
+                    role,
+                    shop,
+                },
+        } => {
+            let service = open(&config).await?;
+            let id = service
+                .create_user(
+                    &Service::system(),
+                    &email,
+                    &password,
+                    &role,
+                    shop.as_deref(),
+                )
+                .await
+                .map_err(anyhow::Error::new)?;
+            println!("{id}");
+            Ok(())
+        }
+        Command::Shop {
+            command:
+                ShopCommand::Create {
+                    name,
+                    enable_webhooks,
+                },
+        } => {
+            let service = open(&config).await?;
+            let shop = service
+                .create_shop(&Service::system(), &name, enable_webhooks)
+                .await
+                .map_err(anyhow::Error::new)?;
+            println!("{}", shop.id);
+            Ok(())
+        }
+        Command::ApiKey {
+            command: ApiKeyCommand::Create { shop, name },
+        } => {
+            let service = open(&config).await?;
+            let (id, key) = service
+                .create_api_key(&Service::system(), &shop, &name)
+                .await
+                .map_err(anyhow::Error::new)?;
+            println!("API key {id} created for {shop}. It is shown only once:");
+            println!("{key}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The command line and its configuration: one clap struct, every flag with an `HERALD_*`
+//! environment equivalent.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "herald",
+    version,
+    about = "Self-hosted webhook delivery with an admin panel"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: Config,
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Settings shared by every subcommand.
+#[derive(Args, Debug, Clone)]
+pub struct Config {
+    /// Where the store lives. Default: a SQLite file under ./data.
+    #[arg(
+        long,
+        env = "HERALD_DATABASE_URL",
+        default_value = "sqlite://data/herald.db",
+        global = true
+    )]
+    pub database_url: String,
+
+    /// Directory for Herald's own files (the database by default, the secret key file).
+    #[arg(long, env = "HERALD_DATA_DIR", default_value = "data", global = true)]
+    pub data_dir: std::path::PathBuf,
+
+    /// Address the server listens on. Wins over the site address in Cargo.toml.
+    #[arg(
+        long,
+        env = "HERALD_LISTEN",
+        default_value = "127.0.0.1:3000",
+        global = true
+    )]
+    pub listen: SocketAddr,
+
+    /// The URL people reach Herald at, when behind a proxy. An https URL makes the session
+    /// cookie `Secure`. Default: http://<listen>.
+    #[arg(long, env = "HERALD_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// Email of the operator account created on first start. Default: admin@herald.local.
+    #[arg(
+        long,
+        env = "HERALD_ADMIN_EMAIL",
+        default_value = "admin@herald.local",
+        global = true
+    )]
+    pub admin_email: String,
+
+    /// Password of the operator created on first start; when unset a random one is printed once.
+    #[arg(
+        long,
+        env = "HERALD_ADMIN_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
+    pub admin_password: Option<String>,
+
+    /// Sign-in attempts allowed in a burst per email, then one every 12 s; each client
+    /// address gets six times as many.
+    #[arg(long, env = "HERALD_SIGNIN_BURST", default_value_t = 5, global = true)]
+    pub signin_burst: u32,
+
+    /// Log filter in tracing's syntax, e.g. `info` or `herald=debug,tower_http=info`.
+    #[arg(long, env = "HERALD_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+impl Config {
+    /// The address to print and to build links with.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// Session cookies are `Secure` when Herald is reached over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url().starts_with("https://")
+    }
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Run the server: panel, API and delivery engine in one process.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage shops.
+    Shop {
+        #[command(subcommand)]
+        command: ShopCommand,
+    },
+    /// Manage API keys.
+    ApiKey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum UserCommand {
+    /// Create a user; prints the user id on the last line.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+        /// operator, owner or viewer.
+        #[arg(long)]
+        role: String,
+        /// The shop an owner or viewer belongs to.
+        #[arg(long)]
+        shop: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum ShopCommand {
+    /// Create a shop; prints the shop id on the last line.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Turn the webhooks feature on (it is off for a new shop).
+        #[arg(long)]
+        enable_webhooks: bool,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum ApiKeyCommand {
+    /// Create an API key for a shop; prints the key (shown only once) on the last line.
+    Create {
+        #[arg(long)]
+        shop: String,
+        #[arg(long)]
+        name: String,
+    },
+}

@@ -1,0 +1,418 @@
+//! The service layer: every rule of what a principal may do, shared by the panel (through
+//! [`app::backend::Backend`]), the REST API and the command line.
+
+use crate::auth::{api_key, password};
+use crate::store::{is_unique_violation, Store};
+use app::backend::{Backend, ServiceResult};
+use app::model::*;
+
+#[derive(Clone)]
+pub struct Service {
+    pub store: Store,
+}
+
+/// Logs a store failure with its cause and hides the details from the caller.
+fn internal(err: sqlx::Error) -> ServiceError {
+    tracing::error!(error = %err, "store error");
+    ServiceError::Internal
+}
+
+fn require_operator(who: &Principal) -> ServiceResult<()> {
+    if who.operator {
+        Ok(())
+    } else {
+        Err(ServiceError::forbidden())
+    }
+}
+
+fn require_manage(who: &Principal, shop_id: &str) -> ServiceResult<()> {
+    if who.can_manage(shop_id) {
+        Ok(())
+    } else {
+        Err(ServiceError::forbidden())
+    }
+}
+
+fn require_read(who: &Principal, shop_id: &str) -> ServiceResult<()> {
+    if who.can_read(shop_id) {
+        Ok(())
+    } else {
+        Err(ServiceError::forbidden())
+    }
+}
+
+/// A trimmed, non-empty name of at most `max` characters.
+fn parse_name(field: &str, value: &str, max: usize) -> ServiceResult<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(ServiceError::invalid(field, "must not be empty"));
+    }
+    if v.chars().count() > max {
+        return Err(ServiceError::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// A plausible email address, trimmed.
+fn parse_email(value: &str) -> ServiceResult<String> {
+    let v = value.trim();
+    let valid = v.len() <= 254
+        && v.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !v.contains(char::is_whitespace)
+        });
+    if valid {
+        Ok(v.to_string())
+    } else {
+        Err(ServiceError::invalid(
+            "email",
+            "must be an email address like name@example.com",
+        ))
+    }
+}
+
+fn check_password(value: &str) -> ServiceResult<()> {
+    if value.chars().count() < password::MIN_LENGTH {
+        return Err(ServiceError::invalid(
+            "password",
+            format!("must be at least {} characters", password::MIN_LENGTH),
+        ));
+    }
+    Ok(())
+}
+
+fn shop_summary(row: crate::store::shops::ShopRow) -> ShopSummary {
+    ShopSummary {
+        id: row.id,
+        name: row.name,
+        webhooks_enabled: row.webhooks_enabled,
+        require_https: row.require_https,
+        members: row.members,
+        created_at: row.created_at,
+    }
+}
+
+impl Service {
+    pub fn new(store: Store) -> Self {
+        Service { store }
+    }
+
+    /// The principal the command line acts as: the installation's operator.
+    pub fn system() -> Principal {
+        Principal {
+            user_id: "system".into(),
+            email: "system".into(),
+            operator: true,
+            memberships: vec![],
+        }
+    }
+
+    async fn existing_shop(&self, shop_id: &str) -> ServiceResult<crate::store::shops::ShopRow> {
+        self.store
+            .shop(shop_id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| ServiceError::NotFound(format!("No shop with id {shop_id}.")))
+    }
+
+    /// Creates an API key for a shop; returns (key id, key). The key is not stored.
+    pub async fn create_api_key(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        name: &str,
+    ) -> ServiceResult<(String, String)> {
+        require_manage(who, shop_id)?;
+        let name = parse_name("name", name, 100)?;
+        self.existing_shop(shop_id).await?;
+        let key = api_key::generate();
+        let id = self
+            .store
+            .create_api_key(
+                shop_id,
+                &name,
+                &api_key::hash(&key),
+                &api_key::display_prefix(&key),
+            )
+            .await
+            .map_err(internal)?;
+        Ok((id, key))
+    }
+
+    /// The first start: with no users at all, creates the operator. Returns the generated
+    /// password when none was configured, so the caller can print it once.
+    pub async fn ensure_operator(
+        &self,
+        email: &str,
+        configured_password: Option<&str>,
+    ) -> anyhow::Result<Option<(String, Option<String>)>> {
+        if self.store.count_users().await? > 0 {
+            return Ok(None);
+        }
+        let generated = configured_password
+            .is_none()
+            .then(password::random_password);
+        let pw = configured_password
+            .map(str::to_string)
+            .or(generated.clone())
+            .unwrap_or_default();
+        self.create_user(&Self::system(), email, &pw, "operator", None)
+            .await
+            .map_err(|e| anyhow::anyhow!("could not create the operator: {e}"))?;
+        Ok(Some((email.to_string(), generated)))
+    }
+
+    /// Checks an email and password; the user id when they match. Unknown emails cost the
+    /// same time as wrong passwords, so the answer reveals nothing about which accounts exist.
+    pub async fn authenticate(&self, email: &str, pw: &str) -> ServiceResult<Option<String>> {
+        let user = self
+            .store
+            .user_by_email(email.trim())
+            .await
+            .map_err(internal)?;
+        let pw = pw.to_string();
+        let (hash, id) = match user {
+            Some(u) => (u.password_hash, Some(u.id)),
+            None => (password::decoy_hash().to_string(), None),
+        };
+        let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &hash))
+            .await
+            .unwrap_or(false);
+        Ok(id.filter(|_| ok))
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for Service {
+    async fn list_shops(&self, who: &Principal) -> ServiceResult<Vec<ShopSummary>> {
+        let rows = if who.operator {
+            self.store.all_shops().await
+        } else {
+            self.store.shops_of_user(&who.user_id).await
+        }
+        .map_err(internal)?;
+        Ok(rows.into_iter().map(shop_summary).collect())
+    }
+
+    async fn shop(&self, who: &Principal, shop_id: &str) -> ServiceResult<ShopSummary> {
+        require_read(who, shop_id)?;
+        self.existing_shop(shop_id).await.map(shop_summary)
+    }
+
+    async fn create_shop(
+        &self,
+        who: &Principal,
+        name: &str,
+        enable_webhooks: bool,
+    ) -> ServiceResult<ShopSummary> {
+        require_operator(who)?;
+        let name = parse_name("name", name, 100)?;
+        let row = self
+            .store
+            .create_shop(&name, enable_webhooks)
+            .await
+            .map_err(internal)?;
+        tracing::info!(shop_id = %row.id, webhooks = enable_webhooks, "shop created");
+        Ok(shop_summary(row))
+    }
+
+    async fn set_webhooks_enabled(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        enabled: bool,
+    ) -> ServiceResult<()> {
+        require_operator(who)?;
+        if !self
+            .store
+            .set_webhooks_enabled(shop_id, enabled)
+            .await
+            .map_err(internal)?
+        {
+            return Err(ServiceError::NotFound(format!(
+                "No shop with id {shop_id}."
+            )));
+        }
+        tracing::info!(shop_id, enabled, "webhooks feature changed");
+        Ok(())
+    }
+
+    async fn list_users(&self, who: &Principal) -> ServiceResult<Vec<UserSummary>> {
+        require_operator(who)?;
+        let users = self.store.all_users().await.map_err(internal)?;
+        let memberships = self.store.all_memberships().await.map_err(internal)?;
+        Ok(users
+            .into_iter()
+            .map(|u| UserSummary {
+                shops: memberships
+                    .iter()
+                    .filter(|m| m.user_id == u.id)
+                    .filter_map(|m| {
+                        Some(Membership {
+                            shop_id: m.shop_id.clone(),
+                            shop_name: m.shop_name.clone(),
+                            role: ShopRole::parse(&m.role)?,
+                        })
+                    })
+                    .collect(),
+                id: u.id,
+                email: u.email,
+                operator: u.is_operator,
+                created_at: u.created_at,
+            })
+            .collect())
+    }
+
+    async fn create_user(
+        &self,
+        who: &Principal,
+        email: &str,
+        pw: &str,
+        role: &str,
+        shop_id: Option<&str>,
+    ) -> ServiceResult<String> {
+        require_operator(who)?;
+        let email = parse_email(email)?;
+        check_password(pw)?;
+        let membership = match role {
+            "operator" => None,
+            "owner" | "viewer" => {
+                let shop_id = shop_id.filter(|s| !s.is_empty()).ok_or_else(|| {
+                    ServiceError::invalid("shop", "an owner or viewer needs a shop")
+                })?;
+                self.store
+                    .shop(shop_id)
+                    .await
+                    .map_err(internal)?
+                    .ok_or_else(|| {
+                        ServiceError::invalid("shop", format!("no shop with id {shop_id}"))
+                    })?;
+                Some((shop_id, role))
+            }
+            _ => {
+                return Err(ServiceError::invalid(
+                    "role",
+                    "must be operator, owner or viewer",
+                ))
+            }
+        };
+        let pw = pw.to_string();
+        let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
+            .await
+            .map_err(|_| ServiceError::Internal)?;
+        match self
+            .store
+            .create_user(&email, &hash, role == "operator", membership)
+            .await
+        {
+            Ok(id) => {
+                tracing::info!(user_id = %id, role, "user created");
+                Ok(id)
+            }
+            Err(e) if is_unique_violation(&e) => Err(ServiceError::Conflict(format!(
+                "A user with the email {email} already exists."
+            ))),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    async fn list_members(&self, who: &Principal, shop_id: &str) -> ServiceResult<Vec<Member>> {
+        require_manage(who, shop_id)?;
+        let rows = self
+            .store
+            .members_of_shop(shop_id)
+            .await
+            .map_err(internal)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|m| {
+                Some(Member {
+                    role: ShopRole::parse(&m.role)?,
+                    user_id: m.user_id,
+                    email: m.email,
+                    created_at: m.created_at,
+                })
+            })
+            .collect())
+    }
+
+    async fn add_member(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        email: &str,
+        pw: Option<&str>,
+        role: ShopRole,
+    ) -> ServiceResult<()> {
+        require_manage(who, shop_id)?;
+        let email = parse_email(email)?;
+        self.existing_shop(shop_id).await?;
+        match self.store.user_by_email(&email).await.map_err(internal)? {
+            Some(user) => self
+                .store
+                .upsert_membership(shop_id, &user.id, role.as_str())
+                .await
+                .map_err(internal),
+            None => {
+                let pw = pw.ok_or_else(|| {
+                    ServiceError::invalid("password", "is required to create a new user")
+                })?;
+                self.create_user(&Self::system(), &email, pw, role.as_str(), Some(shop_id))
+                    .await
+                    .map(|_| ())
+            }
+        }
+    }
+
+    async fn remove_member(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        user_id: &str,
+    ) -> ServiceResult<()> {
+        require_manage(who, shop_id)?;
+        if user_id == who.user_id && !who.operator {
+            return Err(ServiceError::invalid(
+                "user_id",
+                "you cannot remove yourself",
+            ));
+        }
+        if self
+            .store
+            .delete_membership(shop_id, user_id)
+            .await
+            .map_err(internal)?
+        {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(
+                "That user is not a member of this shop.".into(),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(parse_name("name", "  Demo ", 10).unwrap(), "Demo");
+        assert_eq!(
+            parse_name("name", "   ", 10).unwrap_err().field(),
+            Some("name")
+        );
+        assert!(parse_name("name", "x".repeat(11).as_str(), 10).is_err());
+    }
+
+    #[test]
+    fn emails_need_an_at_sign_and_no_spaces() {
+        assert!(parse_email("a@b.c").is_ok());
+        assert!(parse_email("nope").is_err());
+        assert!(parse_email("a b@c.d").is_err());
+        assert!(parse_email("@c.d").is_err());
+    }
+}

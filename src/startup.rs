@@ -1,0 +1,115 @@
+//! Start-up: open the store, migrate, make sure an operator exists, bind and serve. `build`
+//! binds the listener and returns before serving, so tests can start Herald on port 0.
+
+use crate::auth::throttle::SignInThrottle;
+use crate::config::Config;
+use crate::service::Service;
+use crate::store::Store;
+use crate::web::{router, AppState};
+use leptos::prelude::LeptosOptions;
+use std::future::Future;
+use std::net::SocketAddr;
+
+/// A bound, ready-to-serve Herald.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    pub service: Service,
+}
+
+/// Where the built assets are: `target/site` under the working directory unless cargo-leptos
+/// says otherwise.
+fn leptos_options(addr: SocketAddr) -> LeptosOptions {
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    let prod = env("LEPTOS_ENV", "DEV").eq_ignore_ascii_case("PROD");
+    LeptosOptions::builder()
+        .output_name(env("LEPTOS_OUTPUT_NAME", "herald"))
+        .site_root(env("LEPTOS_SITE_ROOT", "target/site"))
+        .site_pkg_dir(env("LEPTOS_SITE_PKG_DIR", "pkg"))
+        .site_addr(addr)
+        .env(if prod {
+            leptos::config::Env::PROD
+        } else {
+            leptos::config::Env::DEV
+        })
+        .build()
+}
+
+impl Server {
+    /// Opens the store, applies migrations, creates the first operator if there is no user,
+    /// and binds `config.listen`.
+    pub async fn build(config: &Config) -> anyhow::Result<Server> {
+        let store = Store::connect(&config.database_url).await?;
+        store.migrate().await?;
+        let service = Service::new(store);
+        if let Some((email, generated)) = service
+            .ensure_operator(&config.admin_email, config.admin_password.as_deref())
+            .await?
+        {
+            match generated {
+                Some(pw) => println!(
+                    "Created the operator account {email} with the password {pw}\n\
+                     (shown only this once; change it by creating a new operator)."
+                ),
+                None => println!(
+                    "Created the operator account {email} (password from HERALD_ADMIN_PASSWORD)."
+                ),
+            }
+        }
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let state = AppState {
+            leptos_options: leptos_options(addr),
+            service: service.clone(),
+            email_throttle: SignInThrottle::new(config.signin_burst),
+            ip_throttle: SignInThrottle::new(config.signin_burst.saturating_mul(6)),
+        };
+        let router = router::build(state, config.secure_cookies()).await?;
+        Ok(Server {
+            listener,
+            router,
+            service,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,73 @@
+//! API keys: stored as a SHA-256 hash, looked up by that hash.
+
+use super::{Result, Store};
+use crate::ids::{new_id, now_ms};
+
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub shop_id: String,
+    pub name: String,
+    pub key_prefix: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl Store {
+    pub async fn create_api_key(
+        &self,
+        shop_id: &str,
+        name: &str,
+        key_hash: &str,
+        key_prefix: &str,
+    ) -> Result<String> {
+        let id = new_id("key");
+        sqlx::query(
+            "INSERT INTO api_keys (id, shop_id, name, key_hash, key_prefix, created_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(shop_id)
+        .bind(name)
+        .bind(key_hash)
+        .bind(key_prefix)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// The active (not revoked) key with this hash.
+    pub async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRow>> {
+        sqlx::query_as(
+            "SELECT id, shop_id, name, key_prefix, created_at, last_used_at, revoked_at
+             FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
+        )
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    pub async fn api_keys_of_shop(&self, shop_id: &str) -> Result<Vec<ApiKeyRow>> {
+        sqlx::query_as(
+            "SELECT id, shop_id, name, key_prefix, created_at, last_used_at, revoked_at
+             FROM api_keys WHERE shop_id = ? ORDER BY created_at DESC",
+        )
+        .bind(shop_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    pub async fn revoke_api_key(&self, shop_id: &str, key_id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND shop_id = ? AND revoked_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(key_id)
+        .bind(shop_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

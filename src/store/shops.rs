@@ -1,0 +1,78 @@
+//! Shops: the tenants.
+
+use super::{Result, Store};
+use crate::ids::{new_id, now_ms};
+
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct ShopRow {
+    pub id: String,
+    pub name: String,
+    pub webhooks_enabled: bool,
+    pub require_https: bool,
+    pub members: i64,
+    pub created_at: i64,
+}
+
+const SELECT: &str = "SELECT s.id, s.name, s.webhooks_enabled, s.require_https, s.created_at,
+    (SELECT COUNT(*) FROM memberships m WHERE m.shop_id = s.id) AS members FROM shops s";
+
+impl Store {
+    pub async fn create_shop(&self, name: &str, webhooks_enabled: bool) -> Result<ShopRow> {
+        let id = new_id("shp");
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO shops (id, name, webhooks_enabled, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(webhooks_enabled)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(ShopRow {
+            id,
+            name: name.to_string(),
+            webhooks_enabled,
+            require_https: false,
+            members: 0,
+            created_at: now,
+        })
+    }
+
+    pub async fn shop(&self, shop_id: &str) -> Result<Option<ShopRow>> {
+        sqlx::query_as(&format!("{SELECT} WHERE s.id = ?"))
+            .bind(shop_id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    pub async fn all_shops(&self) -> Result<Vec<ShopRow>> {
+        sqlx::query_as(&format!("{SELECT} ORDER BY s.name COLLATE NOCASE, s.id"))
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    pub async fn shops_of_user(&self, user_id: &str) -> Result<Vec<ShopRow>> {
+        sqlx::query_as(&format!(
+            "{SELECT} WHERE s.id IN (SELECT shop_id FROM memberships WHERE user_id = ?)
+             ORDER BY s.name COLLATE NOCASE, s.id"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Returns false when no such shop exists.
+    pub async fn set_webhooks_enabled(&self, shop_id: &str, enabled: bool) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE shops SET webhooks_enabled = ?, updated_at = ? WHERE id = ?")
+                .bind(enabled)
+                .bind(now_ms())
+                .bind(shop_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,152 @@
+//! Users and their memberships in shops.
+
+use super::{Result, Store};
+use crate::ids::{new_id, now_ms};
+
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    /// The argon2id PHC string; never leaves the server.
+    pub password_hash: String,
+    pub is_operator: bool,
+    pub created_at: i64,
+}
+
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct MembershipRow {
+    pub shop_id: String,
+    pub shop_name: String,
+    pub user_id: String,
+    pub email: String,
+    pub role: String,
+    pub created_at: i64,
+}
+
+const MEMBERSHIP_SELECT: &str = "SELECT m.shop_id, s.name AS shop_name, m.user_id, u.email,
+    m.role, m.created_at FROM memberships m JOIN shops s ON s.id = m.shop_id
+    JOIN users u ON u.id = m.user_id";
+
+impl Store {
+    pub async fn count_users(&self) -> Result<i64> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await
+    }
+
+    /// Creates a user and, when `membership` is given, their role in that shop, in one
+    /// transaction: either both exist afterwards or neither.
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        is_operator: bool,
+        membership: Option<(&str, &str)>,
+    ) -> Result<String> {
+        let id = new_id("usr");
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, is_operator, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(email)
+        .bind(password_hash)
+        .bind(is_operator)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if let Some((shop_id, role)) = membership {
+            sqlx::query(
+                "INSERT INTO memberships (shop_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(shop_id)
+            .bind(&id)
+            .bind(role)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>> {
+        sqlx::query_as(
+            "SELECT id, email, password_hash, is_operator, created_at FROM users WHERE email = ?",
+        )
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    pub async fn user(&self, user_id: &str) -> Result<Option<UserRow>> {
+        sqlx::query_as(
+            "SELECT id, email, password_hash, is_operator, created_at FROM users WHERE id = ?",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    pub async fn all_users(&self) -> Result<Vec<UserRow>> {
+        sqlx::query_as(
+            "SELECT id, email, password_hash, is_operator, created_at FROM users ORDER BY email",
+        )
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    pub async fn memberships_of_user(&self, user_id: &str) -> Result<Vec<MembershipRow>> {
+        sqlx::query_as(&format!(
+            "{MEMBERSHIP_SELECT} WHERE m.user_id = ? ORDER BY s.name COLLATE NOCASE"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    pub async fn all_memberships(&self) -> Result<Vec<MembershipRow>> {
+        sqlx::query_as(&format!(
+            "{MEMBERSHIP_SELECT} ORDER BY s.name COLLATE NOCASE"
+        ))
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    pub async fn members_of_shop(&self, shop_id: &str) -> Result<Vec<MembershipRow>> {
+        sqlx::query_as(&format!(
+            "{MEMBERSHIP_SELECT} WHERE m.shop_id = ? ORDER BY u.email"
+        ))
+        .bind(shop_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Adds the user to the shop, or changes their role there.
+    pub async fn upsert_membership(&self, shop_id: &str, user_id: &str, role: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO memberships (shop_id, user_id, role, created_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (shop_id, user_id) DO UPDATE SET role = excluded.role",
+        )
+        .bind(shop_id)
+        .bind(user_id)
+        .bind(role)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Returns false when the user was not a member of the shop.
+    pub async fn delete_membership(&self, shop_id: &str, user_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM memberships WHERE shop_id = ? AND user_id = ?")
+            .bind(shop_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

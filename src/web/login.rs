@@ -1,0 +1,116 @@
+//! Sign-in, sign-out and the shop switcher: plain form handlers, so they work without
+//! JavaScript.
+
+use super::AppState;
+use crate::auth::session::USER_KEY;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use tower_sessions::Session;
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub next: String,
+}
+
+/// Only same-site paths are followed after sign-in, never another host.
+fn safe_next(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+        next
+    } else {
+        "/"
+    }
+}
+
+fn back_to_login(error: &str, next: &str) -> Response {
+    let mut url = format!("/login?error={error}");
+    if next != "/" {
+        url.push_str("&next=");
+        url.push_str(&urlencode(next));
+    }
+    Redirect::to(&url).into_response()
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub async fn sign_in(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    session: Session,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let next = safe_next(&form.next).to_string();
+    let email = form.email.trim().to_lowercase();
+    let allowed = state.email_throttle.attempt(&[format!("email:{email}")])
+        && state.ip_throttle.attempt(&[format!("ip:{}", peer.ip())]);
+    if !allowed {
+        tracing::warn!(ip = %peer.ip(), "sign-in throttled");
+        return back_to_login("throttled", &next);
+    }
+    match state.service.authenticate(&email, &form.password).await {
+        Ok(Some(user_id)) => {
+            // A fresh session id on sign-in, so a planted id cannot be reused (fixation).
+            if session.cycle_id().await.is_err()
+                || session.insert(USER_KEY, &user_id).await.is_err()
+            {
+                return back_to_login("expired", &next);
+            }
+            tracing::info!(%user_id, "signed in");
+            Redirect::to(&next).into_response()
+        }
+        Ok(None) => back_to_login("invalid", &next),
+        Err(_) => back_to_login("expired", &next),
+    }
+}
+
+pub async fn sign_out(session: Session) -> Response {
+    let _ = session.flush().await;
+    Redirect::to("/login").into_response()
+}
+
+#[derive(Deserialize)]
+pub struct SwitchQuery {
+    #[serde(default)]
+    pub shop: String,
+}
+
+/// The shop switcher's target: the chosen shop's dashboard.
+pub async fn switch_shop(Query(q): Query<SwitchQuery>) -> Response {
+    let id: String = q
+        .shop
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    if id.is_empty() {
+        Redirect::to("/").into_response()
+    } else {
+        Redirect::to(&format!("/shops/{id}")).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        assert_eq!(safe_next("/shops/shp_1"), "/shops/shp_1");
+        assert_eq!(safe_next("//evil.example"), "/");
+        assert_eq!(safe_next("https://evil.example"), "/");
+        assert_eq!(safe_next(""), "/");
+    }
+}

@@ -1,0 +1,87 @@
+//! Assembles the axum router: panel pages and server functions (Leptos), sign-in handlers,
+//! health, sessions, the access gate and security headers.
+
+use super::{gate, login, AppState};
+use app::backend::SharedBackend;
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::sync::Arc;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::SqliteStore;
+
+/// `GET /healthz`: 200 when the database answers, 503 otherwise.
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.service.store.ping().await {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+    }
+}
+
+/// Headers that keep the panel out of frames, stop MIME sniffing and limit what pages load.
+fn security_headers(router: Router) -> Router {
+    const CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; \
+        style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:; \
+        frame-ancestors 'none'; form-action 'self'; base-uri 'self'";
+    let headers = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::CONTENT_SECURITY_POLICY, CSP),
+    ];
+    headers.into_iter().fold(router, |r, (name, value)| {
+        r.layer(SetResponseHeaderLayer::if_not_present(
+            name,
+            HeaderValue::from_static(value),
+        ))
+    })
+}
+
+pub async fn build(state: AppState, secure_cookies: bool) -> anyhow::Result<Router> {
+    let session_store = SqliteStore::new(state.service.store.pool.clone())
+        .with_table_name("sessions")
+        .map_err(anyhow::Error::msg)?;
+    session_store.migrate().await?;
+    {
+        use tower_sessions::ExpiredDeletion;
+        let store = session_store.clone();
+        tokio::spawn(store.continuously_delete_expired(std::time::Duration::from_secs(3600)));
+    }
+    let sessions = SessionManagerLayer::new(session_store)
+        .with_name("herald_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(secure_cookies)
+        .with_expiry(Expiry::OnInactivity(
+            tower_sessions::cookie::time::Duration::days(7),
+        ));
+
+    let backend: SharedBackend = Arc::new(state.service.clone());
+    let context = move || provide_context(backend.clone());
+    let options = state.leptos_options.clone();
+    let routes = generate_route_list(app::App);
+
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/login", post(login::sign_in))
+        .route("/logout", post(login::sign_out))
+        .route("/switch", get(login::switch_shop))
+        .leptos_routes_with_context(&state, routes, context, move || app::shell(options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            app::shell,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            gate::gate,
+        ))
+        .layer(sessions)
+        .with_state(state);
+    Ok(security_headers(router))
+}

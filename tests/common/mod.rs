@@ -1,0 +1,137 @@
+//! Test helpers: start the real Herald on port 0 with a temporary SQLite database.
+
+#![allow(dead_code)]
+
+use herald::config::Config;
+use herald::startup::Server;
+use std::net::SocketAddr;
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub config: Config,
+    pub service: herald::service::Service,
+    _dir: Option<tempfile::TempDir>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn test_config(dir: &std::path::Path) -> Config {
+    Config {
+        database_url: format!("sqlite://{}/herald.db", dir.display()),
+        data_dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        public_url: None,
+        admin_email: ADMIN_EMAIL.into(),
+        admin_password: Some(ADMIN_PASSWORD.into()),
+        signin_burst: 5,
+        log: "warn".into(),
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let config = test_config(dir.path());
+        let mut app = Self::start(config).await;
+        app._dir = Some(dir);
+        app
+    }
+
+    /// Starts Herald with this configuration; the caller keeps its data directory alive.
+    pub async fn start(config: Config) -> TestApp {
+        let server = Server::build(&config).await.expect("herald starts");
+        let addr = server.addr();
+        let service = server.service.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.run_until(async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            addr,
+            config,
+            service,
+            _dir: None,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A browser-like client: keeps cookies, does not follow redirects, sends our Origin.
+    pub fn client(&self) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::ORIGIN,
+            format!("http://{}", self.addr).parse().unwrap(),
+        );
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    }
+
+    /// Signs in and returns the client holding the session.
+    pub async fn signed_in(&self, email: &str, password: &str) -> reqwest::Client {
+        let client = self.client();
+        let resp = client
+            .post(self.url("/login"))
+            .form(&[("email", email), ("password", password), ("next", "/")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303, "sign-in redirects");
+        assert_eq!(
+            resp.headers()["location"],
+            "/",
+            "sign-in succeeds for {email}"
+        );
+        client
+    }
+
+    /// Creates a shop and a user with a role in it; returns (shop id, email, password).
+    pub async fn shop_with(&self, role: &str) -> (String, String, String) {
+        use app::backend::Backend;
+        let system = herald::service::Service::system();
+        let shop = self
+            .service
+            .create_shop(&system, "Shop", true)
+            .await
+            .unwrap();
+        let email = format!("{role}-{}@example.com", &shop.id[4..]);
+        let password = "password-123".to_string();
+        self.service
+            .create_user(&system, &email, &password, role, Some(&shop.id))
+            .await
+            .unwrap();
+        (shop.id, email, password)
+    }
+}
+
+/// Calls a server function the way a form without JavaScript would.
+pub async fn call_server_fn<F: leptos::server_fn::ServerFn>(
+    app: &TestApp,
+    client: &reqwest::Client,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    client
+        .post(app.url(F::PATH))
+        .header("accept", "application/json")
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}

@@ -1,0 +1,256 @@
+//! The foundation, end to end over HTTP: health, sign-in, sessions, roles and shops.
+
+mod common;
+
+use app::api::{AddMember, SetWebhooks};
+use common::*;
+
+#[tokio::test]
+async fn health_answers_when_the_database_does() {
+    let app = TestApp::spawn().await;
+    let resp = reqwest::get(app.url("/healthz")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn a_protected_page_without_a_session_redirects_to_login() {
+    let app = TestApp::spawn().await;
+    let resp = app
+        .client()
+        .get(app.url("/admin/shops"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/login?next=/admin/shops");
+}
+
+#[tokio::test]
+async fn signing_in_sets_a_session_cookie_that_opens_the_panel() {
+    let app = TestApp::spawn().await;
+    let client = app.client();
+    let resp = client
+        .post(app.url("/login"))
+        .form(&[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("herald_session="), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+
+    let page = client.get(app.url("/admin/shops")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let body = page.text().await.unwrap();
+    assert!(body.contains("Create a shop"), "{body}");
+
+    let out = client.post(app.url("/logout")).send().await.unwrap();
+    assert_eq!(out.status(), 303);
+    let again = client.get(app.url("/admin/shops")).send().await.unwrap();
+    assert_eq!(again.status(), 303);
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_email_get_the_same_answer() {
+    let app = TestApp::spawn().await;
+    for email in [ADMIN_EMAIL, "nobody@example.com"] {
+        let resp = app
+            .client()
+            .post(app.url("/login"))
+            .form(&[("email", email), ("password", "wrong-password")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303);
+        assert_eq!(resp.headers()["location"], "/login?error=invalid");
+    }
+}
+
+#[tokio::test]
+async fn repeated_failed_sign_ins_are_throttled() {
+    let app = TestApp::spawn().await;
+    let client = app.client();
+    let mut last = String::new();
+    for _ in 0..7 {
+        let resp = client
+            .post(app.url("/login"))
+            .form(&[("email", ADMIN_EMAIL), ("password", "wrong-password")])
+            .send()
+            .await
+            .unwrap();
+        last = resp.headers()["location"].to_str().unwrap().to_string();
+    }
+    assert_eq!(last, "/login?error=throttled");
+    let page = client.get(app.url(&last)).send().await.unwrap();
+    assert_eq!(page.status(), 429);
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains("Too many sign-in attempts"));
+}
+
+#[tokio::test]
+async fn a_viewer_gets_403_on_owner_pages_and_actions() {
+    let app = TestApp::spawn().await;
+    let (shop, email, password) = app.shop_with("viewer").await;
+    let client = app.signed_in(&email, &password).await;
+
+    let dashboard = client
+        .get(app.url(&format!("/shops/{shop}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dashboard.status(), 200);
+    let members = client
+        .get(app.url(&format!("/shops/{shop}/members")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(members.status(), 403);
+    let admin = client.get(app.url("/admin/shops")).send().await.unwrap();
+    assert_eq!(admin.status(), 403);
+
+    let resp = call_server_fn::<AddMember>(
+        &app,
+        &client,
+        &[
+            ("shop_id", &shop),
+            ("email", "x@example.com"),
+            ("password", "password-123"),
+            ("role", "owner"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), 403);
+    let listed = app.service.store.members_of_shop(&shop).await.unwrap();
+    assert_eq!(listed.len(), 1, "nothing was added");
+}
+
+#[tokio::test]
+async fn an_owner_of_another_shop_gets_403() {
+    let app = TestApp::spawn().await;
+    let (_mine, email, password) = app.shop_with("owner").await;
+    let (theirs, _, _) = app.shop_with("owner").await;
+    let client = app.signed_in(&email, &password).await;
+    let page = client
+        .get(app.url(&format!("/shops/{theirs}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 403);
+    let resp =
+        call_server_fn::<SetWebhooks>(&app, &client, &[("shop_id", &theirs), ("enabled", "false")])
+            .await;
+    assert_eq!(resp.status(), 403);
+}
+
+#[tokio::test]
+async fn an_operator_enables_webhooks_for_a_shop() {
+    let app = TestApp::spawn().await;
+    let shop = app
+        .service
+        .store
+        .create_shop("Fresh shop", false)
+        .await
+        .unwrap();
+    assert!(!shop.webhooks_enabled, "off for a new shop");
+    let client = app.signed_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let resp =
+        call_server_fn::<SetWebhooks>(&app, &client, &[("shop_id", &shop.id), ("enabled", "true")])
+            .await;
+    assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+    let after = app.service.store.shop(&shop.id).await.unwrap().unwrap();
+    assert!(after.webhooks_enabled);
+}
+
+#[tokio::test]
+async fn a_cross_site_form_post_is_refused() {
+    let app = TestApp::spawn().await;
+    let resp = reqwest::Client::new()
+        .post(app.url("/login"))
+        .header("origin", "https://evil.example")
+        .form(&[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+}
+
+#[tokio::test]
+async fn sessions_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path());
+    let first = TestApp::start(config.clone()).await;
+    let resp = first
+        .client()
+        .post(first.url("/login"))
+        .form(&[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    drop(first);
+
+    let second = TestApp::start(config).await;
+    let page = second
+        .client()
+        .get(second.url("/admin/shops"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "still signed in after the restart");
+}
+
+#[test]
+fn the_command_line_prints_ids_and_keys_on_the_last_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(args)
+            .env(
+                "HERALD_DATABASE_URL",
+                format!("sqlite://{}/h.db", dir.path().display()),
+            )
+            .env("HERALD_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .lines()
+            .last()
+            .unwrap()
+            .to_string()
+    };
+    let shop = run(&["shop", "create", "--name", "Demo", "--enable-webhooks"]);
+    assert!(shop.starts_with("shp_"), "{shop}");
+    let user = run(&[
+        "user",
+        "create",
+        "--email",
+        "o@example.com",
+        "--password",
+        "password-1",
+        "--role",
+        "owner",
+        "--shop",
+        &shop,
+    ]);
+    assert!(user.starts_with("usr_"), "{user}");
+    let key = run(&["api-key", "create", "--shop", &shop, "--name", "ci"]);
+    assert!(key.starts_with("hk_") && key.len() == 67, "{key}");
+    assert_eq!(run(&["migrate"]), "migrations applied");
+}
