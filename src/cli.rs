@@ -4,7 +4,6 @@
 use crate::config::{ApiKeyCommand, Cli, Command, Config, ShopCommand, UserCommand};
 use crate::service::Service;
 use crate::startup::{shutdown_signal, Server};
-use crate::store::Store;
 use app::backend::Backend;
 
 pub fn init_tracing(config: &Config) {
@@ -17,9 +16,7 @@ pub fn init_tracing(config: &Config) {
 }
 
 async fn open(config: &Config) -> anyhow::Result<Service> {
-    let store = Store::connect(&config.database_url).await?;
-    store.migrate().await?;
-    Ok(Service::new(store))
+    crate::startup::open_service(config).await
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -71,6 +71,47 @@ pub struct Config {
     #[arg(long, env = "HERALD_SIGNIN_BURST", default_value_t = 5, global = true)]
     pub signin_burst: u32,
 
+    /// Key that encrypts secrets at rest (signing secrets, basic-auth passwords, client keys):
+    /// 32 bytes as base64 or hex. When unset, a key file `secret.key` in the data directory is
+    /// created on first start and used from then on.
+    #[arg(long, env = "HERALD_SECRET_KEY", hide_env_values = true, global = true)]
+    pub secret_key: Option<String>,
+
+    /// Allow deliveries to loopback, private and link-local addresses (development and tests).
+    #[arg(long, env = "HERALD_ALLOW_PRIVATE_TARGETS", default_value = "false", value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub allow_private_targets: bool,
+
+    /// Largest request body the REST API accepts, in bytes (16 MiB).
+    #[arg(long, env = "HERALD_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024, global = true)]
+    pub max_body_bytes: usize,
+
+    /// Largest `data` of one event, in bytes (1 MiB).
+    #[arg(long, env = "HERALD_MAX_EVENT_BYTES", default_value_t = 1024 * 1024, global = true)]
+    pub max_event_bytes: usize,
+
+    /// Deliveries in flight at once, across all endpoints.
+    #[arg(long, env = "HERALD_CONCURRENCY", default_value_t = 256, global = true)]
+    pub concurrency: usize,
+
+    /// Deliveries in flight at once to one endpoint, so a slow one cannot hold up the rest.
+    #[arg(
+        long,
+        env = "HERALD_ENDPOINT_CONCURRENCY",
+        default_value_t = 32,
+        global = true
+    )]
+    pub endpoint_concurrency: usize,
+
+    /// Seconds a claimed delivery stays leased; a process that dies mid-delivery releases its
+    /// deliveries when the lease runs out.
+    #[arg(
+        long,
+        env = "HERALD_LEASE_SECONDS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub lease_seconds: u64,
+
     /// Log filter in tracing's syntax, e.g. `info` or `herald=debug,tower_http=info`.
     #[arg(long, env = "HERALD_LOG", default_value = "info", global = true)]
     pub log: String,

@@ -4,11 +4,17 @@
 //! `hydrate` it is the WebAssembly entry point that makes the server-rendered panel live.
 
 #[cfg(feature = "ssr")]
+pub mod api;
+#[cfg(feature = "ssr")]
 pub mod auth;
 #[cfg(feature = "ssr")]
 pub mod cli;
 #[cfg(feature = "ssr")]
 pub mod config;
+#[cfg(feature = "ssr")]
+pub mod crypto;
+#[cfg(feature = "ssr")]
+pub mod engine;
 #[cfg(feature = "ssr")]
 pub mod ids;
 #[cfg(feature = "ssr")]

@@ -3,7 +3,9 @@
 
 use crate::auth::throttle::SignInThrottle;
 use crate::config::Config;
-use crate::service::Service;
+use crate::crypto::SecretBox;
+use crate::engine::{Engine, EngineConfig};
+use crate::service::{Limits, Service};
 use crate::store::Store;
 use crate::web::{router, AppState};
 use leptos::prelude::LeptosOptions;
@@ -15,6 +17,31 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     router: axum::Router,
     pub service: Service,
+    engine_task: tokio::task::JoinHandle<()>,
+}
+
+/// Opens the store (migrated) and the service with its engine, not yet started.
+pub async fn open_service(config: &Config) -> anyhow::Result<Service> {
+    let store = Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    let secrets = SecretBox::load(config.secret_key.as_deref(), &config.data_dir)?;
+    let engine = Engine::new(
+        store.clone(),
+        secrets,
+        EngineConfig {
+            concurrency: config.concurrency,
+            endpoint_concurrency: config.endpoint_concurrency,
+            lease: std::time::Duration::from_secs(config.lease_seconds.max(1)),
+            allow_private_targets: config.allow_private_targets,
+        },
+    );
+    Ok(Service::new(
+        store,
+        engine,
+        Limits {
+            max_event_bytes: config.max_event_bytes,
+        },
+    ))
 }
 
 /// Where the built assets are: `target/site` under the working directory unless cargo-leptos
@@ -39,9 +66,7 @@ impl Server {
     /// Opens the store, applies migrations, creates the first operator if there is no user,
     /// and binds `config.listen`.
     pub async fn build(config: &Config) -> anyhow::Result<Server> {
-        let store = Store::connect(&config.database_url).await?;
-        store.migrate().await?;
-        let service = Service::new(store);
+        let service = open_service(config).await?;
         if let Some((email, generated)) = service
             .ensure_operator(&config.admin_email, config.admin_password.as_deref())
             .await?
@@ -64,11 +89,13 @@ impl Server {
             email_throttle: SignInThrottle::new(config.signin_burst),
             ip_throttle: SignInThrottle::new(config.signin_burst.saturating_mul(6)),
         };
-        let router = router::build(state, config.secure_cookies()).await?;
+        let router = router::build(state, config).await?;
+        let engine_task = service.engine.start();
         Ok(Server {
             listener,
             router,
             service,
+            engine_task,
         })
     }
 
@@ -90,6 +117,11 @@ impl Server {
         )
         .with_graceful_shutdown(shutdown)
         .await?;
+        self.service
+            .engine
+            .shutdown(std::time::Duration::from_secs(10))
+            .await;
+        self.engine_task.abort();
         Ok(())
     }
 }

@@ -179,6 +179,8 @@ pub enum ServiceError {
         message: String,
     },
     Conflict(String),
+    /// A body or a value over its size limit.
+    TooLarge(String),
     Internal,
 }
 
@@ -202,6 +204,7 @@ impl ServiceError {
             ServiceError::NotFound(_) => 404,
             ServiceError::Invalid { .. } => 422,
             ServiceError::Conflict(_) => 409,
+            ServiceError::TooLarge(_) => 413,
             ServiceError::Internal => 500,
         }
     }
@@ -213,6 +216,7 @@ impl ServiceError {
             ServiceError::NotFound(_) => "not_found",
             ServiceError::Invalid { .. } => "invalid",
             ServiceError::Conflict(_) => "conflict",
+            ServiceError::TooLarge(_) => "too_large",
             ServiceError::Internal => "internal",
         }
     }
@@ -229,7 +233,10 @@ impl std::fmt::Display for ServiceError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ServiceError::Unauthorized => write!(f, "Sign in first."),
-            ServiceError::Forbidden(m) | ServiceError::NotFound(m) | ServiceError::Conflict(m) => {
+            ServiceError::Forbidden(m)
+            | ServiceError::NotFound(m)
+            | ServiceError::Conflict(m)
+            | ServiceError::TooLarge(m) => {
                 write!(f, "{m}")
             }
             ServiceError::Invalid { field, message } => write!(f, "{field}: {message}"),

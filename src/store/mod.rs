@@ -1,7 +1,13 @@
 //! Every SQL statement Herald runs lives under this module. Functions that touch a shop's rows
 //! take the shop id and filter by it: no query can return another shop's data.
 
+pub mod alerts;
 pub mod api_keys;
+pub mod attempts;
+pub mod deliveries;
+pub mod endpoints;
+pub mod event_types;
+pub mod events;
 pub mod shops;
 pub mod users;
 

@@ -11,9 +11,13 @@ pub struct ShopRow {
     pub require_https: bool,
     pub members: i64,
     pub created_at: i64,
+    pub failed_retention_hours: i64,
+    pub log_retention_days: i64,
+    pub default_retry: String,
 }
 
 const SELECT: &str = "SELECT s.id, s.name, s.webhooks_enabled, s.require_https, s.created_at,
+    s.failed_retention_hours, s.log_retention_days, s.default_retry,
     (SELECT COUNT(*) FROM memberships m WHERE m.shop_id = s.id) AS members FROM shops s";
 
 impl Store {
@@ -38,6 +42,9 @@ impl Store {
             require_https: false,
             members: 0,
             created_at: now,
+            failed_retention_hours: 168,
+            log_retention_days: 30,
+            default_retry: r#"{"policy":"standard"}"#.into(),
         })
     }
 

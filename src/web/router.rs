@@ -44,7 +44,8 @@ fn security_headers(router: Router) -> Router {
     })
 }
 
-pub async fn build(state: AppState, secure_cookies: bool) -> anyhow::Result<Router> {
+pub async fn build(state: AppState, config: &crate::config::Config) -> anyhow::Result<Router> {
+    let secure_cookies = config.secure_cookies();
     let session_store = SqliteStore::new(state.service.store.pool.clone())
         .with_table_name("sessions")
         .map_err(anyhow::Error::msg)?;
@@ -69,7 +70,12 @@ pub async fn build(state: AppState, secure_cookies: bool) -> anyhow::Result<Rout
     let routes = generate_route_list(app::App);
 
     let router = Router::new()
+        .nest(
+            "/api/v1",
+            crate::api::router(state.clone(), config.max_body_bytes),
+        )
         .route("/healthz", get(healthz))
+        .route("/metrics", get(crate::api::metrics))
         .route("/login", post(login::sign_in))
         .route("/logout", post(login::sign_out))
         .route("/switch", get(login::switch_shop))

@@ -34,6 +34,13 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         admin_email: ADMIN_EMAIL.into(),
         admin_password: Some(ADMIN_PASSWORD.into()),
         signin_burst: 5,
+        secret_key: None,
+        allow_private_targets: true,
+        max_body_bytes: 16 * 1024 * 1024,
+        max_event_bytes: 1024 * 1024,
+        concurrency: 64,
+        endpoint_concurrency: 8,
+        lease_seconds: 60,
         log: "warn".into(),
     }
 }

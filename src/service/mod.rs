@@ -1,23 +1,51 @@
 //! The service layer: every rule of what a principal may do, shared by the panel (through
 //! [`app::backend::Backend`]), the REST API and the command line.
 
+pub mod endpoints;
+pub mod events;
+pub mod queue;
+
 use crate::auth::{api_key, password};
+use crate::engine::Engine;
 use crate::store::{is_unique_violation, Store};
 use app::backend::{Backend, ServiceResult};
 use app::model::*;
 
+/// Size limits applied at the edge.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_event_bytes: usize,
+}
+
 #[derive(Clone)]
 pub struct Service {
     pub store: Store,
+    pub engine: Engine,
+    pub limits: Limits,
+}
+
+/// RFC 3339 with milliseconds, UTC: how the API writes times.
+pub fn iso(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+pub fn iso_opt(ms: Option<i64>) -> Option<String> {
+    ms.map(iso)
 }
 
 /// Logs a store failure with its cause and hides the details from the caller.
-fn internal(err: sqlx::Error) -> ServiceError {
+pub(crate) fn internal(err: sqlx::Error) -> ServiceError {
     tracing::error!(error = %err, "store error");
     ServiceError::Internal
 }
 
-fn require_operator(who: &Principal) -> ServiceResult<()> {
+pub(crate) fn require_operator(who: &Principal) -> ServiceResult<()> {
     if who.operator {
         Ok(())
     } else {
@@ -25,7 +53,7 @@ fn require_operator(who: &Principal) -> ServiceResult<()> {
     }
 }
 
-fn require_manage(who: &Principal, shop_id: &str) -> ServiceResult<()> {
+pub(crate) fn require_manage(who: &Principal, shop_id: &str) -> ServiceResult<()> {
     if who.can_manage(shop_id) {
         Ok(())
     } else {
@@ -33,7 +61,7 @@ fn require_manage(who: &Principal, shop_id: &str) -> ServiceResult<()> {
     }
 }
 
-fn require_read(who: &Principal, shop_id: &str) -> ServiceResult<()> {
+pub(crate) fn require_read(who: &Principal, shop_id: &str) -> ServiceResult<()> {
     if who.can_read(shop_id) {
         Ok(())
     } else {
@@ -95,8 +123,26 @@ fn shop_summary(row: crate::store::shops::ShopRow) -> ShopSummary {
 }
 
 impl Service {
-    pub fn new(store: Store) -> Self {
-        Service { store }
+    pub fn new(store: Store, engine: Engine, limits: Limits) -> Self {
+        Service {
+            store,
+            engine,
+            limits,
+        }
+    }
+
+    /// The principal an API key acts as: an owner of its shop.
+    pub fn api_principal(key_id: &str, shop_id: &str) -> Principal {
+        Principal {
+            user_id: key_id.to_string(),
+            email: format!("api key {key_id}"),
+            operator: false,
+            memberships: vec![Membership {
+                shop_id: shop_id.to_string(),
+                shop_name: String::new(),
+                role: ShopRole::Owner,
+            }],
+        }
     }
 
     /// The principal the command line acts as: the installation's operator.
@@ -109,7 +155,10 @@ impl Service {
         }
     }
 
-    async fn existing_shop(&self, shop_id: &str) -> ServiceResult<crate::store::shops::ShopRow> {
+    pub(crate) async fn existing_shop(
+        &self,
+        shop_id: &str,
+    ) -> ServiceResult<crate::store::shops::ShopRow> {
         self.store
             .shop(shop_id)
             .await

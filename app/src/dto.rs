@@ -1,0 +1,132 @@
+//! The shapes of Herald's resources as the REST API and the panel exchange them. Secrets are
+//! never part of these, except the signing secret returned once on creation or when asked for.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BasicAuthView {
+    pub username: String,
+    pub password_set: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Payload {
+    pub content_type: String,
+    pub template: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EndpointView {
+    pub id: String,
+    pub url: String,
+    pub description: String,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub event_types: Vec<String>,
+    pub channels: Vec<String>,
+    pub basic_auth: Option<BasicAuthView>,
+    pub headers: serde_json::Map<String, serde_json::Value>,
+    pub payload: Payload,
+    pub retry: serde_json::Value,
+    pub timeout_ms: i64,
+    pub priority: String,
+    pub unique_pending: bool,
+    pub disable_on_status: Vec<i64>,
+    pub unsubscribe_phrase: Option<String>,
+    pub unsubscribe_action: String,
+    pub disable_after_days: Option<i64>,
+    pub client_certificate_set: bool,
+    pub rate_limit_per_second: Option<i64>,
+    pub failing_since: Option<String>,
+    pub last_attempt_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Only on creation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttemptView {
+    pub number: i64,
+    pub status_code: Option<i64>,
+    pub error_kind: Option<String>,
+    pub error_message: Option<String>,
+    pub duration_ms: i64,
+    pub request: HttpMessage,
+    pub response: Option<HttpMessage>,
+    pub at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HttpMessage {
+    pub headers: serde_json::Value,
+    pub body: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryView {
+    pub id: String,
+    pub event_id: String,
+    pub endpoint_id: String,
+    pub event_type: String,
+    pub channels: Vec<String>,
+    pub status: String,
+    pub attempt_count: i64,
+    pub next_attempt_at: Option<String>,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub priority: String,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<Vec<AttemptView>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventView {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub channels: Vec<String>,
+    pub data: serde_json::Value,
+    pub entity_key: Option<String>,
+    pub created_at: String,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventTypeView {
+    pub name: String,
+    pub family: String,
+    pub description: String,
+    pub sample: serde_json::Value,
+    pub schema: Option<serde_json::Value>,
+    /// builtin, custom, discovered or edited.
+    pub source: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertView {
+    pub id: String,
+    pub kind: String,
+    pub endpoint_id: Option<String>,
+    pub delivery_id: Option<String>,
+    pub message: String,
+    pub created_at: String,
+    pub acknowledged: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChannelView {
+    pub name: String,
+    pub endpoints: Vec<String>,
+    pub deliveries: i64,
+}
+
+/// A page of a list: `next_cursor` is null on the last page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}

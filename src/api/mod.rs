@@ -1,0 +1,180 @@
+//! The REST API (`/api/v1`): authenticated by shop API keys, JSON in and out, errors in one
+//! shape that names the field. Every handler is a thin translation to the service layer.
+
+mod handlers;
+
+use crate::auth::api_key;
+use crate::web::AppState;
+use app::model::{Principal, ServiceError};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+
+/// A service error as an HTTP response: `{"error": {"code", "message", "field"?}}`.
+pub struct ApiError(pub ServiceError);
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let message = match &e {
+            ServiceError::Invalid { message, .. } => message.clone(),
+            other => other.to_string(),
+        };
+        let mut body = serde_json::json!({ "error": { "code": e.code(), "message": message } });
+        if let Some(field) = e.field() {
+            body["error"]["field"] = serde_json::Value::String(field.to_string());
+        }
+        (status, Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The shop an API key belongs to, and the principal it acts as.
+pub struct ApiAuth {
+    pub shop_id: String,
+    pub principal: Principal,
+}
+
+impl FromRequestParts<AppState> for ApiAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|k| k.starts_with(api_key::PREFIX))
+            .ok_or(ApiError(ServiceError::Unauthorized))?;
+        let row = state
+            .service
+            .store
+            .api_key_by_hash(&api_key::hash(key))
+            .await
+            .map_err(|e| ApiError(crate::service::internal(e)))?
+            .ok_or(ApiError(ServiceError::Unauthorized))?;
+        let shop = state.service.existing_shop(&row.shop_id).await?;
+        if !shop.webhooks_enabled {
+            return Err(ApiError(ServiceError::Forbidden(
+                "Webhooks are not enabled for this shop: an operator must enable them first."
+                    .into(),
+            )));
+        }
+        Ok(ApiAuth {
+            principal: crate::service::Service::api_principal(&row.id, &row.shop_id),
+            shop_id: row.shop_id,
+        })
+    }
+}
+
+/// A JSON body: too large → 413, malformed → 400, wrong shape → 422 naming the field.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError(ServiceError::TooLarge(
+                    "The request body is too large.".into(),
+                ))
+            } else {
+                ApiError(ServiceError::invalid("body", e.body_text()))
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses JSON, naming the field that does not fit.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let field = if path == "." || path.is_empty() {
+            "body".to_string()
+        } else {
+            path
+        };
+        let message = if inner.is_syntax() || inner.is_eof() {
+            format!("is not valid JSON ({inner})")
+        } else {
+            inner.to_string()
+        };
+        ApiError(ServiceError::invalid(&field, message))
+    })
+}
+
+async fn not_found() -> ApiError {
+    ApiError(ServiceError::NotFound("No such API route.".into()))
+}
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router<AppState> {
+    use handlers::*;
+    Router::new()
+        .route("/events", post(publish_one))
+        .route("/events/batch", post(publish_batch))
+        .route("/events/{id}", get(get_event))
+        .route(
+            "/event-types",
+            get(list_event_types).post(create_event_type),
+        )
+        .route(
+            "/event-types/{name}",
+            get(get_event_type).put(put_event_type),
+        )
+        .route("/endpoints", get(list_endpoints).post(create_endpoint))
+        .route(
+            "/endpoints/{id}",
+            get(get_endpoint)
+                .patch(patch_endpoint)
+                .delete(delete_endpoint),
+        )
+        .route("/endpoints/{id}/secret", get(get_secret))
+        .route("/endpoints/{id}/secret/rotate", post(rotate_secret))
+        .route("/endpoints/{id}/test", post(send_test))
+        .route("/deliveries", get(list_deliveries))
+        .route("/deliveries/retry", post(bulk_retry))
+        .route("/deliveries/{id}", get(get_delivery))
+        .route("/deliveries/{id}/retry", post(retry_delivery))
+        .route("/deliveries/{id}/cancel", post(cancel_delivery))
+        .route("/channels", get(list_channels))
+        .route("/alerts", get(list_alerts))
+        .route("/alerts/{id}/acknowledge", post(acknowledge_alert))
+        .route("/activity", get(activity))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    crate::engine::refresh_queue_metrics(&state.service.engine).await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.service.engine.metrics().encode(),
+    )
+        .into_response()
+}

@@ -1,0 +1,241 @@
+//! One attempt, start to finish: build the request (body, headers, signatures), send it, and
+//! decide what the outcome means for the delivery and its endpoint.
+
+use super::retry::{next_delay, parse_retry_after, RetryPolicy};
+use super::sender::{Outcome, Prepared};
+use super::signing;
+use super::template::{default_envelope, render, ContentType, EventContext};
+use crate::store::attempts::{AttemptRecord, EndpointEffect};
+use crate::store::deliveries::Claimed;
+use crate::store::endpoints::EndpointRow;
+use crate::store::events::EventRow;
+use std::time::Duration;
+
+/// Headers an endpoint's extra headers may never replace.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "host",
+    "user-agent",
+    "authorization",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "x-herald-event-type",
+    "x-herald-delivery",
+    "x-herald-attempt",
+    "transfer-encoding",
+    "connection",
+];
+
+pub const USER_AGENT: &str = concat!("Herald/", env!("CARGO_PKG_VERSION"));
+
+/// An endpoint's plaintext secrets, opened for one attempt.
+pub struct Secrets {
+    /// The current signing key, and the previous one while it still signs after a rotation.
+    pub signing_keys: Vec<Vec<u8>>,
+    pub basic_auth: Option<(String, String)>,
+}
+
+/// The request body for an event at an endpoint: its template rendered, or the default envelope.
+pub fn body_for(endpoint: &EndpointRow, event: &EventRow) -> (ContentType, String) {
+    let data: serde_json::Value = serde_json::from_str(&event.data).unwrap_or_default();
+    let channels: Vec<String> = serde_json::from_str(&event.channels).unwrap_or_default();
+    let ctx = EventContext {
+        event_id: &event.id,
+        event_type: &event.event_type,
+        timestamp: event.created_at / 1000,
+        channels: &channels,
+        data: &data,
+    };
+    let ct = ContentType::parse(&endpoint.content_type).unwrap_or_default();
+    match endpoint
+        .template
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+    {
+        Some(t) => (ct, render(t, ct, &ctx)),
+        None => (ContentType::Json, default_envelope(&ctx)),
+    }
+}
+
+pub fn prepare(
+    endpoint: &EndpointRow,
+    event: &EventRow,
+    delivery: &Claimed,
+    number: i64,
+    secrets: &Secrets,
+    now_ms: i64,
+) -> Prepared {
+    use base64::Engine as _;
+    let (ct, body) = body_for(endpoint, event);
+    let ts = now_ms / 1000;
+    let mut headers = vec![
+        ("content-type".to_string(), ct.mime().to_string()),
+        ("user-agent".to_string(), USER_AGENT.to_string()),
+        ("webhook-id".to_string(), event.id.clone()),
+        ("webhook-timestamp".to_string(), ts.to_string()),
+        (
+            "webhook-signature".to_string(),
+            signing::signature_header(&secrets.signing_keys, &event.id, ts, body.as_bytes()),
+        ),
+        ("x-herald-event-type".to_string(), event.event_type.clone()),
+        ("x-herald-delivery".to_string(), delivery.id.clone()),
+        ("x-herald-attempt".to_string(), number.to_string()),
+    ];
+    if let Some((user, pass)) = &secrets.basic_auth {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        headers.push(("authorization".to_string(), format!("Basic {token}")));
+    }
+    let extra: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&endpoint.headers).unwrap_or_default();
+    for (k, v) in extra {
+        let lower = k.to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&lower.as_str()) {
+            continue;
+        }
+        if let Some(v) = v.as_str() {
+            headers.push((lower, v.to_string()));
+        }
+    }
+    Prepared {
+        url: endpoint.url.clone(),
+        headers,
+        body,
+        timeout: Duration::from_millis(endpoint.timeout_ms.clamp(100, 60_000) as u64),
+    }
+}
+
+/// Headers as stored with an attempt: the authorization value is masked.
+pub fn headers_json(headers: &[(String, String)]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .map(|(k, v)| {
+            let v = if k.eq_ignore_ascii_case("authorization") {
+                "Basic ••••••"
+            } else {
+                v
+            };
+            (k.clone(), serde_json::Value::String(v.to_string()))
+        })
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+/// Decides what an outcome does: the delivery's next state, the endpoint's, and alerts.
+pub fn decide(
+    endpoint: &EndpointRow,
+    delivery: &Claimed,
+    event_type: &str,
+    number: i64,
+    req: &Prepared,
+    out: &Outcome,
+    now_ms: i64,
+) -> AttemptRecord {
+    let mut rec = AttemptRecord {
+        shop_id: delivery.shop_id.clone(),
+        delivery_id: delivery.id.clone(),
+        endpoint_id: endpoint.id.clone(),
+        number,
+        status_code: out.status.map(i64::from),
+        error_kind: out.error_kind.map(str::to_string),
+        error_message: out.error_message.clone(),
+        duration_ms: out.duration.as_millis() as i64,
+        request_headers: headers_json(&req.headers),
+        request_body: req.body.clone(),
+        response_headers: out.status.map(|_| headers_json(&out.headers)),
+        response_body: out.status.map(|_| out.body.clone()),
+        at: now_ms,
+        new_status: "succeeded",
+        next_attempt_at: None,
+        effect: EndpointEffect::Succeeded,
+        alert: None,
+    };
+    if out.is_success() && out.error_kind.is_none() {
+        return rec;
+    }
+    rec.effect = EndpointEffect::Failed;
+    let what = match (out.status, out.error_kind) {
+        (_, Some(kind)) => kind.to_string(),
+        (Some(code), None) => format!("HTTP {code}"),
+        (None, None) => "no response".to_string(),
+    };
+
+    // Deactivation rules: status codes, the unsubscribe phrase, days of continuous failure.
+    let disable_codes: Vec<i64> =
+        serde_json::from_str(&endpoint.disable_on_status).unwrap_or_default();
+    let phrase = endpoint
+        .unsubscribe_phrase
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+        .filter(|p| out.body.to_lowercase().contains(&p.to_lowercase()));
+    let failing_days = match (endpoint.failing_since, endpoint.disable_after_days) {
+        (Some(since), Some(days)) if days > 0 && now_ms - since >= days * 86_400_000 => Some(days),
+        _ => None,
+    };
+    let deactivate = if let Some(code) = out
+        .status
+        .map(i64::from)
+        .filter(|c| disable_codes.contains(c))
+    {
+        Some((false, format!("received HTTP {code}")))
+    } else if let Some(p) = phrase {
+        Some((
+            endpoint.unsubscribe_action == "delete",
+            format!("the response asked to unsubscribe (\"{p}\")"),
+        ))
+    } else {
+        failing_days.map(|d| (false, format!("failing continuously for {d} days")))
+    };
+    if let Some((delete, reason)) = deactivate {
+        if delete {
+            rec.effect = EndpointEffect::Delete(reason.clone());
+            rec.new_status = "failed";
+            rec.alert = Some((
+                "endpoint_deleted".into(),
+                format!(
+                    "Endpoint {} ({}) was deleted: {reason}.",
+                    endpoint.id, endpoint.url
+                ),
+            ));
+        } else {
+            rec.effect = EndpointEffect::Disable(reason.clone());
+            rec.new_status = "held";
+            rec.next_attempt_at = Some(now_ms);
+            rec.alert = Some((
+                "endpoint_disabled".into(),
+                format!(
+                    "Endpoint {} ({}) was disabled: {reason}.",
+                    endpoint.id, endpoint.url
+                ),
+            ));
+        }
+        return rec;
+    }
+
+    let policy: RetryPolicy = serde_json::from_str(&endpoint.retry).unwrap_or_default();
+    let retry_after = out
+        .status
+        .filter(|s| matches!(s, 429 | 502 | 503 | 504))
+        .and_then(|_| out.header("retry-after"))
+        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+    match next_delay(&policy, number as u32, retry_after, &mut rand::thread_rng()) {
+        Some(delay) => {
+            rec.new_status = "retrying";
+            rec.next_attempt_at = Some(now_ms + delay.as_millis() as i64);
+        }
+        None => {
+            rec.new_status = "failed";
+            rec.alert = Some((
+                "retries_exhausted".into(),
+                format!(
+                    "Delivery {} of {event_type} to {} failed after {number} attempt{} (last: {what}).",
+                    delivery.id,
+                    endpoint.url,
+                    if number == 1 { "" } else { "s" }
+                ),
+            ));
+        }
+    }
+    rec
+}

@@ -1,0 +1,92 @@
+//! Prometheus metrics: deliveries by outcome, attempt latency, per-endpoint failures, and
+//! queue depth and lag read from the store at scrape time.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::Mutex;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabel {
+    pub endpoint_id: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: String,
+}
+
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    /// Attempts by outcome: succeeded, retrying, failed, held.
+    pub attempts: Family<OutcomeLabel, Counter>,
+    pub attempt_seconds: Histogram,
+    pub endpoint_failures: Family<EndpointLabel, Counter>,
+    pub events_published: Counter,
+    pub queue_depth: Family<StatusLabel, Gauge>,
+    pub queue_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("herald");
+        let attempts = Family::<OutcomeLabel, Counter>::default();
+        let attempt_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        let endpoint_failures = Family::<EndpointLabel, Counter>::default();
+        let events_published = Counter::default();
+        let queue_depth = Family::<StatusLabel, Gauge>::default();
+        let queue_lag_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "delivery_attempts",
+            "Delivery attempts by outcome",
+            attempts.clone(),
+        );
+        registry.register(
+            "attempt_duration_seconds",
+            "HTTP attempt latency",
+            attempt_seconds.clone(),
+        );
+        registry.register(
+            "endpoint_failures",
+            "Failed attempts per endpoint",
+            endpoint_failures.clone(),
+        );
+        registry.register(
+            "events_published",
+            "Events accepted",
+            events_published.clone(),
+        );
+        registry.register("queue_depth", "Deliveries by status", queue_depth.clone());
+        registry.register(
+            "queue_lag_seconds",
+            "Age of the oldest due delivery",
+            queue_lag_seconds.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            attempts,
+            attempt_seconds,
+            endpoint_failures,
+            events_published,
+            queue_depth,
+            queue_lag_seconds,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
+    }
+}

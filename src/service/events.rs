@@ -1,0 +1,451 @@
+//! Publishing events (fan-out to matching endpoints, idempotent on the event id) and the
+//! event catalog.
+
+use super::{internal, iso, require_manage, require_read, Service};
+use crate::engine::activity::Activity;
+use crate::engine::catalog;
+use crate::ids::{new_id, now_ms};
+use crate::store::endpoints::EndpointRow;
+use crate::store::event_types::EventTypeRow;
+use crate::store::events::{NewEvent, Published, Target};
+use app::backend::ServiceResult;
+use app::dto::{EventTypeView, EventView};
+use app::model::{Principal, ServiceError};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventInput {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub data: serde_json::Value,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub channels: Vec<String>,
+    #[serde(default)]
+    pub priority: Option<String>,
+    #[serde(default)]
+    pub entity_key: Option<String>,
+}
+
+/// Event ids given by the publisher: 1–200 characters of letters, digits and `_-.:`.
+fn valid_event_id(id: &str) -> bool {
+    (1..=200).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+}
+
+/// True when an endpoint wants an event of this type with these channels: its event types are
+/// empty (all) or list the type; its channels are empty (all) or share one with the event.
+pub fn endpoint_matches(
+    event_types: &[String],
+    channels: &[String],
+    ev_type: &str,
+    ev_channels: &[String],
+) -> bool {
+    let type_ok = event_types.is_empty() || event_types.iter().any(|t| t == ev_type || t == "*");
+    let channel_ok = channels.is_empty() || channels.iter().any(|c| ev_channels.contains(c));
+    type_ok && channel_ok
+}
+
+struct Subscriber {
+    id: String,
+    event_types: Vec<String>,
+    channels: Vec<String>,
+    enabled: bool,
+    priority: i64,
+    unique_pending: bool,
+}
+
+impl From<&EndpointRow> for Subscriber {
+    fn from(e: &EndpointRow) -> Self {
+        Subscriber {
+            id: e.id.clone(),
+            event_types: serde_json::from_str(&e.event_types).unwrap_or_default(),
+            channels: serde_json::from_str(&e.channels).unwrap_or_default(),
+            enabled: e.enabled,
+            priority: e.priority,
+            unique_pending: e.unique_pending,
+        }
+    }
+}
+
+impl Service {
+    /// Validates a batch of events; the error names the field, prefixed with the index in a
+    /// batch (`items[3].type`).
+    fn parse_events(
+        &self,
+        inputs: Vec<EventInput>,
+        batch: bool,
+    ) -> ServiceResult<Vec<(NewEvent, serde_json::Value)>> {
+        let mut out = Vec::with_capacity(inputs.len());
+        for (i, ev) in inputs.into_iter().enumerate() {
+            let field = |f: &str| {
+                if batch {
+                    format!("[{i}].{f}")
+                } else {
+                    f.to_string()
+                }
+            };
+            if !catalog::valid_name(&ev.event_type) {
+                return Err(ServiceError::invalid(
+                    &field("type"),
+                    "must be an event type like order.created (lowercase family.action)",
+                ));
+            }
+            if let Some(id) = &ev.id {
+                if !valid_event_id(id) {
+                    return Err(ServiceError::invalid(
+                        &field("id"),
+                        "must be 1–200 letters, digits, _ - . or :",
+                    ));
+                }
+            }
+            for (j, c) in ev.channels.iter().enumerate() {
+                if !super::endpoints::valid_channel(c) {
+                    return Err(ServiceError::invalid(
+                        &field(&format!("channels[{j}]")),
+                        "must be 1–128 letters, digits, _ - . or :",
+                    ));
+                }
+            }
+            let priority = ev
+                .priority
+                .as_deref()
+                .map(|p| super::endpoints::parse_priority(&field("priority"), p))
+                .transpose()?;
+            if ev
+                .entity_key
+                .as_deref()
+                .is_some_and(|k| k.is_empty() || k.len() > 200)
+            {
+                return Err(ServiceError::invalid(
+                    &field("entity_key"),
+                    "must be 1–200 characters",
+                ));
+            }
+            let data = serde_json::to_string(&ev.data).unwrap_or_default();
+            if data.len() > self.limits.max_event_bytes {
+                return Err(ServiceError::TooLarge(format!(
+                    "{}: the event data is larger than {} bytes",
+                    field("data"),
+                    self.limits.max_event_bytes
+                )));
+            }
+            out.push((
+                NewEvent {
+                    id: ev.id.unwrap_or_else(|| new_id("evt")),
+                    event_type: ev.event_type,
+                    channels: serde_json::to_string(&ev.channels).unwrap_or_else(|_| "[]".into()),
+                    data,
+                    entity_key: ev.entity_key,
+                    priority,
+                    targets: vec![],
+                },
+                ev.data,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Publishes events: each is stored with one delivery per matching endpoint in one
+    /// transaction. A repeated id returns the first result and queues nothing.
+    pub async fn publish(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        inputs: Vec<EventInput>,
+        batch: bool,
+    ) -> ServiceResult<Vec<Published>> {
+        require_manage(who, shop_id)?;
+        let shop = self.existing_shop(shop_id).await?;
+        if !shop.webhooks_enabled {
+            return Err(ServiceError::Forbidden(
+                "Webhooks are not enabled for this shop: an operator must enable them first."
+                    .into(),
+            ));
+        }
+        let parsed = self.parse_events(inputs, batch)?;
+        let endpoints = self
+            .store
+            .endpoints_of_shop(shop_id)
+            .await
+            .map_err(internal)?;
+        let subs: Vec<Subscriber> = endpoints.iter().map(Subscriber::from).collect();
+        let known = self
+            .store
+            .event_types_of_shop(shop_id)
+            .await
+            .map_err(internal)?;
+        let mut discovered: Vec<(String, String)> = Vec::new();
+        let mut events = Vec::with_capacity(parsed.len());
+        for (mut ev, data) in parsed {
+            let channels: Vec<String> = serde_json::from_str(&ev.channels).unwrap_or_default();
+            ev.targets = subs
+                .iter()
+                .filter(|s| {
+                    endpoint_matches(&s.event_types, &s.channels, &ev.event_type, &channels)
+                })
+                .map(|s| Target {
+                    endpoint_id: s.id.clone(),
+                    priority: s.priority,
+                    unique_pending: s.unique_pending,
+                    held: !s.enabled,
+                })
+                .collect();
+            let is_known = catalog::builtin(&ev.event_type).is_some()
+                || known.iter().any(|k| k.name == ev.event_type)
+                || discovered.iter().any(|(n, _)| *n == ev.event_type);
+            if !is_known {
+                discovered.push((ev.event_type.clone(), data.to_string()));
+            }
+            events.push(ev);
+        }
+        let now = now_ms();
+        let published = self
+            .store
+            .publish(shop_id, &events, &discovered, now)
+            .await
+            .map_err(internal)?;
+        self.engine.wake();
+        let fresh = published.iter().filter(|p| !p.duplicate).count();
+        self.engine.metrics().events_published.inc_by(fresh as u64);
+        if self.engine.activity().has_listeners() {
+            for (p, ev) in published.iter().zip(&events) {
+                if p.duplicate {
+                    continue;
+                }
+                self.engine.activity().publish(Activity {
+                    shop_id: shop_id.to_string(),
+                    kind: "event.published".into(),
+                    at: now,
+                    event_id: p.id.clone(),
+                    event_type: ev.event_type.clone(),
+                    delivery_id: None,
+                    endpoint_id: None,
+                    status: None,
+                    status_code: None,
+                    error_kind: None,
+                    attempt: Some(p.deliveries.len() as i64),
+                    duration_ms: None,
+                });
+            }
+        }
+        Ok(published)
+    }
+
+    pub async fn get_event(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        id: &str,
+    ) -> ServiceResult<EventView> {
+        require_read(who, shop_id)?;
+        let ev = self
+            .store
+            .event(shop_id, id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| ServiceError::NotFound(format!("No event with id {id}.")))?;
+        let deliveries = self
+            .store
+            .deliveries_of_event(shop_id, id)
+            .await
+            .map_err(internal)?;
+        Ok(EventView {
+            id: ev.id,
+            event_type: ev.event_type,
+            channels: serde_json::from_str(&ev.channels).unwrap_or_default(),
+            data: serde_json::from_str(&ev.data).unwrap_or_default(),
+            entity_key: ev.entity_key,
+            created_at: iso(ev.created_at),
+            deliveries: deliveries
+                .iter()
+                .map(|d| super::queue::delivery_view(d, None))
+                .collect(),
+        })
+    }
+
+    /// The shop's catalog: the shipped types with the shop's edits, then its own types.
+    pub async fn event_types(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+    ) -> ServiceResult<Vec<EventTypeView>> {
+        require_read(who, shop_id)?;
+        let own = self
+            .store
+            .event_types_of_shop(shop_id)
+            .await
+            .map_err(internal)?;
+        let view = |r: &EventTypeRow| EventTypeView {
+            name: r.name.clone(),
+            family: catalog::family(&r.name).to_string(),
+            description: r.description.clone(),
+            sample: serde_json::from_str(&r.sample).unwrap_or_default(),
+            schema: r
+                .schema
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok()),
+            source: r.source.clone(),
+        };
+        let mut out: Vec<EventTypeView> = catalog::builtins()
+            .iter()
+            .map(|b| match own.iter().find(|o| o.name == b.name) {
+                Some(o) => view(o),
+                None => EventTypeView {
+                    name: b.name.clone(),
+                    family: catalog::family(&b.name).to_string(),
+                    description: b.description.clone(),
+                    sample: b.sample.clone(),
+                    schema: None,
+                    source: "builtin".into(),
+                },
+            })
+            .collect();
+        for o in own.iter().filter(|o| catalog::builtin(&o.name).is_none()) {
+            out.push(view(o));
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    pub async fn event_type(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        name: &str,
+    ) -> ServiceResult<EventTypeView> {
+        self.event_types(who, shop_id)
+            .await?
+            .into_iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| ServiceError::NotFound(format!("No event type named {name}.")))
+    }
+
+    /// Adds or edits an event type of the shop (`create` refuses an existing name).
+    pub async fn save_event_type(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        name: &str,
+        description: Option<String>,
+        sample: Option<serde_json::Value>,
+        schema: Option<serde_json::Value>,
+        create: bool,
+    ) -> ServiceResult<EventTypeView> {
+        require_manage(who, shop_id)?;
+        if !catalog::valid_name(name) {
+            return Err(ServiceError::invalid(
+                "name",
+                "must be an event type like order.created (lowercase family.action)",
+            ));
+        }
+        let existing = self
+            .event_types(who, shop_id)
+            .await?
+            .into_iter()
+            .find(|t| t.name == name);
+        if create && existing.is_some() {
+            return Err(ServiceError::Conflict(format!(
+                "The event type {name} already exists."
+            )));
+        }
+        if !create && existing.is_none() {
+            return Err(ServiceError::NotFound(format!(
+                "No event type named {name}."
+            )));
+        }
+        if let Some(s) = &sample {
+            if !s.is_object() {
+                return Err(ServiceError::invalid("sample", "must be a JSON object"));
+            }
+        }
+        if let Some(s) = &schema {
+            if !s.is_object() && !s.is_boolean() {
+                return Err(ServiceError::invalid(
+                    "schema",
+                    "must be a JSON Schema object",
+                ));
+            }
+        }
+        if description
+            .as_deref()
+            .is_some_and(|d| d.chars().count() > 1000)
+        {
+            return Err(ServiceError::invalid(
+                "description",
+                "must be at most 1000 characters",
+            ));
+        }
+        let now = now_ms();
+        let base = existing.clone();
+        let row = EventTypeRow {
+            name: name.to_string(),
+            description: description
+                .or_else(|| base.as_ref().map(|b| b.description.clone()))
+                .unwrap_or_default(),
+            sample: sample
+                .or_else(|| base.as_ref().map(|b| b.sample.clone()))
+                .unwrap_or_else(|| serde_json::json!({}))
+                .to_string(),
+            schema: schema
+                .or_else(|| base.as_ref().and_then(|b| b.schema.clone()))
+                .map(|s| s.to_string()),
+            source: if catalog::builtin(name).is_some() {
+                "edited".into()
+            } else {
+                "custom".into()
+            },
+            created_at: now,
+            updated_at: now,
+        };
+        self.store
+            .upsert_event_type(shop_id, &row)
+            .await
+            .map_err(internal)?;
+        self.event_type(who, shop_id, name).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn an_endpoint_without_types_or_channels_receives_everything() {
+        assert!(endpoint_matches(
+            &[],
+            &[],
+            "order.created",
+            &s(&["client_1"])
+        ));
+    }
+
+    #[test]
+    fn event_types_and_channels_narrow_what_an_endpoint_receives() {
+        let types = s(&["order.created"]);
+        assert!(endpoint_matches(&types, &[], "order.created", &[]));
+        assert!(!endpoint_matches(&types, &[], "order.updated", &[]));
+        let chans = s(&["client_1"]);
+        assert!(endpoint_matches(
+            &[],
+            &chans,
+            "order.created",
+            &s(&["client_1", "agent_2"])
+        ));
+        assert!(!endpoint_matches(
+            &[],
+            &chans,
+            "order.created",
+            &s(&["client_2"])
+        ));
+        assert!(!endpoint_matches(&[], &chans, "order.created", &[]));
+    }
+}

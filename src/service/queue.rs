@@ -1,0 +1,394 @@
+//! The webhook queue as people see it: deliveries with filters and keyset pagination, one
+//! delivery with its attempts, manual and bulk retry, cancel; channels and alerts.
+
+use super::endpoints::priority_name;
+use super::events::EventInput;
+use super::{internal, iso, iso_opt, require_manage, require_read, Service};
+use crate::engine::catalog;
+use crate::ids::now_ms;
+use crate::store::attempts::AttemptRow;
+use crate::store::deliveries::{DeliveryFilter, DeliveryRow};
+use app::backend::ServiceResult;
+use app::dto::{AlertView, AttemptView, ChannelView, DeliveryView, HttpMessage, Page};
+use app::model::{Principal, ServiceError};
+
+pub const STATUSES: &[&str] = &[
+    "pending",
+    "delivering",
+    "retrying",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "held",
+];
+
+pub fn delivery_view(d: &DeliveryRow, attempts: Option<Vec<AttemptView>>) -> DeliveryView {
+    DeliveryView {
+        id: d.id.clone(),
+        event_id: d.event_id.clone(),
+        endpoint_id: d.endpoint_id.clone(),
+        event_type: d.event_type.clone(),
+        channels: serde_json::from_str(&d.channels).unwrap_or_default(),
+        status: d.status.clone(),
+        attempt_count: d.attempt_count,
+        next_attempt_at: iso_opt(
+            d.next_attempt_at
+                .filter(|_| matches!(d.status.as_str(), "pending" | "retrying")),
+        ),
+        last_status_code: d.last_status_code,
+        last_error: d.last_error.clone(),
+        priority: priority_name(d.priority).into(),
+        created_at: iso(d.created_at),
+        updated_at: iso(d.updated_at),
+        attempts,
+    }
+}
+
+pub fn attempt_view(a: &AttemptRow) -> AttemptView {
+    let json = |s: &str| serde_json::from_str(s).unwrap_or(serde_json::Value::Null);
+    AttemptView {
+        number: a.number,
+        status_code: a.status_code,
+        error_kind: a.error_kind.clone(),
+        error_message: a.error_message.clone(),
+        duration_ms: a.duration_ms,
+        request: HttpMessage {
+            headers: json(&a.request_headers),
+            body: a.request_body.clone(),
+        },
+        response: a.response_headers.as_deref().map(|h| HttpMessage {
+            headers: json(h),
+            body: a.response_body.clone().unwrap_or_default(),
+        }),
+        at: iso(a.at),
+    }
+}
+
+/// Checks a filter's values; the error names the query parameter.
+pub fn check_filter(f: &DeliveryFilter) -> ServiceResult<()> {
+    if let Some(s) = &f.status {
+        if !STATUSES.contains(&s.as_str()) {
+            return Err(ServiceError::invalid(
+                "status",
+                format!("must be one of {}", STATUSES.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Service {
+    pub async fn list_deliveries(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        filter: &DeliveryFilter,
+        cursor: Option<&str>,
+        limit: Option<i64>,
+    ) -> ServiceResult<Page<DeliveryView>> {
+        require_read(who, shop_id)?;
+        check_filter(filter)?;
+        let limit = limit.unwrap_or(50);
+        if !(1..=500).contains(&limit) {
+            return Err(ServiceError::invalid("limit", "must be between 1 and 500"));
+        }
+        if cursor.is_some_and(|c| !c.starts_with("dlv_") || c.len() > 64) {
+            return Err(ServiceError::invalid(
+                "cursor",
+                "is not a cursor from a previous page",
+            ));
+        }
+        let mut rows = self
+            .store
+            .list_deliveries(shop_id, filter, cursor, limit + 1)
+            .await
+            .map_err(internal)?;
+        let next_cursor = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| r.id.clone())
+        } else {
+            None
+        };
+        Ok(Page {
+            items: rows.iter().map(|d| delivery_view(d, None)).collect(),
+            next_cursor,
+        })
+    }
+
+    pub async fn count_deliveries(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        filter: &DeliveryFilter,
+    ) -> ServiceResult<i64> {
+        require_read(who, shop_id)?;
+        check_filter(filter)?;
+        self.store
+            .count_deliveries(shop_id, filter)
+            .await
+            .map_err(internal)
+    }
+
+    pub async fn get_delivery(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        id: &str,
+    ) -> ServiceResult<DeliveryView> {
+        require_read(who, shop_id)?;
+        let d = self
+            .store
+            .delivery(shop_id, id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| ServiceError::NotFound(format!("No delivery with id {id}.")))?;
+        let attempts = self
+            .store
+            .attempts_of_delivery(shop_id, id)
+            .await
+            .map_err(internal)?;
+        Ok(delivery_view(
+            &d,
+            Some(attempts.iter().map(attempt_view).collect()),
+        ))
+    }
+
+    pub async fn retry_delivery(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        id: &str,
+    ) -> ServiceResult<DeliveryView> {
+        require_manage(who, shop_id)?;
+        match self.store.retry_delivery(shop_id, id, now_ms()).await.map_err(internal)? {
+            None => Err(ServiceError::NotFound(format!("No delivery with id {id}."))),
+            Some(false) => Err(ServiceError::Conflict(
+                "This delivery cannot be retried now: it is still queued or in flight, or its endpoint is disabled.".into(),
+            )),
+            Some(true) => {
+                self.engine.wake();
+                self.get_delivery(who, shop_id, id).await
+            }
+        }
+    }
+
+    pub async fn cancel_delivery(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        id: &str,
+    ) -> ServiceResult<DeliveryView> {
+        require_manage(who, shop_id)?;
+        match self
+            .store
+            .cancel_delivery(shop_id, id, now_ms())
+            .await
+            .map_err(internal)?
+        {
+            None => Err(ServiceError::NotFound(format!("No delivery with id {id}."))),
+            Some(false) => Err(ServiceError::Conflict(
+                "Only a pending, retrying or held delivery can be cancelled.".into(),
+            )),
+            Some(true) => self.get_delivery(who, shop_id, id).await,
+        }
+    }
+
+    /// Retries every delivery matching the filter (failed ones unless a status is given).
+    pub async fn bulk_retry(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        filter: &DeliveryFilter,
+    ) -> ServiceResult<u64> {
+        require_manage(who, shop_id)?;
+        check_filter(filter)?;
+        if let Some(s) = &filter.status {
+            if !matches!(s.as_str(), "failed" | "succeeded" | "cancelled") {
+                return Err(ServiceError::invalid(
+                    "status",
+                    "bulk retry applies to failed, succeeded or cancelled deliveries",
+                ));
+            }
+        }
+        let n = self
+            .store
+            .bulk_retry(shop_id, filter, now_ms())
+            .await
+            .map_err(internal)?;
+        self.engine.wake();
+        tracing::info!(shop_id, retried = n, "bulk retry");
+        Ok(n)
+    }
+
+    /// Sends a sample event of a type to one endpoint only (the type defaults to the
+    /// endpoint's first, or order.created).
+    pub async fn send_test(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        endpoint_id: &str,
+        event_type: Option<String>,
+    ) -> ServiceResult<(String, String)> {
+        require_manage(who, shop_id)?;
+        let ep = self.endpoint_row(shop_id, endpoint_id).await?;
+        let types: Vec<String> = serde_json::from_str(&ep.event_types).unwrap_or_default();
+        let name = event_type
+            .or_else(|| types.first().cloned())
+            .unwrap_or_else(|| "order.created".into());
+        let sample = self
+            .event_type(who, shop_id, &name)
+            .await
+            .map(|t| t.sample)
+            .or_else(|_| {
+                catalog::valid_name(&name)
+                    .then(|| serde_json::json!({}))
+                    .ok_or(())
+            })
+            .map_err(|_| ServiceError::invalid("event_type", "is not a valid event type"))?;
+        let shop = self.existing_shop(shop_id).await?;
+        if !shop.webhooks_enabled {
+            return Err(ServiceError::Forbidden(
+                "Webhooks are not enabled for this shop.".into(),
+            ));
+        }
+        let ev = self.parse_events_for_test(
+            EventInput {
+                event_type: name,
+                data: sample,
+                id: None,
+                channels: vec![],
+                priority: Some("high".into()),
+                entity_key: None,
+            },
+            &ep,
+        )?;
+        let published = self
+            .store
+            .publish(shop_id, &[ev], &[], now_ms())
+            .await
+            .map_err(internal)?;
+        self.engine.wake();
+        let p = published.into_iter().next().ok_or(ServiceError::Internal)?;
+        let delivery = p
+            .deliveries
+            .into_iter()
+            .next()
+            .ok_or(ServiceError::Internal)?;
+        Ok((p.id, delivery))
+    }
+
+    fn parse_events_for_test(
+        &self,
+        input: EventInput,
+        ep: &crate::store::endpoints::EndpointRow,
+    ) -> ServiceResult<crate::store::events::NewEvent> {
+        let ev_type = input.event_type.clone();
+        let data = serde_json::to_string(&input.data).unwrap_or_default();
+        Ok(crate::store::events::NewEvent {
+            id: crate::ids::new_id("evt_test"),
+            event_type: ev_type,
+            channels: "[]".into(),
+            data,
+            entity_key: None,
+            priority: Some(0),
+            targets: vec![crate::store::events::Target {
+                endpoint_id: ep.id.clone(),
+                priority: 0,
+                unique_pending: false,
+                held: !ep.enabled,
+            }],
+        })
+    }
+
+    /// Channels in use: on endpoints or on delivered events, with their endpoints.
+    pub async fn channels(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+    ) -> ServiceResult<Vec<ChannelView>> {
+        require_read(who, shop_id)?;
+        let endpoints = self
+            .store
+            .endpoints_of_shop(shop_id)
+            .await
+            .map_err(internal)?;
+        let counts = self.store.channel_counts(shop_id).await.map_err(internal)?;
+        let mut names: Vec<String> = counts.iter().map(|(n, _)| n.clone()).collect();
+        for e in &endpoints {
+            let chs: Vec<String> = serde_json::from_str(&e.channels).unwrap_or_default();
+            names.extend(chs);
+        }
+        names.sort();
+        names.dedup();
+        Ok(names
+            .into_iter()
+            .map(|name| ChannelView {
+                endpoints: endpoints
+                    .iter()
+                    .filter(|e| {
+                        serde_json::from_str::<Vec<String>>(&e.channels)
+                            .unwrap_or_default()
+                            .contains(&name)
+                    })
+                    .map(|e| e.id.clone())
+                    .collect(),
+                deliveries: counts
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, c)| *c)
+                    .unwrap_or(0),
+                name,
+            })
+            .collect())
+    }
+
+    pub async fn alerts(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> ServiceResult<Page<AlertView>> {
+        require_read(who, shop_id)?;
+        let mut rows = self
+            .store
+            .alerts_of_shop(shop_id, cursor, limit + 1)
+            .await
+            .map_err(internal)?;
+        let next_cursor = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| r.id.clone())
+        } else {
+            None
+        };
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(|a| AlertView {
+                    id: a.id,
+                    kind: a.kind,
+                    endpoint_id: a.endpoint_id,
+                    delivery_id: a.delivery_id,
+                    message: a.message,
+                    created_at: iso(a.created_at),
+                    acknowledged: a.acknowledged_at.is_some(),
+                })
+                .collect(),
+            next_cursor,
+        })
+    }
+
+    pub async fn acknowledge_alert(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        id: &str,
+    ) -> ServiceResult<()> {
+        require_manage(who, shop_id)?;
+        self.store
+            .acknowledge_alert(shop_id, id, now_ms())
+            .await
+            .map_err(internal)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,58 @@
+//! A shop's own event types and its edits of the shipped catalog.
+
+use super::{Result, Store};
+
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct EventTypeRow {
+    pub name: String,
+    pub description: String,
+    pub sample: String,
+    pub schema: Option<String>,
+    pub source: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Store {
+    pub async fn event_types_of_shop(&self, shop_id: &str) -> Result<Vec<EventTypeRow>> {
+        sqlx::query_as(
+            "SELECT name, description, sample, schema, source, created_at, updated_at
+             FROM event_types WHERE shop_id = ? ORDER BY name",
+        )
+        .bind(shop_id)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    pub async fn event_type(&self, shop_id: &str, name: &str) -> Result<Option<EventTypeRow>> {
+        sqlx::query_as(
+            "SELECT name, description, sample, schema, source, created_at, updated_at
+             FROM event_types WHERE shop_id = ? AND name = ?",
+        )
+        .bind(shop_id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    pub async fn upsert_event_type(&self, shop_id: &str, row: &EventTypeRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO event_types (shop_id, name, description, sample, schema, source, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (shop_id, name) DO UPDATE SET description = excluded.description,
+             sample = excluded.sample, schema = excluded.schema, source = excluded.source,
+             updated_at = excluded.updated_at",
+        )
+        .bind(shop_id)
+        .bind(&row.name)
+        .bind(&row.description)
+        .bind(&row.sample)
+        .bind(&row.schema)
+        .bind(&row.source)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
