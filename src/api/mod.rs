@@ -110,11 +110,20 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let field = if path == "." || path.is_empty() {
-            "body".to_string()
-        } else {
-            path
-        };
+        let root = path == "." || path.is_empty();
+        // serde reports a missing field at its parent; name the field itself.
+        let text = inner.to_string();
+        let missing = text
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+            .map(|f| {
+                if root {
+                    f.to_string()
+                } else {
+                    format!("{path}.{f}")
+                }
+            });
+        let field = missing.unwrap_or_else(|| if root { "body".to_string() } else { path });
         let message = if inner.is_syntax() || inner.is_eof() {
             format!("is not valid JSON ({inner})")
         } else {

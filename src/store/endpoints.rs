@@ -45,11 +45,21 @@ const COLUMNS: &str = "id, shop_id, url, description, enabled, event_types, chan
     last_attempt_at, created_at, updated_at";
 
 impl Store {
-    /// Inserts or fully replaces an endpoint row (the service builds the whole row).
+    /// Inserts an endpoint or updates every column of an existing one (the service builds the
+    /// whole row). An update in place: `REPLACE` would delete the row and cascade to its
+    /// deliveries.
     pub async fn save_endpoint(&self, e: &EndpointRow) -> Result<()> {
+        let updates = COLUMNS
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !matches!(*c, "id" | "shop_id" | "created_at"))
+            .map(|c| format!("{c} = excluded.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         sqlx::query(&format!(
-            "INSERT OR REPLACE INTO endpoints ({COLUMNS}) VALUES
-             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO endpoints ({COLUMNS}) VALUES
+             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET {updates}"
         ))
         .bind(&e.id)
         .bind(&e.shop_id)

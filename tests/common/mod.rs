@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use herald::config::Config;
 use herald::startup::Server;
 use std::net::SocketAddr;
@@ -125,6 +127,92 @@ impl TestApp {
             .await
             .unwrap();
         (shop.id, email, password)
+    }
+}
+
+impl TestApp {
+    /// A shop with webhooks enabled and an API key for it: (shop id, key).
+    pub async fn api_shop(&self) -> (String, String) {
+        use app::backend::Backend;
+        let system = herald::service::Service::system();
+        let shop = self
+            .service
+            .create_shop(&system, "API shop", true)
+            .await
+            .unwrap();
+        let (_, key) = self
+            .service
+            .create_api_key(&system, &shop.id, "tests")
+            .await
+            .unwrap();
+        (shop.id, key)
+    }
+
+    /// A REST client for an API key.
+    pub fn api(&self, key: &str) -> Api {
+        Api {
+            base: self.url("/api/v1"),
+            key: key.to_string(),
+            client: reqwest::Client::new(),
+        }
+    }
+}
+
+pub struct Api {
+    pub base: String,
+    pub key: String,
+    pub client: reqwest::Client,
+}
+
+impl Api {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(&self.key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::PATCH, path, Some(body)).await
+    }
+
+    /// Waits until the delivery reaches `status` (up to `secs` seconds) and returns it.
+    pub async fn wait_status(&self, delivery: &str, status: &str, secs: u64) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let (_, d) = self.get(&format!("/deliveries/{delivery}")).await;
+            if d["status"] == status {
+                return d;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "delivery never became {status}: {d}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
     }
 }
 

@@ -1,0 +1,606 @@
+//! The delivery engine and REST API, end to end: Herald on port 0 with a temporary SQLite
+//! file, publishing through the API to a real receiver on 127.0.0.1.
+
+mod common;
+
+use common::receiver::Receiver;
+use common::*;
+use serde_json::json;
+use std::time::Duration;
+
+fn status(
+    code: u16,
+) -> impl Fn(usize) -> (u16, Vec<(&'static str, String)>, String, Duration) + Send + Sync {
+    move |_| (code, vec![], String::new(), Duration::ZERO)
+}
+
+#[tokio::test]
+async fn an_event_is_delivered_signed_with_the_documented_headers() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::ok().await;
+    let (code, ep) = api.post("/endpoints", json!({"url": rx.url("/hook"), "basic_auth": {"username": "u", "password": "p"}, "headers": {"X-Extra": "1"}})).await;
+    assert_eq!(code, 201, "{ep}");
+    let secret = ep["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"));
+
+    let (code, published) = api
+        .post(
+            "/events",
+            json!({"type": "order.created", "data": {"order_id": 7}, "channels": ["client_1"]}),
+        )
+        .await;
+    assert_eq!(code, 202, "{published}");
+    let delivery = published["deliveries"][0].as_str().unwrap().to_string();
+    let got = rx.wait_for(1, 5).await;
+    let h = &got[0].headers;
+    let event_id = published["id"].as_str().unwrap();
+    assert_eq!(h["webhook-id"], event_id);
+    assert_eq!(h["content-type"], "application/json");
+    assert!(h["user-agent"].to_str().unwrap().starts_with("Herald/"));
+    assert_eq!(h["x-herald-event-type"], "order.created");
+    assert_eq!(h["x-herald-delivery"], delivery.as_str());
+    assert_eq!(h["x-herald-attempt"], "1");
+    assert_eq!(h["authorization"], "Basic dTpw");
+    assert_eq!(h["x-extra"], "1");
+    let ts: i64 = h["webhook-timestamp"].to_str().unwrap().parse().unwrap();
+    assert!(herald::engine::signing::verify(
+        &secret,
+        event_id,
+        ts,
+        got[0].body.as_bytes(),
+        h["webhook-signature"].to_str().unwrap()
+    ));
+    let body: serde_json::Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(body["type"], "order.created");
+    assert_eq!(body["family"], "order");
+    assert_eq!(body["action"], "order.created");
+    assert_eq!(body["data"]["order_id"], 7);
+    assert_eq!(body["channels"], json!(["client_1"]));
+
+    let d = api.wait_status(&delivery, "succeeded", 5).await;
+    assert_eq!(d["attempt_count"], 1);
+    assert_eq!(d["attempts"][0]["status_code"], 200);
+    assert_eq!(d["attempts"][0]["response"]["body"], "ok");
+    assert_eq!(
+        d["attempts"][0]["request"]["headers"]["authorization"], "Basic ••••••",
+        "secrets are masked in logs"
+    );
+}
+
+#[tokio::test]
+async fn events_fan_out_by_type_and_channel() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::ok().await;
+    let (_, typed) = api
+        .post(
+            "/endpoints",
+            json!({"url": rx.url("/typed"), "event_types": ["order.created"]}),
+        )
+        .await;
+    let (_, channeled) = api
+        .post(
+            "/endpoints",
+            json!({"url": rx.url("/chan"), "channels": ["client_1"]}),
+        )
+        .await;
+    let (_, all) = api.post("/endpoints", json!({"url": rx.url("/all")})).await;
+
+    let (_, p) = api
+        .post(
+            "/events",
+            json!({"type": "order.created", "data": {}, "channels": ["client_2"]}),
+        )
+        .await;
+    let (_, ev) = api
+        .get(&format!("/events/{}", p["id"].as_str().unwrap()))
+        .await;
+    let mut targets: Vec<String> = ev["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["endpoint_id"].as_str().unwrap().to_string())
+        .collect();
+    targets.sort();
+    let mut want = vec![
+        typed["id"].as_str().unwrap().to_string(),
+        all["id"].as_str().unwrap().to_string(),
+    ];
+    want.sort();
+    assert_eq!(targets, want);
+
+    let (_, p2) = api
+        .post(
+            "/events",
+            json!({"type": "ticket.updated", "data": {}, "channels": ["client_1"]}),
+        )
+        .await;
+    assert_eq!(
+        p2["deliveries"].as_array().unwrap().len(),
+        2,
+        "channel client_1 and the catch-all"
+    );
+    let (_, list) = api
+        .get(&format!(
+            "/deliveries?endpoint_id={}",
+            channeled["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn publishing_the_same_id_twice_queues_nothing_new() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::ok().await;
+    api.post("/endpoints", json!({"url": rx.url("/")})).await;
+    let ev = json!({"id": "order-42-created", "type": "order.created", "data": {"n": 1}});
+    let (c1, first) = api.post("/events", ev.clone()).await;
+    let (c2, second) = api.post("/events", ev).await;
+    assert_eq!((c1, c2), (202, 200));
+    assert_eq!(first, second);
+    let (_, list) = api.get("/deliveries").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_batch_is_published_in_order_and_unknown_types_join_the_catalog() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let batch: Vec<_> = (0..5)
+        .map(|i| json!({"id": format!("b{i}"), "type": "custom.thing_happened", "data": {"i": i}}))
+        .collect();
+    let (code, out) = api.post("/events/batch", json!(batch)).await;
+    assert_eq!(code, 202, "{out}");
+    let ids: Vec<_> = out["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, vec!["b0", "b1", "b2", "b3", "b4"]);
+    let (code, t) = api.get("/event-types/custom.thing_happened").await;
+    assert_eq!(code, 200);
+    assert_eq!(t["source"], "discovered");
+    assert_eq!(t["sample"], json!({"i": 0}));
+    let (_, all) = api.get("/event-types").await;
+    assert!(all["items"].as_array().unwrap().len() > 80);
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_retried_after_the_policy_delay() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::start(|n| {
+        (
+            if n == 0 { 500 } else { 200 },
+            vec![],
+            String::new(),
+            Duration::ZERO,
+        )
+    })
+    .await;
+    api.post(
+        "/endpoints",
+        json!({"url": rx.url("/"), "retry": {"policy": "schedule", "delays_s": [1, 1]}}),
+    )
+    .await;
+    let (_, p) = api
+        .post("/events", json!({"type": "order.created", "data": {}}))
+        .await;
+    let delivery = p["deliveries"][0].as_str().unwrap();
+    let retrying = api.wait_status(delivery, "retrying", 5).await;
+    assert_eq!(retrying["last_status_code"], 500);
+    assert!(retrying["next_attempt_at"].is_string());
+    let started = std::time::Instant::now();
+    let done = api.wait_status(delivery, "succeeded", 5).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "waited for the schedule"
+    );
+    assert_eq!(done["attempt_count"], 2);
+    let got = rx.requests();
+    assert_eq!(
+        got[0].headers["webhook-id"], got[1].headers["webhook-id"],
+        "same id on every retry"
+    );
+    assert_eq!(got[1].headers["x-herald-attempt"], "2");
+}
+
+#[tokio::test]
+async fn exhausted_retries_fail_raise_an_alert_and_can_be_retried_by_hand_and_in_bulk() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::start(status(500)).await;
+    api.post(
+        "/endpoints",
+        json!({"url": rx.url("/"), "retry": {"policy": "schedule", "delays_s": []}}),
+    )
+    .await;
+    let (_, p1) = api
+        .post("/events", json!({"type": "order.created", "data": {}}))
+        .await;
+    let (_, p2) = api
+        .post("/events", json!({"type": "order.created", "data": {}}))
+        .await;
+    let d1 = p1["deliveries"][0].as_str().unwrap();
+    let d2 = p2["deliveries"][0].as_str().unwrap();
+    api.wait_status(d1, "failed", 5).await;
+    api.wait_status(d2, "failed", 5).await;
+    let (_, alerts) = api.get("/alerts").await;
+    let alerts = alerts["items"].as_array().unwrap();
+    assert_eq!(alerts.len(), 2);
+    assert_eq!(alerts[0]["kind"], "retries_exhausted");
+
+    rx.set(status(200));
+    let (code, _) = api
+        .post(&format!("/deliveries/{d1}/retry"), json!({}))
+        .await;
+    assert_eq!(code, 202);
+    api.wait_status(d1, "succeeded", 5).await;
+    let (code, out) = api
+        .post("/deliveries/retry", json!({"status": "failed"}))
+        .await;
+    assert_eq!((code, out["retried"].as_u64()), (200, Some(1)));
+    let d = api.wait_status(d2, "succeeded", 5).await;
+    assert_eq!(d["attempt_count"], 2);
+}
+
+#[tokio::test]
+async fn a_410_disables_the_endpoint_holds_its_deliveries_and_enabling_resumes_them() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::start(status(410)).await;
+    let (_, ep) = api.post("/endpoints", json!({"url": rx.url("/")})).await;
+    let ep_id = ep["id"].as_str().unwrap();
+    let (_, p) = api
+        .post("/events", json!({"type": "order.created", "data": {}}))
+        .await;
+    let delivery = p["deliveries"][0].as_str().unwrap();
+    api.wait_status(delivery, "held", 5).await;
+    let (_, ep) = api.get(&format!("/endpoints/{ep_id}")).await;
+    assert_eq!(ep["enabled"], false);
+    assert!(ep["disabled_reason"].as_str().unwrap().contains("410"));
+    let (_, alerts) = api.get("/alerts").await;
+    assert_eq!(alerts["items"][0]["kind"], "endpoint_disabled");
+
+    let (_, p2) = api
+        .post("/events", json!({"type": "order.created", "data": {}}))
+        .await;
+    let second = p2["deliveries"][0].as_str().unwrap();
+    api.wait_status(second, "held", 2).await;
+
+    rx.set(status(200));
+    let (code, _) = api
+        .patch(&format!("/endpoints/{ep_id}"), json!({"enabled": true}))
+        .await;
+    assert_eq!(code, 200);
+    api.wait_status(delivery, "succeeded", 5).await;
+    api.wait_status(second, "succeeded", 5).await;
+}
+
+#[tokio::test]
+async fn the_unsubscribe_phrase_deactivates_the_endpoint() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::start(|_| {
+        (
+            400,
+            vec![],
+            "Please unsubscribe me now".into(),
+            Duration::ZERO,
+        )
+    })
+    .await;
+    let (_, ep) = api
+        .post(
+            "/endpoints",
+            json!({"url": rx.url("/"), "unsubscribe_action": "delete"}),
+        )
+        .await;
+    let (_, p) = api
+        .post("/events", json!({"type": "order.created", "data": {}}))
+        .await;
+    let _ = p;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (code, _) = api
+            .get(&format!("/endpoints/{}", ep["id"].as_str().unwrap()))
+            .await;
+        if code == 404 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "endpoint was not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let (_, alerts) = api.get("/alerts").await;
+    assert_eq!(alerts["items"][0]["kind"], "endpoint_deleted");
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::start(|_| {
+        (
+            302,
+            vec![("location", "http://127.0.0.1:9/elsewhere".to_string())],
+            String::new(),
+            Duration::ZERO,
+        )
+    })
+    .await;
+    api.post(
+        "/endpoints",
+        json!({"url": rx.url("/"), "retry": {"policy": "schedule", "delays_s": []}}),
+    )
+    .await;
+    let (_, p) = api
+        .post("/events", json!({"type": "order.created", "data": {}}))
+        .await;
+    let d = api
+        .wait_status(p["deliveries"][0].as_str().unwrap(), "failed", 5)
+        .await;
+    assert_eq!(d["attempts"][0]["status_code"], 302);
+    assert_eq!(rx.count(), 1);
+}
+
+#[tokio::test]
+async fn private_targets_are_blocked_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.allow_private_targets = false;
+    let app = TestApp::start(config).await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::ok().await;
+    api.post(
+        "/endpoints",
+        json!({"url": rx.url("/"), "retry": {"policy": "schedule", "delays_s": []}}),
+    )
+    .await;
+    api.post("/endpoints", json!({"url": format!("http://localhost:{}/", rx.addr.port()), "retry": {"policy": "schedule", "delays_s": []}})).await;
+    let (_, p) = api
+        .post("/events", json!({"type": "order.created", "data": {}}))
+        .await;
+    for d in p["deliveries"].as_array().unwrap() {
+        let d = api.wait_status(d.as_str().unwrap(), "failed", 5).await;
+        assert_eq!(d["attempts"][0]["error_kind"], "blocked", "{d}");
+    }
+    assert_eq!(rx.count(), 0);
+}
+
+#[tokio::test]
+async fn unique_pending_replaces_a_queued_delivery_of_the_same_entity() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let (_, ep) = api
+        .post(
+            "/endpoints",
+            json!({"url": "http://127.0.0.1:9/", "unique_pending": true, "enabled": false}),
+        )
+        .await;
+    let ep_id = ep["id"].as_str().unwrap();
+    // While the endpoint is disabled nothing is sent; re-enable it after queueing twice.
+    let (_, a) = api
+        .post(
+            "/events",
+            json!({"type": "order.updated", "data": {"v": 1}, "entity_key": "order-1"}),
+        )
+        .await;
+    let (_, list) = api.get(&format!("/deliveries?endpoint_id={ep_id}")).await;
+    assert_eq!(list["items"][0]["status"], "held");
+    assert_eq!(a["deliveries"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn bad_input_names_the_field_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    let (shop, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let (code, e) = api.post("/events", json!({"data": {}})).await;
+    assert_eq!(code, 422, "{e}");
+    assert_eq!(e["error"]["field"], "type", "{e}");
+    let (code, e) = api
+        .post("/events", json!({"type": "Not A Type", "data": {}}))
+        .await;
+    assert_eq!((code, e["error"]["field"].as_str()), (422, Some("type")));
+    let (code, e) = api.post("/endpoints", json!({"url": "ftp://x"})).await;
+    assert_eq!((code, e["error"]["field"].as_str()), (422, Some("url")));
+    let (code, e) = api
+        .post(
+            "/endpoints",
+            json!({"url": "https://example.com", "payload": {"template": "{\"a\": {order_id"}}),
+        )
+        .await;
+    assert_eq!(
+        (code, e["error"]["field"].as_str()),
+        (422, Some("template"))
+    );
+    let (code, e) = api.post("/endpoints", json!({"url": "https://example.com", "retry": {"policy": "fixed", "interval_s": 0, "max_retries": 5}})).await;
+    assert_eq!(
+        (code, e["error"]["field"].as_str()),
+        (422, Some("retry.interval_s"))
+    );
+    let (code, e) = api
+        .post(
+            "/endpoints",
+            json!({"url": "https://example.com", "headers": {"webhook-id": "x"}}),
+        )
+        .await;
+    assert_eq!(
+        (code, e["error"]["field"].as_str()),
+        (422, Some("headers.webhook-id"))
+    );
+    let (code, e) = api
+        .post(
+            "/events/batch",
+            json!([{"type": "order.created", "data": {}}, {"type": "bad", "data": {}}]),
+        )
+        .await;
+    assert_eq!(
+        (code, e["error"]["field"].as_str()),
+        (422, Some("[1].type"))
+    );
+    let (_, list) = api.get("/deliveries").await;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        0,
+        "nothing half-written"
+    );
+    let (code, list) = api.get("/endpoints").await;
+    assert_eq!((code, list["items"].as_array().unwrap().len()), (200, 0));
+
+    let raw = reqwest::Client::new()
+        .post(app.url("/api/v1/events"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 422);
+
+    let big = "x".repeat(1024 * 1024 + 10);
+    let (code, e) = api
+        .post(
+            "/events",
+            json!({"type": "order.created", "data": {"big": big}}),
+        )
+        .await;
+    assert_eq!(code, 413, "{e}");
+
+    let (code, _) = app.api("hk_wrong").get("/deliveries").await;
+    assert_eq!(code, 401);
+    use app::backend::Backend;
+    app.service
+        .set_webhooks_enabled(&herald::service::Service::system(), &shop, false)
+        .await
+        .unwrap();
+    let (code, e) = api.get("/deliveries").await;
+    assert_eq!(code, 403);
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not enabled"));
+}
+
+#[tokio::test]
+async fn deliveries_are_listed_newest_first_with_keyset_pagination() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    api.post(
+        "/endpoints",
+        json!({"url": "http://127.0.0.1:9/", "enabled": false}),
+    )
+    .await;
+    let batch: Vec<_> = (0..5)
+        .map(|i| json!({"type": "order.created", "data": {"i": i}}))
+        .collect();
+    api.post("/events/batch", json!(batch)).await;
+    let (_, p1) = api.get("/deliveries?limit=2").await;
+    let (_, p2) = api
+        .get(&format!(
+            "/deliveries?limit=2&cursor={}",
+            p1["next_cursor"].as_str().unwrap()
+        ))
+        .await;
+    let (_, p3) = api
+        .get(&format!(
+            "/deliveries?limit=2&cursor={}",
+            p2["next_cursor"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(p3["items"].as_array().unwrap().len(), 1);
+    assert!(p3["next_cursor"].is_null());
+    let ids: Vec<String> = [&p1, &p2, &p3]
+        .iter()
+        .flat_map(|p| {
+            p["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["id"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(ids, sorted);
+    let (code, e) = api.get("/deliveries?status=bogus").await;
+    assert_eq!((code, e["error"]["field"].as_str()), (422, Some("status")));
+}
+
+#[tokio::test]
+async fn a_rotated_secret_signs_alongside_the_old_one() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::ok().await;
+    let (_, ep) = api.post("/endpoints", json!({"url": rx.url("/")})).await;
+    let id = ep["id"].as_str().unwrap();
+    let old = ep["secret"].as_str().unwrap().to_string();
+    let (_, read) = api.get(&format!("/endpoints/{id}/secret")).await;
+    assert_eq!(read["secret"], old.as_str());
+    let (_, rotated) = api
+        .post(&format!("/endpoints/{id}/secret/rotate"), json!({}))
+        .await;
+    let new = rotated["secret"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    let (code, t) = api
+        .post(
+            &format!("/endpoints/{id}/test"),
+            json!({"event_type": "ticket.updated"}),
+        )
+        .await;
+    assert_eq!(code, 202, "{t}");
+    let got = rx.wait_for(1, 5).await;
+    let h = &got[0].headers;
+    let sig = h["webhook-signature"].to_str().unwrap();
+    assert_eq!(sig.split(' ').count(), 2);
+    let ts: i64 = h["webhook-timestamp"].to_str().unwrap().parse().unwrap();
+    let id_h = h["webhook-id"].to_str().unwrap();
+    assert!(herald::engine::signing::verify(
+        &new,
+        id_h,
+        ts,
+        got[0].body.as_bytes(),
+        sig
+    ));
+    assert!(herald::engine::signing::verify(
+        &old,
+        id_h,
+        ts,
+        got[0].body.as_bytes(),
+        sig
+    ));
+    assert_eq!(h["x-herald-event-type"], "ticket.updated");
+}
+
+#[tokio::test]
+async fn metrics_are_served_in_prometheus_format() {
+    let app = TestApp::spawn().await;
+    let body = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("herald_queue_depth"), "{body}");
+    assert!(body.contains("herald_attempt_duration_seconds"));
+}
