@@ -2,7 +2,7 @@
 
 use super::{parse_json, ApiAuth, ApiError, ApiJson, ApiResult};
 use crate::service::endpoints::EndpointInput;
-use crate::service::events::EventInput;
+use crate::service::events::{EventInput, EventTypeFields};
 use crate::store::deliveries::DeliveryFilter;
 use crate::store::events::Published;
 use crate::web::AppState;
@@ -106,9 +106,11 @@ pub async fn create_event_type(
             &auth.principal,
             &auth.shop_id,
             &name,
-            input.description,
-            input.sample,
-            input.schema,
+            EventTypeFields {
+                description: input.description,
+                sample: input.sample,
+                schema: input.schema,
+            },
             true,
         )
         .await?;
@@ -143,9 +145,11 @@ pub async fn put_event_type(
             &auth.principal,
             &auth.shop_id,
             &name,
-            input.description,
-            input.sample,
-            input.schema,
+            EventTypeFields {
+                description: input.description,
+                sample: input.sample,
+                schema: input.schema,
+            },
             false,
         )
         .await?;

@@ -258,7 +258,7 @@ async fn dispatcher(engine: Engine, tx: mpsc::UnboundedSender<(AttemptRecord, Ac
         };
         let wait = next
             .map(|t| (t - now_ms()).clamp(1, lease_ms.max(1000)))
-            .unwrap_or(lease_ms.max(1000).min(5000));
+            .unwrap_or(lease_ms.clamp(1000, 5000));
         tokio::select! {
             _ = inner.wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}

@@ -50,6 +50,14 @@ pub fn endpoint_matches(
     type_ok && channel_ok
 }
 
+/// What an owner may set on an event type; absent fields keep their value.
+#[derive(Debug, Clone, Default)]
+pub struct EventTypeFields {
+    pub description: Option<String>,
+    pub sample: Option<serde_json::Value>,
+    pub schema: Option<serde_json::Value>,
+}
+
 struct Subscriber {
     id: String,
     event_types: Vec<String>,
@@ -331,12 +339,15 @@ impl Service {
         who: &Principal,
         shop_id: &str,
         name: &str,
-        description: Option<String>,
-        sample: Option<serde_json::Value>,
-        schema: Option<serde_json::Value>,
+        fields: EventTypeFields,
         create: bool,
     ) -> ServiceResult<EventTypeView> {
         require_manage(who, shop_id)?;
+        let EventTypeFields {
+            description,
+            sample,
+            schema,
+        } = fields;
         if !catalog::valid_name(name) {
             return Err(ServiceError::invalid(
                 "name",

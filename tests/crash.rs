@@ -1,0 +1,148 @@
+//! At-least-once across a crash: a Herald process killed mid-delivery loses nothing; the
+//! next one delivers again once the lease runs out.
+
+mod common;
+
+use common::receiver::Receiver;
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn start_herald(db: &std::path::Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("serve")
+        .env(
+            "HERALD_DATABASE_URL",
+            format!("sqlite://{}/herald.db", db.display()),
+        )
+        .env("HERALD_DATA_DIR", db)
+        .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("HERALD_ADMIN_PASSWORD", "admin-password-1")
+        .env("HERALD_ALLOW_PRIVATE_TARGETS", "1")
+        .env("HERALD_LEASE_SECONDS", "1")
+        .env("HERALD_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("herald starts")
+}
+
+async fn wait_healthy(port: u16) {
+    for _ in 0..200 {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("herald did not become healthy");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn a_process_killed_mid_delivery_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(args)
+            .env(
+                "HERALD_DATABASE_URL",
+                format!("sqlite://{}/herald.db", dir.path().display()),
+            )
+            .env("HERALD_DATA_DIR", dir.path())
+            .env("HERALD_LOG", "warn")
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .lines()
+            .last()
+            .unwrap()
+            .to_string()
+    };
+    let shop = run(&["shop", "create", "--name", "Crash", "--enable-webhooks"]);
+    let key = run(&["api-key", "create", "--shop", &shop, "--name", "t"]);
+
+    // The first request hangs (the process dies while waiting for it); later ones succeed.
+    let rx = Receiver::start(|n| {
+        (
+            200,
+            vec![],
+            "ok".into(),
+            if n == 0 {
+                Duration::from_secs(30)
+            } else {
+                Duration::ZERO
+            },
+        )
+    })
+    .await;
+    let port = free_port();
+    let mut first = start_herald(dir.path(), port);
+    wait_healthy(port).await;
+    let api = |path: &str| format!("http://127.0.0.1:{port}/api/v1{path}");
+    let client = reqwest::Client::new();
+    let ep: serde_json::Value = client
+        .post(api("/endpoints"))
+        .bearer_auth(&key)
+        .json(&json!({"url": rx.url("/")}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(ep["id"].is_string(), "{ep}");
+    let published: serde_json::Value = client
+        .post(api("/events"))
+        .bearer_auth(&key)
+        .json(&json!({"type": "order.created", "data": {"n": 1}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let delivery = published["deliveries"][0].as_str().unwrap().to_string();
+    rx.wait_for(1, 10).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let port2 = free_port();
+    let mut second = start_herald(dir.path(), port2);
+    wait_healthy(port2).await;
+    let got = rx.wait_for(2, 15).await;
+    assert_eq!(
+        got[0].headers["webhook-id"], got[1].headers["webhook-id"],
+        "the same event, again"
+    );
+    let url = format!("http://127.0.0.1:{port2}/api/v1/deliveries/{delivery}");
+    let mut status = String::new();
+    for _ in 0..100 {
+        let d: serde_json::Value = client
+            .get(&url)
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        status = d["status"].as_str().unwrap_or_default().to_string();
+        if status == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    second.kill().unwrap();
+    let _ = second.wait();
+    assert_eq!(status, "succeeded");
+}
