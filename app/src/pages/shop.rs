@@ -1,5 +1,5 @@
-//! A shop's pages. The dashboard shows the shop's status; the delivery pages arrive with the
-//! delivery engine and say so honestly until then.
+//! A shop's pages. The dashboard shows the shop's status; the delivery pages are not built yet
+//! and say so honestly (their data is served by the REST API).
 
 use crate::api::{error_text, get_shop};
 use crate::components::{ErrorNote, SECTIONS};
@@ -54,7 +54,7 @@ pub fn SectionPage() -> impl IntoView {
             Some(label) => view! {
                 <Title text=format!("{label} · Herald")/>
                 <h1>{label.clone()}</h1>
-                <p class="empty">{format!("{label} is not available yet: it arrives with the delivery engine.")}</p>
+                <p class="empty">{format!("The {label} page is not available yet. Everything it will show is already served by the REST API under /api/v1.")}</p>
             }.into_any(),
             None => view! { <super::NotFound/> }.into_any(),
         }}
