@@ -17,6 +17,15 @@ use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
 
+/// A list that fits on one page, in the API's list shape.
+fn whole_list<T: serde::Serialize>(items: Vec<T>) -> Response {
+    Json(app::dto::Page {
+        items,
+        next_cursor: None,
+    })
+    .into_response()
+}
+
 fn published_json(p: &Published) -> serde_json::Value {
     json!({ "id": p.id, "deliveries": p.deliveries })
 }
@@ -76,7 +85,7 @@ pub async fn list_event_types(State(s): State<AppState>, auth: ApiAuth) -> ApiRe
         .service
         .event_types(&auth.principal, &auth.shop_id)
         .await?;
-    Ok(Json(json!({ "items": items, "next_cursor": null })).into_response())
+    Ok(whole_list(items))
 }
 
 #[derive(Deserialize)]
@@ -161,7 +170,7 @@ pub async fn list_endpoints(State(s): State<AppState>, auth: ApiAuth) -> ApiResu
         .service
         .list_endpoints(&auth.principal, &auth.shop_id)
         .await?;
-    Ok(Json(json!({ "items": items, "next_cursor": null })).into_response())
+    Ok(whole_list(items))
 }
 
 pub async fn create_endpoint(
@@ -378,7 +387,7 @@ pub async fn bulk_retry(
 
 pub async fn list_channels(State(s): State<AppState>, auth: ApiAuth) -> ApiResult<Response> {
     let items = s.service.channels(&auth.principal, &auth.shop_id).await?;
-    Ok(Json(json!({ "items": items, "next_cursor": null })).into_response())
+    Ok(whole_list(items))
 }
 
 pub async fn list_alerts(

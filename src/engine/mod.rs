@@ -75,6 +75,11 @@ impl Engine {
         }
     }
 
+    /// The store the engine works on.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
     pub fn secrets(&self) -> &SecretBox {
         &self.inner.secrets
     }
@@ -456,11 +461,4 @@ pub async fn refresh_queue_metrics(engine: &Engine) {
         .flatten()
         .map(|t| (now - t) as f64 / 1000.0);
     inner.metrics.queue_lag_seconds.set(lag.unwrap_or(0.0));
-}
-
-/// The store the engine works on.
-impl Engine {
-    pub fn store(&self) -> &Store {
-        &self.inner.store
-    }
 }

@@ -2,12 +2,12 @@
 //! delivery with its attempts, manual and bulk retry, cancel; channels and alerts.
 
 use super::endpoints::priority_name;
-use super::events::EventInput;
 use super::{internal, iso, iso_opt, require_manage, require_read, Service};
 use crate::engine::catalog;
-use crate::ids::now_ms;
+use crate::ids::{new_id, now_ms};
 use crate::store::attempts::AttemptRow;
 use crate::store::deliveries::{DeliveryFilter, DeliveryRow};
+use crate::store::events::{NewEvent, Target};
 use app::backend::ServiceResult;
 use app::dto::{AlertView, AttemptView, ChannelView, DeliveryView, HttpMessage, Page};
 use app::model::{Principal, ServiceError};
@@ -64,6 +64,22 @@ pub fn attempt_view(a: &AttemptRow) -> AttemptView {
     }
 }
 
+/// Keyset pagination: the store was asked for `limit + 1` rows; keep `limit` and, when there
+/// were more, the last kept row's id is the cursor for the next page.
+fn split_page<R>(
+    mut rows: Vec<R>,
+    limit: i64,
+    id: impl Fn(&R) -> String,
+) -> (Vec<R>, Option<String>) {
+    if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        let cursor = rows.last().map(id);
+        (rows, cursor)
+    } else {
+        (rows, None)
+    }
+}
+
 /// Checks a filter's values; the error names the query parameter.
 pub fn check_filter(f: &DeliveryFilter) -> ServiceResult<()> {
     if let Some(s) = &f.status {
@@ -98,17 +114,12 @@ impl Service {
                 "is not a cursor from a previous page",
             ));
         }
-        let mut rows = self
+        let rows = self
             .store
             .list_deliveries(shop_id, filter, cursor, limit + 1)
             .await
             .map_err(internal)?;
-        let next_cursor = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last().map(|r| r.id.clone())
-        } else {
-            None
-        };
+        let (rows, next_cursor) = split_page(rows, limit, |r| r.id.clone());
         Ok(Page {
             items: rows.iter().map(|d| delivery_view(d, None)).collect(),
             next_cursor,
@@ -235,33 +246,37 @@ impl Service {
         let name = event_type
             .or_else(|| types.first().cloned())
             .unwrap_or_else(|| "order.created".into());
-        let sample = self
-            .event_type(who, shop_id, &name)
-            .await
-            .map(|t| t.sample)
-            .or_else(|_| {
-                catalog::valid_name(&name)
-                    .then(|| serde_json::json!({}))
-                    .ok_or(())
-            })
-            .map_err(|_| ServiceError::invalid("event_type", "is not a valid event type"))?;
+        if !catalog::valid_name(&name) {
+            return Err(ServiceError::invalid(
+                "event_type",
+                "is not a valid event type",
+            ));
+        }
+        // A type the catalog knows sends its sample; any other valid name sends `{}`.
+        let sample = match self.event_type(who, shop_id, &name).await {
+            Ok(t) => t.sample,
+            Err(_) => serde_json::json!({}),
+        };
         let shop = self.existing_shop(shop_id).await?;
         if !shop.webhooks_enabled {
             return Err(ServiceError::Forbidden(
                 "Webhooks are not enabled for this shop.".into(),
             ));
         }
-        let ev = self.parse_events_for_test(
-            EventInput {
-                event_type: name,
-                data: sample,
-                id: None,
-                channels: vec![],
-                priority: Some("high".into()),
-                entity_key: None,
-            },
-            &ep,
-        )?;
+        let ev = NewEvent {
+            id: new_id("evt_test"),
+            event_type: name,
+            channels: "[]".into(),
+            data: sample.to_string(),
+            entity_key: None,
+            priority: Some(0),
+            targets: vec![Target {
+                endpoint_id: ep.id.clone(),
+                priority: 0,
+                unique_pending: false,
+                held: !ep.enabled,
+            }],
+        };
         let published = self
             .store
             .publish(shop_id, &[ev], &[], now_ms())
@@ -275,29 +290,6 @@ impl Service {
             .next()
             .ok_or(ServiceError::Internal)?;
         Ok((p.id, delivery))
-    }
-
-    fn parse_events_for_test(
-        &self,
-        input: EventInput,
-        ep: &crate::store::endpoints::EndpointRow,
-    ) -> ServiceResult<crate::store::events::NewEvent> {
-        let ev_type = input.event_type.clone();
-        let data = serde_json::to_string(&input.data).unwrap_or_default();
-        Ok(crate::store::events::NewEvent {
-            id: crate::ids::new_id("evt_test"),
-            event_type: ev_type,
-            channels: "[]".into(),
-            data,
-            entity_key: None,
-            priority: Some(0),
-            targets: vec![crate::store::events::Target {
-                endpoint_id: ep.id.clone(),
-                priority: 0,
-                unique_pending: false,
-                held: !ep.enabled,
-            }],
-        })
     }
 
     /// Channels in use: on endpoints or on delivered events, with their endpoints.
@@ -350,17 +342,12 @@ impl Service {
         limit: i64,
     ) -> ServiceResult<Page<AlertView>> {
         require_read(who, shop_id)?;
-        let mut rows = self
+        let rows = self
             .store
             .alerts_of_shop(shop_id, cursor, limit + 1)
             .await
             .map_err(internal)?;
-        let next_cursor = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last().map(|r| r.id.clone())
-        } else {
-            None
-        };
+        let (rows, next_cursor) = split_page(rows, limit, |r| r.id.clone());
         Ok(Page {
             items: rows
                 .into_iter()

@@ -130,7 +130,7 @@ pub async fn gate(
         let login = if target == "/" {
             "/login".to_string()
         } else {
-            format!("/login?next={}", form_urlencoded_path(&target))
+            format!("/login?next={}", super::encode_query_value(&target))
         };
         return Redirect::to(&login).into_response();
     };
@@ -139,14 +139,6 @@ pub async fn gate(
         return forbidden_page();
     }
     next.run(req).await
-}
-
-fn form_urlencoded_path(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('&', "%26")
-        .replace('?', "%3F")
-        .replace('=', "%3D")
-        .replace('#', "%23")
 }
 
 #[cfg(test)]

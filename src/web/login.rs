@@ -31,20 +31,9 @@ fn back_to_login(error: &str, next: &str) -> Response {
     let mut url = format!("/login?error={error}");
     if next != "/" {
         url.push_str("&next=");
-        url.push_str(&urlencode(next));
+        url.push_str(&super::encode_query_value(next));
     }
     Redirect::to(&url).into_response()
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 pub async fn sign_in(
