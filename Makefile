@@ -48,6 +48,11 @@ test-e2e:
 	cargo leptos build
 	cd end2end && npx playwright test
 
+## Throughput and latency of a release build against a local receiver; writes target/bench/report.json.
+bench:
+	cargo build --release --features ssr --bins
+	target/release/herald-bench --herald target/release/herald
+
 lint: setup
 	cargo fmt --all -- --check
 	RUSTFLAGS="$(TEST_RUSTFLAGS)" cargo clippy --workspace --features ssr --all-targets -- -D warnings

@@ -385,27 +385,218 @@ async fn private_targets_are_blocked_unless_allowed() {
 }
 
 #[tokio::test]
-async fn unique_pending_replaces_a_queued_delivery_of_the_same_entity() {
+async fn unique_pending_replaces_a_waiting_delivery_of_the_same_entity() {
     let app = TestApp::spawn().await;
     let (_, key) = app.api_shop().await;
     let api = app.api(&key);
+    let rx = Receiver::ok().await;
+    // Disabled, so the first delivery is still waiting when the second event arrives.
     let (_, ep) = api
         .post(
             "/endpoints",
-            json!({"url": "http://127.0.0.1:9/", "unique_pending": true, "enabled": false}),
+            json!({"url": rx.url("/"), "unique_pending": true, "enabled": false}),
         )
         .await;
     let ep_id = ep["id"].as_str().unwrap();
-    // While the endpoint is disabled nothing is sent; re-enable it after queueing twice.
     let (_, a) = api
         .post(
             "/events",
             json!({"type": "order.updated", "data": {"v": 1}, "entity_key": "order-1"}),
         )
         .await;
+    let (_, b) = api
+        .post(
+            "/events",
+            json!({"type": "order.updated", "data": {"v": 2}, "entity_key": "order-1"}),
+        )
+        .await;
+    let (_, c) = api
+        .post(
+            "/events",
+            json!({"type": "order.updated", "data": {"v": 3}, "entity_key": "order-2"}),
+        )
+        .await;
+    assert_eq!(a["deliveries"], b["deliveries"], "the same queue item");
+    assert_ne!(
+        a["deliveries"], c["deliveries"],
+        "another entity queues its own"
+    );
     let (_, list) = api.get(&format!("/deliveries?endpoint_id={ep_id}")).await;
-    assert_eq!(list["items"][0]["status"], "held");
-    assert_eq!(a["deliveries"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
+
+    api.patch(&format!("/endpoints/{ep_id}"), json!({"enabled": true}))
+        .await;
+    let got = rx.wait_for(2, 5).await;
+    let bodies: Vec<serde_json::Value> = got
+        .iter()
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    assert!(
+        bodies.iter().any(|b| b["data"]["v"] == 2),
+        "the newest data of order-1 is sent"
+    );
+    assert!(
+        !bodies.iter().any(|b| b["data"]["v"] == 1),
+        "the replaced one is not"
+    );
+}
+
+#[tokio::test]
+async fn the_activity_stream_reports_events_and_attempts_live() {
+    use futures::StreamExt;
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::ok().await;
+    api.post("/endpoints", json!({"url": rx.url("/")})).await;
+    let resp = reqwest::Client::new()
+        .get(app.url("/api/v1/activity"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut stream = resp.bytes_stream();
+    api.post("/events", json!({"type": "order.created", "data": {}}))
+        .await;
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !(text.contains("event: event.published") && text.contains("event: attempt")) {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("activity arrives")
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("\"status\":\"succeeded\""), "{text}");
+}
+
+#[tokio::test]
+async fn an_endpoint_rate_limit_spaces_its_deliveries() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::ok().await;
+    api.post(
+        "/endpoints",
+        json!({"url": rx.url("/"), "rate_limit_per_second": 2}),
+    )
+    .await;
+    let batch: Vec<_> = (0..5)
+        .map(|i| json!({"type": "order.created", "data": {"i": i}}))
+        .collect();
+    let started = std::time::Instant::now();
+    api.post("/events/batch", json!(batch)).await;
+    rx.wait_for(5, 10).await;
+    // Two at once, then two a second: the fifth cannot arrive before about 1.5 s.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1200),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_within_the_policy() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::start(|_| {
+        (
+            503,
+            vec![("retry-after", "2".to_string())],
+            String::new(),
+            Duration::ZERO,
+        )
+    })
+    .await;
+    api.post(
+        "/endpoints",
+        json!({"url": rx.url("/"), "retry": {"policy": "schedule", "delays_s": [1, 3]}}),
+    )
+    .await;
+    let (_, p) = api
+        .post("/events", json!({"type": "order.created", "data": {}}))
+        .await;
+    let d = api
+        .wait_status(p["deliveries"][0].as_str().unwrap(), "retrying", 5)
+        .await;
+    let parse = |v: &serde_json::Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let wait = parse(&d["next_attempt_at"]) - parse(&d["attempts"][0]["at"]);
+    assert!(
+        wait >= time::Duration::milliseconds(1900),
+        "waited {wait} instead of the 1 s schedule"
+    );
+    assert!(wait <= time::Duration::milliseconds(2100), "{wait}");
+}
+
+#[tokio::test]
+async fn an_endpoint_failing_for_days_is_disabled() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::start(status(500)).await;
+    let (_, ep) = api
+        .post(
+            "/endpoints",
+            json!({"url": rx.url("/"), "disable_after_days": 5}),
+        )
+        .await;
+    let id = ep["id"].as_str().unwrap();
+    let six_days_ago = herald::ids::now_ms() - 6 * 86_400_000;
+    sqlx::query("UPDATE endpoints SET failing_since = ? WHERE id = ?")
+        .bind(six_days_ago)
+        .bind(id)
+        .execute(&app.service.store.writer)
+        .await
+        .unwrap();
+    let (_, p) = api
+        .post("/events", json!({"type": "order.created", "data": {}}))
+        .await;
+    api.wait_status(p["deliveries"][0].as_str().unwrap(), "held", 5)
+        .await;
+    let (_, ep) = api.get(&format!("/endpoints/{id}")).await;
+    assert_eq!(ep["enabled"], false);
+    assert_eq!(ep["disabled_reason"], "failing continuously for 5 days");
+}
+
+#[tokio::test]
+async fn retention_purges_old_failed_deliveries_and_logs() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::start(status(500)).await;
+    api.post(
+        "/endpoints",
+        json!({"url": rx.url("/"), "retry": {"policy": "schedule", "delays_s": []}}),
+    )
+    .await;
+    let (_, p) = api
+        .post("/events", json!({"type": "order.created", "data": {}}))
+        .await;
+    let id = p["deliveries"][0].as_str().unwrap();
+    api.wait_status(id, "failed", 5).await;
+    let store = &app.service.store;
+    assert_eq!(
+        store.purge_expired(herald::ids::now_ms()).await.unwrap(),
+        (0, 0),
+        "fresh ones stay"
+    );
+    let later = herald::ids::now_ms() + 31 * 86_400_000;
+    assert_eq!(store.purge_expired(later).await.unwrap(), (1, 1));
+    let (code, _) = api.get(&format!("/deliveries/{id}")).await;
+    assert_eq!(code, 404);
 }
 
 #[tokio::test]

@@ -250,8 +250,14 @@ async fn dispatcher(engine: Engine, tx: mpsc::UnboundedSender<(AttemptRecord, Ac
             }
         };
         if !claimed.is_empty() {
+            let full = claimed.len() >= free.min(512);
             if let Err(e) = start_attempts(&engine, claimed, &tx).await {
                 tracing::error!(error = %e, "could not load claimed deliveries");
+            }
+            if !full {
+                // Capacity frees up one attempt at a time; wait a moment so the next claim
+                // takes a batch instead of a single row.
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
             continue;
         }

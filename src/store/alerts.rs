@@ -40,7 +40,7 @@ impl Store {
         .bind(now)
         .bind(shop_id)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -33,7 +33,7 @@ impl Store {
         .bind(key_hash)
         .bind(key_prefix)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(id)
     }
@@ -66,7 +66,7 @@ impl Store {
         .bind(now_ms())
         .bind(key_id)
         .bind(shop_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }

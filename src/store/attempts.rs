@@ -39,6 +39,19 @@ pub struct AttemptRecord {
     pub alert: Option<(String, String)>,
 }
 
+/// The time of the first failure of this endpoint in the batch since its last success.
+fn first_failure<'a>(
+    failures: &mut std::collections::HashMap<&'a str, i64>,
+    r: &'a AttemptRecord,
+) -> Option<i64> {
+    if r.effect == EndpointEffect::Failed {
+        Some(*failures.entry(r.endpoint_id.as_str()).or_insert(r.at))
+    } else {
+        failures.remove(r.endpoint_id.as_str());
+        None
+    }
+}
+
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct AttemptRow {
     pub id: i64,
@@ -64,7 +77,11 @@ impl Store {
     /// Records a batch of attempts in one transaction (SQLite has one writer: batching is
     /// what keeps it from being the limit).
     pub async fn record_attempts(&self, batch: &[AttemptRecord]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
+        // endpoint → (failing now, first failure in this batch, last attempt time)
+        let mut health: std::collections::HashMap<&str, (bool, Option<i64>, i64)> =
+            Default::default();
+        let mut failures: std::collections::HashMap<&str, i64> = Default::default();
         for r in batch {
             sqlx::query(
                 "INSERT INTO attempts (shop_id, delivery_id, endpoint_id, number, status_code, error_kind,
@@ -102,22 +119,16 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             match &r.effect {
-                EndpointEffect::Succeeded => {
-                    sqlx::query("UPDATE endpoints SET failing_since = NULL, last_attempt_at = ? WHERE id = ?")
-                        .bind(r.at)
-                        .bind(&r.endpoint_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                EndpointEffect::Failed => {
-                    sqlx::query(
-                        "UPDATE endpoints SET failing_since = COALESCE(failing_since, ?), last_attempt_at = ? WHERE id = ?",
-                    )
-                    .bind(r.at)
-                    .bind(r.at)
-                    .bind(&r.endpoint_id)
-                    .execute(&mut *tx)
-                    .await?;
+                // Health is written once per endpoint per batch, below.
+                EndpointEffect::Succeeded | EndpointEffect::Failed => {
+                    health.insert(
+                        r.endpoint_id.as_str(),
+                        (
+                            r.effect == EndpointEffect::Failed,
+                            first_failure(&mut failures, r),
+                            r.at,
+                        ),
+                    );
                 }
                 EndpointEffect::Disable(reason) => {
                     sqlx::query(
@@ -155,6 +166,27 @@ impl Store {
                 .await?;
             }
         }
+        for (endpoint, (failing, first_failure, at)) in health {
+            if failing {
+                sqlx::query(
+                    "UPDATE endpoints SET failing_since = COALESCE(failing_since, ?), last_attempt_at = ?
+                     WHERE id = ?",
+                )
+                .bind(first_failure.unwrap_or(at))
+                .bind(at)
+                .bind(endpoint)
+                .execute(&mut *tx)
+                .await?;
+            } else {
+                sqlx::query(
+                    "UPDATE endpoints SET failing_since = NULL, last_attempt_at = ? WHERE id = ?",
+                )
+                .bind(at)
+                .bind(endpoint)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         tx.commit().await
     }
 
@@ -180,7 +212,7 @@ impl Store {
              WHERE a.at < ? - s.log_retention_days * 86400000 LIMIT 10000)",
         )
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         let deliveries = sqlx::query(
@@ -189,7 +221,7 @@ impl Store {
              LIMIT 10000)",
         )
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok((attempts, deliveries))

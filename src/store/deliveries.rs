@@ -149,7 +149,7 @@ impl Store {
         .bind(now)
         .bind(shop_id)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         if done.rows_affected() == 1 {
             return Ok(Some(true));
@@ -166,7 +166,7 @@ impl Store {
         .bind(now)
         .bind(shop_id)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         if done.rows_affected() == 1 {
             return Ok(Some(true));
@@ -197,7 +197,7 @@ impl Store {
             .push(" AND status IN ('succeeded', 'failed', 'cancelled')")
             .push(" AND endpoint_id IN (SELECT id FROM endpoints WHERE enabled = 1)");
         push_filter(&mut qb, &f);
-        Ok(qb.build().execute(&self.pool).await?.rows_affected())
+        Ok(qb.build().execute(&self.writer).await?.rows_affected())
     }
 
     /// Leases up to `limit` due deliveries, highest priority and oldest due first, skipping
@@ -258,7 +258,7 @@ impl Store {
         }
         sep.push_unseparated(")");
         qb.push(" RETURNING id, shop_id, event_id, endpoint_id, attempt_count, created_at");
-        qb.build_query_as().fetch_all(&self.pool).await
+        qb.build_query_as().fetch_all(&self.writer).await
     }
 
     /// Makes deliveries whose lease ran out (their process died) claimable again.
@@ -271,7 +271,7 @@ impl Store {
         .bind(now)
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected())
     }
@@ -285,7 +285,7 @@ impl Store {
             )
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         }
         Ok(())

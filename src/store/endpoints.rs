@@ -91,7 +91,7 @@ impl Store {
         .bind(e.last_attempt_at)
         .bind(e.created_at)
         .bind(e.updated_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -133,7 +133,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM endpoints WHERE shop_id = ? AND id = ?")
             .bind(shop_id)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -148,7 +148,7 @@ impl Store {
         reason: Option<&str>,
         now: i64,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "UPDATE endpoints SET enabled = ?, disabled_reason = ?, failing_since = NULL,
              updated_at = ? WHERE shop_id = ? AND id = ?",

@@ -51,7 +51,7 @@ impl Store {
         .bind(&row.source)
         .bind(row.created_at)
         .bind(row.updated_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }

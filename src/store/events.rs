@@ -3,7 +3,7 @@
 
 use super::{Result, Store};
 use crate::ids::new_id;
-use sqlx::Row;
+use sqlx::{QueryBuilder, Sqlite};
 
 /// Where one event goes: one delivery per target endpoint.
 #[derive(Debug, Clone)]
@@ -46,6 +46,94 @@ pub struct EventRow {
     pub created_at: i64,
 }
 
+/// Rows per multi-row INSERT (SQLite allows 32,766 bound parameters per statement).
+const CHUNK: usize = 200;
+
+/// The common case, in a few multi-row statements: events with their delivery ids, then the
+/// deliveries of the events that were new. `RETURNING` tells which ids were new.
+async fn insert_bulk(
+    tx: &mut sqlx::SqliteConnection,
+    shop_id: &str,
+    events: &[NewEvent],
+    now: i64,
+) -> Result<Vec<Published>> {
+    let ids: Vec<Vec<String>> = events
+        .iter()
+        .map(|e| e.targets.iter().map(|_| new_id("dlv")).collect())
+        .collect();
+    let mut inserted = std::collections::HashSet::new();
+    let indexed: Vec<(usize, &NewEvent)> = events.iter().enumerate().collect();
+    for chunk in indexed.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (shop_id, id, type, channels, data, entity_key, priority, deliveries, created_at) ",
+        );
+        qb.push_values(chunk, |mut b, (i, ev)| {
+            b.push_bind(shop_id)
+                .push_bind(&ev.id)
+                .push_bind(&ev.event_type)
+                .push_bind(&ev.channels)
+                .push_bind(&ev.data)
+                .push_bind(&ev.entity_key)
+                .push_bind(ev.priority)
+                .push_bind(serde_json::to_string(&ids[*i]).unwrap_or_else(|_| "[]".into()))
+                .push_bind(now);
+        });
+        qb.push(" ON CONFLICT (shop_id, id) DO NOTHING RETURNING id");
+        let rows: Vec<(String,)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+        inserted.extend(rows.into_iter().map(|(id,)| id));
+    }
+    // An id seen twice in one batch is new only the first time.
+    let mut first_seen = std::collections::HashSet::new();
+    let mut rows = Vec::new();
+    let mut out = Vec::with_capacity(events.len());
+    for (i, ev) in events.iter().enumerate() {
+        if inserted.contains(&ev.id) && first_seen.insert(ev.id.as_str()) {
+            for (t, id) in ev.targets.iter().zip(&ids[i]) {
+                rows.push((id, ev, t));
+            }
+            out.push(Published {
+                id: ev.id.clone(),
+                deliveries: ids[i].clone(),
+                duplicate: false,
+            });
+        } else {
+            let existing: String =
+                sqlx::query_scalar("SELECT deliveries FROM events WHERE shop_id = ? AND id = ?")
+                    .bind(shop_id)
+                    .bind(&ev.id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            out.push(Published {
+                id: ev.id.clone(),
+                deliveries: serde_json::from_str(&existing).unwrap_or_default(),
+                duplicate: true,
+            });
+        }
+    }
+    for chunk in rows.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO deliveries (id, shop_id, event_id, endpoint_id, event_type, channels,
+             entity_key, status, priority, next_attempt_at, created_at, updated_at) ",
+        );
+        qb.push_values(chunk, |mut b, (id, ev, t)| {
+            b.push_bind(*id)
+                .push_bind(shop_id)
+                .push_bind(&ev.id)
+                .push_bind(&t.endpoint_id)
+                .push_bind(&ev.event_type)
+                .push_bind(&ev.channels)
+                .push_bind(&ev.entity_key)
+                .push_bind(if t.held { "held" } else { "pending" })
+                .push_bind(ev.priority.unwrap_or(t.priority))
+                .push_bind(now)
+                .push_bind(now)
+                .push_bind(now);
+        });
+        qb.build().execute(&mut *tx).await?;
+    }
+    Ok(out)
+}
+
 impl Store {
     /// Writes events, their deliveries and newly seen event types in one transaction.
     pub async fn publish(
@@ -55,9 +143,15 @@ impl Store {
         discovered: &[(String, String)],
         now: i64,
     ) -> Result<Vec<Published>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
+        let replaces = events
+            .iter()
+            .any(|e| e.entity_key.is_some() && e.targets.iter().any(|t| t.unique_pending));
         let mut out = Vec::with_capacity(events.len());
-        for ev in events {
+        if !replaces {
+            out = insert_bulk(&mut tx, shop_id, events, now).await?;
+        }
+        for ev in events.iter().filter(|_| replaces) {
             let inserted = sqlx::query(
                 "INSERT INTO events (shop_id, id, type, channels, data, entity_key, priority, created_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (shop_id, id) DO NOTHING",
@@ -92,14 +186,15 @@ impl Store {
             let mut ids = Vec::with_capacity(ev.targets.len());
             for t in &ev.targets {
                 let priority = ev.priority.unwrap_or(t.priority);
-                if t.unique_pending && !t.held {
+                if t.unique_pending {
                     if let Some(key) = &ev.entity_key {
-                        // Replace a delivery of the same entity that has not been sent yet.
+                        // Replace a delivery of the same entity that has not been sent yet
+                        // (queued, or held while its endpoint is disabled).
                         let replaced: Option<String> = sqlx::query_scalar(
                             "UPDATE deliveries SET event_id = ?, event_type = ?, channels = ?,
                              priority = ?, updated_at = ?
                              WHERE id = (SELECT id FROM deliveries WHERE endpoint_id = ?
-                               AND entity_key = ? AND status = 'pending' LIMIT 1)
+                               AND entity_key = ? AND status IN ('pending', 'held') LIMIT 1)
                              RETURNING id",
                         )
                         .bind(&ev.id)
@@ -184,24 +279,27 @@ impl Store {
         &self,
         keys: &[(String, String)],
     ) -> Result<Vec<(String, EventRow)>> {
-        if keys.is_empty() {
-            return Ok(vec![]);
-        }
-        let marks = vec!["(?, ?)"; keys.len()].join(",");
-        let sql = format!(
-            "SELECT shop_id, id, type, channels, data, entity_key, deliveries, created_at
-             FROM events WHERE (shop_id, id) IN (VALUES {marks})"
-        );
-        let mut q = sqlx::query(&sql);
+        // One `shop_id = ? AND id IN (…)` per shop: it walks the primary key, where a
+        // row-value IN over VALUES would scan the table.
+        let mut by_shop: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
         for (shop, id) in keys {
-            q = q.bind(shop).bind(id);
+            by_shop.entry(shop.as_str()).or_default().push(id.as_str());
         }
-        let rows = q.fetch_all(&self.pool).await?;
-        rows.into_iter()
-            .map(|r| {
-                use sqlx::FromRow;
-                Ok((r.try_get::<String, _>("shop_id")?, EventRow::from_row(&r)?))
-            })
-            .collect()
+        let mut out = Vec::with_capacity(keys.len());
+        for (shop, ids) in by_shop {
+            let marks = vec!["?"; ids.len()].join(",");
+            let sql = format!(
+                "SELECT id, type, channels, data, entity_key, deliveries, created_at
+                 FROM events WHERE shop_id = ? AND id IN ({marks})"
+            );
+            let mut q = sqlx::query_as::<_, EventRow>(&sql).bind(shop);
+            for id in ids {
+                q = q.bind(id);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                out.push((shop.to_string(), row));
+            }
+        }
+        Ok(out)
     }
 }

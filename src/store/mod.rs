@@ -19,9 +19,14 @@ use std::time::Duration;
 pub type Result<T, E = sqlx::Error> = std::result::Result<T, E>;
 
 /// The database behind Herald. Cheap to clone.
+///
+/// SQLite has one writer at a time. Every write goes through `writer`, a pool of one
+/// connection, so writers queue in the pool (an async hand-over) instead of colliding in
+/// SQLite's busy handler, which sleeps; reads use `pool` and run beside it (WAL).
 #[derive(Clone, Debug)]
 pub struct Store {
     pub pool: SqlitePool,
+    pub writer: SqlitePool,
 }
 
 impl Store {
@@ -39,16 +44,21 @@ impl Store {
                 std::fs::create_dir_all(parent)?;
             }
         }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(options.clone())
+            .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
             .await?;
-        Ok(Store { pool })
+        Ok(Store { pool, writer })
     }
 
     /// Applies the migrations embedded in the binary.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        sqlx::migrate!("./migrations").run(&self.pool).await?;
+        sqlx::migrate!("./migrations").run(&self.writer).await?;
         Ok(())
     }
 

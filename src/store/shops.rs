@@ -33,7 +33,7 @@ impl Store {
         .bind(webhooks_enabled)
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(ShopRow {
             id,
@@ -78,7 +78,7 @@ impl Store {
                 .bind(enabled)
                 .bind(now_ms())
                 .bind(shop_id)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
         Ok(done.rows_affected() == 1)
     }

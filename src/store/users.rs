@@ -45,7 +45,7 @@ impl Store {
     ) -> Result<String> {
         let id = new_id("usr");
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO users (id, email, password_hash, is_operator, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -135,7 +135,7 @@ impl Store {
         .bind(user_id)
         .bind(role)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -145,7 +145,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM memberships WHERE shop_id = ? AND user_id = ?")
             .bind(shop_id)
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }

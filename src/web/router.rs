@@ -46,7 +46,7 @@ fn security_headers(router: Router) -> Router {
 
 pub async fn build(state: AppState, config: &crate::config::Config) -> anyhow::Result<Router> {
     let secure_cookies = config.secure_cookies();
-    let session_store = SqliteStore::new(state.service.store.pool.clone())
+    let session_store = SqliteStore::new(state.service.store.writer.clone())
         .with_table_name("sessions")
         .map_err(anyhow::Error::msg)?;
     session_store.migrate().await?;

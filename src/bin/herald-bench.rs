@@ -1,0 +1,441 @@
+//! `make bench`: end-to-end throughput and latency of a release Herald on a fresh SQLite file,
+//! delivering to a fast receiver in a separate process, beside the raw limit of a bare HTTP
+//! client posting to the same receiver. Writes `target/bench/report.json`.
+//!
+//! Usage: `herald-bench [--events N] [--fan-events N] [--herald PATH]`;
+//! `herald-bench receiver` is the receiver process it starts itself.
+
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// What the receiver measured: how many requests, and publish→receipt latencies for those
+/// carrying a `sent_at_us` stamp.
+#[derive(Default)]
+struct Stats {
+    count: AtomicU64,
+    latencies_us: Mutex<Vec<u64>>,
+}
+
+const STAMP: &[u8] = b"\"sent_at_us\":";
+
+async fn receiver() {
+    use axum::{body::Bytes, extract::State, routing::get, Router};
+    async fn hook(State(s): State<Arc<Stats>>, body: Bytes) -> &'static str {
+        s.count.fetch_add(1, Ordering::Relaxed);
+        // Only latency-probe events carry the stamp.
+        if let Some(i) = body.windows(STAMP.len()).position(|w| w == STAMP) {
+            let digits: String = body[i + STAMP.len()..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .map(|b| *b as char)
+                .collect();
+            if let Ok(sent) = digits.parse::<u64>() {
+                s.latencies_us
+                    .lock()
+                    .unwrap()
+                    .push(now_us().saturating_sub(sent));
+            }
+        }
+        "ok"
+    }
+    async fn stats(State(s): State<Arc<Stats>>) -> axum::Json<Value> {
+        let mut l = s.latencies_us.lock().unwrap().clone();
+        l.sort_unstable();
+        axum::Json(json!({ "count": s.count.load(Ordering::Relaxed), "latencies_us": l }))
+    }
+    async fn reset(State(s): State<Arc<Stats>>) -> &'static str {
+        s.count.store(0, Ordering::Relaxed);
+        s.latencies_us.lock().unwrap().clear();
+        "ok"
+    }
+    let app = Router::new()
+        .route("/stats", get(stats))
+        .route("/reset", axum::routing::post(reset))
+        .fallback(axum::routing::post(hook))
+        .with_state(Arc::new(Stats::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("{}", listener.local_addr().unwrap().port());
+    axum::serve(listener, app).await.unwrap();
+}
+
+/// Kills the child processes when the bench ends, however it ends.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn percentile_ms(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+struct Bench {
+    client: reqwest::Client,
+    herald: String,
+    receiver: String,
+    key: String,
+}
+
+impl Bench {
+    async fn post(&self, path: &str, body: &Value) -> Value {
+        let r = self
+            .client
+            .post(format!("{}/api/v1{path}", self.herald))
+            .bearer_auth(&self.key)
+            .json(body)
+            .send()
+            .await
+            .expect("herald answers");
+        let status = r.status();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {v}");
+        v
+    }
+
+    async fn receiver_stats(&self) -> Value {
+        self.client
+            .get(format!("{}/stats", self.receiver))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn reset_receiver(&self) {
+        self.client
+            .post(format!("{}/reset", self.receiver))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn wait_received(&self, n: u64, limit: Duration) -> bool {
+        let start = Instant::now();
+        loop {
+            let got = self.receiver_stats().await["count"].as_u64().unwrap_or(0);
+            if got >= n {
+                return true;
+            }
+            if start.elapsed() > limit {
+                eprintln!("  only {got} of {n} received after {limit:?}");
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Publishes `events` through the batch API (4 publishers, 1,000 per batch) and waits for
+    /// `events * endpoints` deliveries.
+    async fn throughput(&self, events: usize, endpoints: usize) -> Value {
+        self.reset_receiver().await;
+        let start = Instant::now();
+        let batches: Vec<usize> = (0..events.div_ceil(1000)).collect();
+        let per_task = batches.len().div_ceil(4).max(1);
+        let mut tasks = Vec::new();
+        for chunk in batches.chunks(per_task).map(<[usize]>::to_vec) {
+            let client = self.client.clone();
+            let url = format!("{}/api/v1/events/batch", self.herald);
+            let key = self.key.clone();
+            tasks.push(tokio::spawn(async move {
+                for b in chunk {
+                    let n = (events - b * 1000).min(1000);
+                    let batch: Vec<Value> = (0..n)
+                        .map(|i| {
+                            json!({"type": "order.created", "data": {"order_id": b * 1000 + i,
+                                "total": {"amount": "149.90", "currency": "EUR"}}})
+                        })
+                        .collect();
+                    let r = client
+                        .post(&url)
+                        .bearer_auth(&key)
+                        .json(&batch)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(r.status().is_success(), "batch: {}", r.status());
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let published = start.elapsed();
+        let expected = (events * endpoints) as u64;
+        let complete = self
+            .wait_received(expected, Duration::from_secs(1800))
+            .await;
+        let total = start.elapsed();
+        let got = self.receiver_stats().await["count"].as_u64().unwrap_or(0);
+        json!({
+            "events": events,
+            "endpoints": endpoints,
+            "deliveries": got,
+            "complete": complete,
+            "publish_events_per_s": (events as f64 / published.as_secs_f64()).round(),
+            "deliveries_per_s": (got as f64 / total.as_secs_f64()).round(),
+            "seconds": (total.as_secs_f64() * 100.0).round() / 100.0,
+        })
+    }
+
+    /// Single events at a steady rate; latency from publish to receipt.
+    async fn latency(&self, rate: u64, seconds: u64) -> Value {
+        self.reset_receiver().await;
+        let total = rate * seconds;
+        let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+        let mut tasks = Vec::new();
+        for i in 0..total {
+            ticker.tick().await;
+            let client = self.client.clone();
+            let url = format!("{}/api/v1/events", self.herald);
+            let key = self.key.clone();
+            tasks.push(tokio::spawn(async move {
+                let body = json!({"type": "order.created", "data": {"order_id": i, "sent_at_us": now_us()}});
+                client
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        self.wait_received(total, Duration::from_secs(60)).await;
+        let stats = self.receiver_stats().await;
+        let l: Vec<u64> = stats["latencies_us"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
+        json!({
+            "rate_per_s": rate,
+            "events": total,
+            "received": l.len(),
+            "p50_ms": percentile_ms(&l, 0.50),
+            "p99_ms": percentile_ms(&l, 0.99),
+            "max_ms": l.last().map(|m| *m as f64 / 1000.0).unwrap_or(0.0),
+        })
+    }
+
+    /// The raw limit: a bare client posting similar bodies with Herald's concurrency.
+    async fn raw_limit(&self, requests: usize, concurrency: usize) -> Value {
+        self.reset_receiver().await;
+        let start = Instant::now();
+        let next = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let client = self.client.clone();
+            let url = format!("{}/hook", self.receiver);
+            let next = next.clone();
+            tasks.push(tokio::spawn(async move {
+                while next.fetch_add(1, Ordering::Relaxed) < requests as u64 {
+                    let body =
+                        json!({"id": "evt_x", "type": "order.created", "data": {"order_id": 1}});
+                    client.post(&url).json(&body).send().await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        json!({
+            "requests": requests,
+            "concurrency": concurrency,
+            "requests_per_s": (requests as f64 / secs).round(),
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("receiver") {
+        receiver().await;
+        return;
+    }
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let events: usize = arg("--events")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let fan_events: usize = arg("--fan-events")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(events / 10);
+    let herald_bin = arg("--herald").unwrap_or_else(|| "target/release/herald".into());
+    let concurrency = 256;
+
+    // The receiver, in its own process.
+    let mut rx = Command::new(std::env::current_exe().unwrap())
+        .arg("receiver")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("receiver starts");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(rx.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let rx_port: u16 = line.trim().parse().expect("receiver port");
+    let mut children = Children(vec![rx]);
+
+    // Herald on a fresh database.
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/herald.db", dir.path().display());
+    let env = |c: &mut Command| {
+        c.env("HERALD_DATABASE_URL", &db)
+            .env("HERALD_DATA_DIR", dir.path())
+            .env("HERALD_LOG", "warn")
+            .env("HERALD_ALLOW_PRIVATE_TARGETS", "1")
+            .env("HERALD_ADMIN_PASSWORD", "bench-password-1");
+    };
+    let cli = |args: &[&str]| {
+        let mut c = Command::new(&herald_bin);
+        c.args(args);
+        env(&mut c);
+        let out = c.output().expect("herald runs");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .lines()
+            .last()
+            .unwrap()
+            .to_string()
+    };
+    let shop = cli(&["shop", "create", "--name", "Bench", "--enable-webhooks"]);
+    let key = cli(&["api-key", "create", "--shop", &shop, "--name", "bench"]);
+    let port = free_port();
+    let mut serve = Command::new(&herald_bin);
+    serve
+        .arg("serve")
+        .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null());
+    env(&mut serve);
+    let herald = serve.spawn().expect("herald starts");
+    let herald_pid = herald.id();
+    children.0.push(herald);
+
+    let b = Bench {
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(512)
+            .build()
+            .unwrap(),
+        herald: format!("http://127.0.0.1:{port}"),
+        receiver: format!("http://127.0.0.1:{rx_port}"),
+        key,
+    };
+    for _ in 0..200 {
+        let up = b.client.get(format!("{}/healthz", b.herald)).send().await;
+        if up.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let hook = json!({"url": format!("{}/hook", b.receiver)});
+    b.post("/endpoints", &hook).await;
+
+    println!(
+        "Herald bench: {events} events to 1 endpoint, {fan_events} events to 10 endpoints \
+         (Herald, the receiver and the publisher share the machine's cores)"
+    );
+    let raw = b.raw_limit(events.min(50_000), concurrency).await;
+    println!(
+        "  raw limit (bare client, {concurrency} in flight): {} requests/s",
+        raw["requests_per_s"]
+    );
+    let latency = b.latency(500, 10).await;
+    println!(
+        "  publish→receipt at 500 events/s: p50 {} ms, p99 {} ms, max {} ms",
+        latency["p50_ms"], latency["p99_ms"], latency["max_ms"]
+    );
+    let one = b.throughput(events, 1).await;
+    println!(
+        "  1 endpoint: {} deliveries/s end to end; publish {} events/s; {} s",
+        one["deliveries_per_s"], one["publish_events_per_s"], one["seconds"]
+    );
+    for _ in 0..9 {
+        b.post("/endpoints", &hook).await;
+    }
+    let ten = b.throughput(fan_events, 10).await;
+    println!(
+        "  10 endpoints: {} deliveries/s end to end; publish {} events/s; {} s",
+        ten["deliveries_per_s"], ten["publish_events_per_s"], ten["seconds"]
+    );
+    let rss = peak_rss_kib(herald_pid);
+    let ratio = one["deliveries_per_s"].as_f64().unwrap_or(0.0)
+        / raw["requests_per_s"].as_f64().unwrap_or(1.0).max(1.0);
+    println!(
+        "  Herald peak RSS {} MiB; 1-endpoint throughput is {:.0} % of the raw limit",
+        rss / 1024,
+        ratio * 100.0
+    );
+
+    let report = json!({
+        "raw_limit": raw,
+        "latency_500_per_s": latency,
+        "one_endpoint": one,
+        "ten_endpoints": ten,
+        "peak_rss_mib": rss / 1024,
+        "ratio_to_raw_limit": (ratio * 1000.0).round() / 1000.0,
+        "durability": "every attempt committed to SQLite (WAL, synchronous=NORMAL) before it counts",
+    });
+    std::fs::create_dir_all("target/bench").unwrap();
+    std::fs::write(
+        "target/bench/report.json",
+        serde_json::to_string_pretty(&report).unwrap(),
+    )
+    .unwrap();
+    println!("  report: target/bench/report.json");
+    drop(children);
+}
