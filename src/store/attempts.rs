@@ -3,6 +3,7 @@
 
 use super::{Result, Store};
 use crate::ids::new_id;
+use sqlx::{QueryBuilder, Sqlite};
 
 /// What an attempt's outcome does to its endpoint.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,42 +83,54 @@ impl Store {
         let mut health: std::collections::HashMap<&str, (bool, Option<i64>, i64)> =
             Default::default();
         let mut failures: std::collections::HashMap<&str, i64> = Default::default();
-        for r in batch {
-            sqlx::query(
+        // Attempts and the deliveries' new states, a few hundred rows per statement. A
+        // delivery deleted meanwhile (its endpoint went) gets no attempt row; one cancelled
+        // while in flight stays cancelled.
+        for chunk in batch.chunks(150) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO attempts (shop_id, delivery_id, endpoint_id, number, status_code, error_kind,
                  error_message, duration_ms, request_headers, request_body, response_headers, response_body, at)
-                 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?)",
-            )
-            .bind(&r.shop_id)
-            .bind(&r.delivery_id)
-            .bind(&r.endpoint_id)
-            .bind(r.number)
-            .bind(r.status_code)
-            .bind(&r.error_kind)
-            .bind(&r.error_message)
-            .bind(r.duration_ms)
-            .bind(&r.request_headers)
-            .bind(&r.request_body)
-            .bind(&r.response_headers)
-            .bind(&r.response_body)
-            .bind(r.at)
-            .bind(&r.delivery_id)
-            .execute(&mut *tx)
-            .await?;
-            // A delivery cancelled while its attempt was in flight stays cancelled.
-            sqlx::query(
-                "UPDATE deliveries SET status = ?, attempt_count = ?, next_attempt_at = ?, lease_until = NULL,
-                 last_status_code = ?, last_error = ?, updated_at = ? WHERE id = ? AND status = 'delivering'",
-            )
-            .bind(r.new_status)
-            .bind(r.number)
-            .bind(r.next_attempt_at)
-            .bind(r.status_code)
-            .bind(&r.error_kind)
-            .bind(r.at)
-            .bind(&r.delivery_id)
-            .execute(&mut *tx)
-            .await?;
+                 SELECT v.* FROM (",
+            );
+            qb.push_values(chunk, |mut b, r| {
+                b.push_bind(&r.shop_id)
+                    .push_bind(&r.delivery_id)
+                    .push_bind(&r.endpoint_id)
+                    .push_bind(r.number)
+                    .push_bind(r.status_code)
+                    .push_bind(&r.error_kind)
+                    .push_bind(&r.error_message)
+                    .push_bind(r.duration_ms)
+                    .push_bind(&r.request_headers)
+                    .push_bind(&r.request_body)
+                    .push_bind(&r.response_headers)
+                    .push_bind(&r.response_body)
+                    .push_bind(r.at);
+            });
+            qb.push(") AS v WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column2)");
+            qb.build().execute(&mut *tx).await?;
+
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "WITH v(id, status, attempts, next_at, code, error, at) AS (",
+            );
+            qb.push_values(chunk, |mut b, r| {
+                b.push_bind(&r.delivery_id)
+                    .push_bind(r.new_status)
+                    .push_bind(r.number)
+                    .push_bind(r.next_attempt_at)
+                    .push_bind(r.status_code)
+                    .push_bind(&r.error_kind)
+                    .push_bind(r.at);
+            });
+            qb.push(
+                ") UPDATE deliveries SET status = v.status, attempt_count = v.attempts,
+                 next_attempt_at = v.next_at, lease_until = NULL, last_status_code = v.code,
+                 last_error = v.error, updated_at = v.at
+                 FROM v WHERE deliveries.id = v.id AND deliveries.status = 'delivering'",
+            );
+            qb.build().execute(&mut *tx).await?;
+        }
+        for r in batch {
             match &r.effect {
                 // Health is written once per endpoint per batch, below.
                 EndpointEffect::Succeeded | EndpointEffect::Failed => {
