@@ -108,3 +108,441 @@ pub fn error_text(err: &ServerFnError) -> String {
         other => other.to_string(),
     }
 }
+
+// ---- Panel: endpoints, catalog, queue, logs, alerts, settings, dashboard ----
+
+use crate::dto::*;
+
+/// Splits "a, b c" into ["a", "b", "c"].
+pub fn split_list(s: &str) -> Vec<String> {
+    s.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[server]
+pub async fn list_endpoints(shop_id: String) -> Result<Vec<EndpointView>, ServerFnError> {
+    backend()?
+        .list_endpoints(&principal()?, &shop_id)
+        .await
+        .map_err(fail)
+}
+
+#[server]
+pub async fn get_endpoint(shop_id: String, id: String) -> Result<EndpointView, ServerFnError> {
+    backend()?
+        .get_endpoint(&principal()?, &shop_id, &id)
+        .await
+        .map_err(fail)
+}
+
+/// Creates (no id) or updates an endpoint from the endpoint form. Returns the endpoint and, on
+/// creation, its signing secret (shown once).
+#[server]
+#[allow(clippy::too_many_arguments)]
+pub async fn save_endpoint(
+    shop_id: String,
+    id: Option<String>,
+    url: String,
+    description: String,
+    event_types: String,
+    channels: String,
+    retry_preset: String,
+    content_type: String,
+    template: String,
+    basic_auth_username: String,
+    basic_auth_password: String,
+    headers: String,
+    timeout_ms: String,
+    priority: String,
+    unique_pending: Option<String>,
+    deactivation: String,
+    rate_limit_per_second: String,
+) -> Result<EndpointView, ServerFnError> {
+    let who = principal()?;
+    let b = backend()?;
+    let invalid = |f: &str, m: &str| fail(ServiceError::invalid(f, m));
+    let headers: serde_json::Value = if headers.trim().is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_json::from_str(&headers)
+            .map_err(|e| invalid("headers", &format!("is not a JSON object ({e})")))?
+    };
+    let timeout: i64 = timeout_ms
+        .trim()
+        .parse()
+        .map_err(|_| invalid("timeout_ms", "must be a number of milliseconds"))?;
+    let rate: Option<i64> = match rate_limit_per_second.trim() {
+        "" => None,
+        r => Some(
+            r.parse()
+                .map_err(|_| invalid("rate_limit_per_second", "must be a whole number"))?,
+        ),
+    };
+    let retry = b
+        .retry_presets()
+        .into_iter()
+        .find(|p| p.id == retry_preset)
+        .map(|p| p.policy)
+        .ok_or_else(|| invalid("retry", "choose one of the presets"))?;
+    let disable_on_status: Vec<i64> = match deactivation.as_str() {
+        "strict" => vec![400, 401, 403, 404, 405, 406, 410, 411],
+        "none" => vec![],
+        _ => vec![410],
+    };
+    let basic_auth = if basic_auth_username.trim().is_empty() {
+        serde_json::Value::Null
+    } else if basic_auth_password.is_empty() {
+        serde_json::json!({"username": basic_auth_username.trim()})
+    } else {
+        serde_json::json!({"username": basic_auth_username.trim(), "password": basic_auth_password})
+    };
+    let input = serde_json::json!({
+        "url": url,
+        "description": description,
+        "event_types": split_list(&event_types),
+        "channels": split_list(&channels),
+        "basic_auth": basic_auth,
+        "headers": headers,
+        "payload": {"content_type": content_type, "template": if template.trim().is_empty() { None } else { Some(template) }},
+        "retry": retry,
+        "timeout_ms": timeout,
+        "priority": priority,
+        "unique_pending": unique_pending.is_some(),
+        "disable_on_status": disable_on_status,
+        "rate_limit_per_second": rate,
+    });
+    b.save_endpoint(
+        &who,
+        &shop_id,
+        id.as_deref().filter(|i| !i.is_empty()),
+        input,
+    )
+    .await
+    .map_err(fail)
+}
+
+#[server]
+pub async fn set_endpoint_enabled(
+    shop_id: String,
+    id: String,
+    enabled: bool,
+) -> Result<(), ServerFnError> {
+    backend()?
+        .save_endpoint(
+            &principal()?,
+            &shop_id,
+            Some(&id),
+            serde_json::json!({"enabled": enabled}),
+        )
+        .await
+        .map(|_| ())
+        .map_err(fail)
+}
+
+#[server]
+pub async fn delete_endpoint(shop_id: String, id: String) -> Result<(), ServerFnError> {
+    backend()?
+        .delete_endpoint(&principal()?, &shop_id, &id)
+        .await
+        .map_err(fail)?;
+    leptos_axum::redirect(&format!("/shops/{shop_id}/endpoints"));
+    Ok(())
+}
+
+#[server]
+pub async fn reveal_secret(shop_id: String, id: String) -> Result<String, ServerFnError> {
+    backend()?
+        .endpoint_secret(&principal()?, &shop_id, &id)
+        .await
+        .map_err(fail)
+}
+
+#[server]
+pub async fn rotate_secret(shop_id: String, id: String) -> Result<String, ServerFnError> {
+    backend()?
+        .rotate_secret(&principal()?, &shop_id, &id)
+        .await
+        .map_err(fail)
+}
+
+/// Sends a sample event to one endpoint; returns the delivery id.
+#[server]
+pub async fn send_test_event(
+    shop_id: String,
+    id: String,
+    event_type: String,
+) -> Result<String, ServerFnError> {
+    let event_type = Some(event_type).filter(|t| !t.is_empty());
+    backend()?
+        .send_test(&principal()?, &shop_id, &id, event_type)
+        .await
+        .map(|(_, delivery)| delivery)
+        .map_err(fail)
+}
+
+#[server]
+pub async fn preview_template(
+    shop_id: String,
+    event_type: String,
+    content_type: String,
+    template: String,
+) -> Result<PreviewView, ServerFnError> {
+    backend()?
+        .preview_template(
+            &principal()?,
+            &shop_id,
+            &event_type,
+            &content_type,
+            &template,
+        )
+        .await
+        .map_err(fail)
+}
+
+#[server]
+pub async fn retry_presets() -> Result<Vec<RetryPresetView>, ServerFnError> {
+    principal()?;
+    Ok(backend()?.retry_presets())
+}
+
+#[server]
+pub async fn list_event_types(shop_id: String) -> Result<Vec<EventTypeView>, ServerFnError> {
+    backend()?
+        .event_types(&principal()?, &shop_id)
+        .await
+        .map_err(fail)
+}
+
+#[server]
+pub async fn save_event_type(
+    shop_id: String,
+    name: String,
+    description: String,
+    sample: String,
+    create: bool,
+) -> Result<(), ServerFnError> {
+    backend()?
+        .save_event_type(
+            &principal()?,
+            &shop_id,
+            name.trim(),
+            &description,
+            &sample,
+            create,
+        )
+        .await
+        .map(|_| ())
+        .map_err(fail)
+}
+
+#[server]
+pub async fn list_channels(shop_id: String) -> Result<Vec<ChannelView>, ServerFnError> {
+    backend()?
+        .channels(&principal()?, &shop_id)
+        .await
+        .map_err(fail)
+}
+
+/// Adds a channel to an endpoint's channels.
+#[server]
+pub async fn assign_channel(
+    shop_id: String,
+    endpoint_id: String,
+    channel: String,
+) -> Result<(), ServerFnError> {
+    let who = principal()?;
+    let b = backend()?;
+    let ep = b
+        .get_endpoint(&who, &shop_id, &endpoint_id)
+        .await
+        .map_err(fail)?;
+    let mut channels = ep.channels;
+    let channel = channel.trim().to_string();
+    if !channels.contains(&channel) {
+        channels.push(channel);
+    }
+    b.save_endpoint(
+        &who,
+        &shop_id,
+        Some(&endpoint_id),
+        serde_json::json!({"channels": channels}),
+    )
+    .await
+    .map(|_| ())
+    .map_err(fail)
+}
+
+#[server]
+pub async fn list_alerts(
+    shop_id: String,
+    cursor: Option<String>,
+) -> Result<Page<AlertView>, ServerFnError> {
+    backend()?
+        .alerts(&principal()?, &shop_id, cursor)
+        .await
+        .map_err(fail)
+}
+
+#[server]
+pub async fn acknowledge_alert(shop_id: String, id: String) -> Result<(), ServerFnError> {
+    backend()?
+        .acknowledge_alert(&principal()?, &shop_id, &id)
+        .await
+        .map_err(fail)
+}
+
+/// JSON-encoded: a URL-encoded body cannot carry a filter whose fields are all empty.
+#[server(input = leptos::server_fn::codec::Json)]
+pub async fn list_deliveries(
+    shop_id: String,
+    query: DeliveryQuery,
+    cursor: Option<String>,
+) -> Result<Page<DeliveryView>, ServerFnError> {
+    backend()?
+        .list_deliveries(&principal()?, &shop_id, &query, cursor, 50)
+        .await
+        .map_err(fail)
+}
+
+/// JSON-encoded: a URL-encoded body cannot carry a filter whose fields are all empty.
+#[server(input = leptos::server_fn::codec::Json)]
+pub async fn count_deliveries(shop_id: String, query: DeliveryQuery) -> Result<i64, ServerFnError> {
+    backend()?
+        .count_deliveries(&principal()?, &shop_id, &query)
+        .await
+        .map_err(fail)
+}
+
+#[server]
+pub async fn get_delivery(shop_id: String, id: String) -> Result<DeliveryView, ServerFnError> {
+    backend()?
+        .get_delivery(&principal()?, &shop_id, &id)
+        .await
+        .map_err(fail)
+}
+
+/// Retries or cancels the given deliveries (`ids` separated by commas); returns how many.
+#[server]
+pub async fn act_on_deliveries(
+    shop_id: String,
+    ids: String,
+    cancel: bool,
+) -> Result<u64, ServerFnError> {
+    let ids = split_list(&ids);
+    if ids.is_empty() {
+        return Err(fail(ServiceError::invalid(
+            "ids",
+            "select at least one delivery",
+        )));
+    }
+    backend()?
+        .act_on_deliveries(&principal()?, &shop_id, &ids, cancel)
+        .await
+        .map_err(fail)
+}
+
+/// JSON-encoded: a URL-encoded body cannot carry a filter whose fields are all empty.
+#[server(input = leptos::server_fn::codec::Json)]
+pub async fn retry_all_failed(shop_id: String, query: DeliveryQuery) -> Result<u64, ServerFnError> {
+    let mut query = query;
+    query.status = Some("failed".into());
+    backend()?
+        .bulk_retry(&principal()?, &shop_id, &query)
+        .await
+        .map_err(fail)
+}
+
+#[server]
+pub async fn list_attempts(
+    shop_id: String,
+    cursor: Option<i64>,
+) -> Result<Page<AttemptLogView>, ServerFnError> {
+    backend()?
+        .list_attempts(&principal()?, &shop_id, cursor, 50)
+        .await
+        .map_err(fail)
+}
+
+#[server]
+pub async fn get_attempt(
+    shop_id: String,
+    id: i64,
+) -> Result<(AttemptLogView, AttemptView), ServerFnError> {
+    backend()?
+        .get_attempt(&principal()?, &shop_id, id)
+        .await
+        .map_err(fail)
+}
+
+#[server]
+pub async fn get_settings(shop_id: String) -> Result<ShopSettings, ServerFnError> {
+    backend()?
+        .settings(&principal()?, &shop_id)
+        .await
+        .map_err(fail)
+}
+
+#[server]
+pub async fn save_settings(
+    shop_id: String,
+    failed_retention_hours: i64,
+    log_retention_days: i64,
+    require_https: Option<String>,
+    retry_preset: String,
+) -> Result<(), ServerFnError> {
+    let b = backend()?;
+    let retry = b
+        .retry_presets()
+        .into_iter()
+        .find(|p| p.id == retry_preset)
+        .map(|p| p.policy)
+        .ok_or_else(|| {
+            fail(ServiceError::invalid(
+                "default_retry",
+                "choose one of the presets",
+            ))
+        })?;
+    let settings = ShopSettings {
+        failed_retention_hours,
+        log_retention_days,
+        require_https: require_https.is_some(),
+        default_retry: retry,
+    };
+    b.save_settings(&principal()?, &shop_id, settings)
+        .await
+        .map_err(fail)
+}
+
+#[server]
+pub async fn list_api_keys(shop_id: String) -> Result<Vec<ApiKeyView>, ServerFnError> {
+    backend()?
+        .api_keys(&principal()?, &shop_id)
+        .await
+        .map_err(fail)
+}
+
+#[server]
+pub async fn create_api_key(shop_id: String, name: String) -> Result<String, ServerFnError> {
+    backend()?
+        .create_api_key(&principal()?, &shop_id, &name)
+        .await
+        .map_err(fail)
+}
+
+#[server]
+pub async fn revoke_api_key(shop_id: String, id: String) -> Result<(), ServerFnError> {
+    backend()?
+        .revoke_api_key(&principal()?, &shop_id, &id)
+        .await
+        .map_err(fail)
+}
+
+#[server]
+pub async fn get_dashboard(shop_id: String) -> Result<DashboardView, ServerFnError> {
+    backend()?
+        .dashboard(&principal()?, &shop_id)
+        .await
+        .map_err(fail)
+}

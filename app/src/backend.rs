@@ -2,6 +2,7 @@
 //! through the [`Backend`] trait, which the `herald` crate implements and provides as context.
 //! The UI crate never depends on the server crate.
 
+use crate::dto::*;
 use crate::model::*;
 use leptos::prelude::*;
 use std::sync::Arc;
@@ -50,6 +51,132 @@ pub trait Backend: Send + Sync + 'static {
         shop_id: &str,
         user_id: &str,
     ) -> ServiceResult<()>;
+
+    // Endpoints. `input` is the REST API's endpoint body, so both share one validation.
+    async fn list_endpoints(&self, who: &Principal, shop: &str)
+        -> ServiceResult<Vec<EndpointView>>;
+    async fn get_endpoint(
+        &self,
+        who: &Principal,
+        shop: &str,
+        id: &str,
+    ) -> ServiceResult<EndpointView>;
+    async fn save_endpoint(
+        &self,
+        who: &Principal,
+        shop: &str,
+        id: Option<&str>,
+        input: serde_json::Value,
+    ) -> ServiceResult<EndpointView>;
+    async fn delete_endpoint(&self, who: &Principal, shop: &str, id: &str) -> ServiceResult<()>;
+    async fn endpoint_secret(&self, who: &Principal, shop: &str, id: &str)
+        -> ServiceResult<String>;
+    async fn rotate_secret(&self, who: &Principal, shop: &str, id: &str) -> ServiceResult<String>;
+    async fn send_test(
+        &self,
+        who: &Principal,
+        shop: &str,
+        id: &str,
+        event_type: Option<String>,
+    ) -> ServiceResult<(String, String)>;
+    async fn preview_template(
+        &self,
+        who: &Principal,
+        shop: &str,
+        event_type: &str,
+        content_type: &str,
+        template: &str,
+    ) -> ServiceResult<PreviewView>;
+    fn retry_presets(&self) -> Vec<RetryPresetView>;
+
+    // Catalog, channels, alerts.
+    async fn event_types(&self, who: &Principal, shop: &str) -> ServiceResult<Vec<EventTypeView>>;
+    async fn save_event_type(
+        &self,
+        who: &Principal,
+        shop: &str,
+        name: &str,
+        description: &str,
+        sample: &str,
+        create: bool,
+    ) -> ServiceResult<EventTypeView>;
+    async fn channels(&self, who: &Principal, shop: &str) -> ServiceResult<Vec<ChannelView>>;
+    async fn alerts(
+        &self,
+        who: &Principal,
+        shop: &str,
+        cursor: Option<String>,
+    ) -> ServiceResult<Page<AlertView>>;
+    async fn acknowledge_alert(&self, who: &Principal, shop: &str, id: &str) -> ServiceResult<()>;
+
+    // The queue and the logs.
+    async fn list_deliveries(
+        &self,
+        who: &Principal,
+        shop: &str,
+        q: &DeliveryQuery,
+        cursor: Option<String>,
+        limit: i64,
+    ) -> ServiceResult<Page<DeliveryView>>;
+    async fn count_deliveries(
+        &self,
+        who: &Principal,
+        shop: &str,
+        q: &DeliveryQuery,
+    ) -> ServiceResult<i64>;
+    async fn get_delivery(
+        &self,
+        who: &Principal,
+        shop: &str,
+        id: &str,
+    ) -> ServiceResult<DeliveryView>;
+    /// Retries (or cancels) each delivery that allows it; returns how many changed.
+    async fn act_on_deliveries(
+        &self,
+        who: &Principal,
+        shop: &str,
+        ids: &[String],
+        cancel: bool,
+    ) -> ServiceResult<u64>;
+    async fn bulk_retry(
+        &self,
+        who: &Principal,
+        shop: &str,
+        q: &DeliveryQuery,
+    ) -> ServiceResult<u64>;
+    async fn list_attempts(
+        &self,
+        who: &Principal,
+        shop: &str,
+        cursor: Option<i64>,
+        limit: i64,
+    ) -> ServiceResult<Page<AttemptLogView>>;
+    /// One attempt with its request and response.
+    async fn get_attempt(
+        &self,
+        who: &Principal,
+        shop: &str,
+        id: i64,
+    ) -> ServiceResult<(AttemptLogView, AttemptView)>;
+
+    // Settings and the dashboard.
+    async fn settings(&self, who: &Principal, shop: &str) -> ServiceResult<ShopSettings>;
+    async fn save_settings(
+        &self,
+        who: &Principal,
+        shop: &str,
+        settings: ShopSettings,
+    ) -> ServiceResult<()>;
+    async fn api_keys(&self, who: &Principal, shop: &str) -> ServiceResult<Vec<ApiKeyView>>;
+    /// A new API key, shown once.
+    async fn create_api_key(
+        &self,
+        who: &Principal,
+        shop: &str,
+        name: &str,
+    ) -> ServiceResult<String>;
+    async fn revoke_api_key(&self, who: &Principal, shop: &str, id: &str) -> ServiceResult<()>;
+    async fn dashboard(&self, who: &Principal, shop: &str) -> ServiceResult<DashboardView>;
 }
 
 pub type SharedBackend = Arc<dyn Backend>;

@@ -150,3 +150,81 @@ pub fn webhooks_label(s: &ShopSummary) -> &'static str {
         "Disabled"
     }
 }
+
+/// The shop id of the current page (`/shops/:shop/…`).
+pub fn shop_id() -> Memo<String> {
+    let params = leptos_router::hooks::use_params_map();
+    Memo::new(move |_| params.with(|p| p.get("shop").unwrap_or_default()))
+}
+
+/// Whether the signed-in person may change things in this shop (owners and operators).
+/// Viewers get disabled buttons; the server refuses them anyway.
+pub fn can_manage(shop: Memo<String>) -> Resource<bool> {
+    Resource::new(
+        move || shop.get(),
+        |shop| async move {
+            crate::api::whoami()
+                .await
+                .ok()
+                .flatten()
+                .map(|p| p.can_manage(&shop))
+                .unwrap_or(false)
+        },
+    )
+}
+
+/// The error of the last submission if it concerns `field` ("field: message").
+pub fn field_error<T, S>(value: S, field: &'static str) -> impl IntoView
+where
+    T: Clone + Send + Sync + 'static,
+    S: Get<Value = Option<Result<T, ServerFnError>>> + Send + Sync + 'static,
+{
+    move || match value.get() {
+        Some(Err(e)) => {
+            let text = error_text(&e);
+            text.strip_prefix(&format!("{field}: "))
+                .map(|m| view! { <span class="field-error" role="alert">{m.to_string()}</span> })
+        }
+        _ => None,
+    }
+}
+
+/// A status as a coloured label.
+#[component]
+pub fn StatusBadge(status: String) -> impl IntoView {
+    let class = format!("status status-{status}");
+    view! { <span class=class>{status}</span> }
+}
+
+/// JSON text pretty-printed, or the text itself when it is not JSON.
+pub fn pretty(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| text.to_string())
+}
+
+/// A `<pre>` with a "Copy" button that copies its text (works once the page is hydrated).
+#[component]
+pub fn CopyBlock(text: String, label: String) -> impl IntoView {
+    let copy_text = text.clone();
+    let copied = RwSignal::new(false);
+    view! {
+        <div class="copy-block">
+            <button type="button" class="secondary small" aria-label=format!("Copy {label}")
+                on:click=move |_| {
+                    #[cfg(feature = "hydrate")]
+                    {
+                        if let Some(w) = web_sys::window() {
+                            let _ = w.navigator().clipboard().write_text(&copy_text);
+                        }
+                    }
+                    #[cfg(not(feature = "hydrate"))]
+                    let _ = &copy_text;
+                    copied.set(true);
+                }>
+                {move || if copied.get() { "Copied" } else { "Copy" }}
+            </button>
+            <pre>{text}</pre>
+        </div>
+    }
+}

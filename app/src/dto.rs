@@ -130,3 +130,83 @@ pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
 }
+
+/// The queue's filters as the panel sends them; every field optional.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryQuery {
+    pub status: Option<String>,
+    pub endpoint_id: Option<String>,
+    pub event_type: Option<String>,
+    pub channel: Option<String>,
+    /// RFC 3339 or unix milliseconds.
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
+/// One attempt in the Logs list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttemptLogView {
+    pub id: i64,
+    pub delivery_id: String,
+    pub endpoint_id: String,
+    pub event_type: String,
+    pub number: i64,
+    pub status_code: Option<i64>,
+    pub error_kind: Option<String>,
+    pub duration_ms: i64,
+    pub at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShopSettings {
+    pub failed_retention_hours: i64,
+    pub log_retention_days: i64,
+    pub require_https: bool,
+    pub default_retry: serde_json::Value,
+}
+
+/// Deliveries finished in one time bucket of a dashboard chart.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub label: String,
+    pub succeeded: i64,
+    pub failed: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DashboardView {
+    pub last_24h: Vec<Bucket>,
+    pub last_7d: Vec<Bucket>,
+    /// (status, count) for every delivery status.
+    pub queue: Vec<(String, i64)>,
+    pub lag_seconds: f64,
+    pub failing_endpoints: Vec<EndpointView>,
+    pub disabled_endpoints: Vec<EndpointView>,
+    pub recent_alerts: Vec<AlertView>,
+}
+
+/// A retry policy preset: (id, label, policy JSON).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RetryPresetView {
+    pub id: String,
+    pub label: String,
+    pub policy: serde_json::Value,
+}
+
+/// What the template editor shows: the rendered body or why it does not render.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PreviewView {
+    pub body: String,
+    pub error: Option<String>,
+    pub merge_fields: Vec<String>,
+}

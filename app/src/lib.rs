@@ -52,7 +52,17 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/users") view=pages::admin::UsersPage/>
                     <Route path=path!("/shops/:shop") view=pages::shop::DashboardPage/>
                     <Route path=path!("/shops/:shop/members") view=pages::members::MembersPage/>
-                    <Route path=path!("/shops/:shop/:section") view=pages::shop::SectionPage/>
+                    <Route path=path!("/shops/:shop/endpoints") view=pages::endpoints::EndpointsPage/>
+                    <Route path=path!("/shops/:shop/endpoints/:id") view=pages::endpoints::EndpointPage/>
+                    <Route path=path!("/shops/:shop/channels") view=pages::channels::ChannelsPage/>
+                    <Route path=path!("/shops/:shop/catalog") view=pages::catalog::CatalogPage/>
+                    <Route path=path!("/shops/:shop/queue") view=pages::queue::QueuePage/>
+                    <Route path=path!("/shops/:shop/queue/:id") view=pages::queue::DeliveryPage/>
+                    <Route path=path!("/shops/:shop/logs") view=pages::logs::LogsPage/>
+                    <Route path=path!("/shops/:shop/logs/:id") view=pages::logs::AttemptPage/>
+                    <Route path=path!("/shops/:shop/activity") view=pages::activity::ActivityPage/>
+                    <Route path=path!("/shops/:shop/alerts") view=pages::alerts::AlertsPage/>
+                    <Route path=path!("/shops/:shop/settings") view=pages::settings::SettingsPage/>
                 </ParentRoute>
             </Routes>
         </Router>

@@ -10,7 +10,6 @@ use app::model::ServiceError;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -420,38 +419,5 @@ pub async fn acknowledge_alert(
 
 /// `GET /activity`: server-sent events, one per published event, attempt and state change.
 pub async fn activity(State(s): State<AppState>, auth: ApiAuth) -> Response {
-    use futures::StreamExt;
-    let rx = s.service.engine.activity().subscribe();
-    let shop = auth.shop_id;
-    let stream = tokio_stream_from(rx).filter_map(move |a| {
-        let shop = shop.clone();
-        async move {
-            (a.shop_id == shop).then(|| {
-                Ok::<_, std::convert::Infallible>(
-                    Event::default()
-                        .event(a.kind.clone())
-                        .json_data(&a)
-                        .unwrap_or_default(),
-                )
-            })
-        }
-    });
-    Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response()
-}
-
-/// A broadcast receiver as a stream; a lagging listener skips what it missed.
-fn tokio_stream_from(
-    rx: tokio::sync::broadcast::Receiver<crate::engine::activity::Activity>,
-) -> impl futures::Stream<Item = crate::engine::activity::Activity> {
-    futures::stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(a) => return Some((a, rx)),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-            }
-        }
-    })
+    crate::web::activity::sse(s.service.engine.activity().stream(auth.shop_id))
 }

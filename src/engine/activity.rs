@@ -53,6 +53,20 @@ impl ActivityHub {
         self.tx.subscribe()
     }
 
+    /// The activity of one shop as a stream; a listener that falls behind skips what it
+    /// missed rather than slowing the engine.
+    pub fn stream(&self, shop_id: String) -> impl futures::Stream<Item = Activity> {
+        futures::stream::unfold((self.subscribe(), shop_id), |(mut rx, shop)| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(a) if a.shop_id == shop => return Some((a, (rx, shop))),
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+    }
+
     pub fn has_listeners(&self) -> bool {
         self.tx.receiver_count() > 0
     }

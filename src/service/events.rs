@@ -220,8 +220,20 @@ impl Service {
         self.engine.wake();
         let fresh = published.iter().filter(|p| !p.duplicate).count();
         self.engine.metrics().events_published.inc_by(fresh as u64);
+        self.announce(shop_id, &published, &events, now);
+        Ok(published)
+    }
+
+    /// Tells the activity feed about newly published events.
+    pub(crate) fn announce(
+        &self,
+        shop_id: &str,
+        published: &[Published],
+        events: &[NewEvent],
+        now: i64,
+    ) {
         if self.engine.activity().has_listeners() {
-            for (p, ev) in published.iter().zip(&events) {
+            for (p, ev) in published.iter().zip(events) {
                 if p.duplicate {
                     continue;
                 }
@@ -241,7 +253,6 @@ impl Service {
                 });
             }
         }
-        Ok(published)
     }
 
     pub async fn get_event(

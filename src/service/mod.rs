@@ -3,12 +3,14 @@
 
 pub mod endpoints;
 pub mod events;
+pub mod panel;
 pub mod queue;
 
 use crate::auth::{api_key, password};
 use crate::engine::Engine;
 use crate::store::{is_unique_violation, Store};
 use app::backend::{Backend, ServiceResult};
+use app::dto::*;
 use app::model::*;
 
 /// Size limits applied at the edge.
@@ -440,6 +442,213 @@ impl Backend for Service {
                 "That user is not a member of this shop.".into(),
             ))
         }
+    }
+
+    async fn list_endpoints(
+        &self,
+        who: &Principal,
+        shop: &str,
+    ) -> ServiceResult<Vec<EndpointView>> {
+        Service::list_endpoints(self, who, shop).await
+    }
+    async fn get_endpoint(
+        &self,
+        who: &Principal,
+        shop: &str,
+        id: &str,
+    ) -> ServiceResult<EndpointView> {
+        Service::get_endpoint(self, who, shop, id).await
+    }
+    async fn save_endpoint(
+        &self,
+        who: &Principal,
+        shop: &str,
+        id: Option<&str>,
+        input: serde_json::Value,
+    ) -> ServiceResult<EndpointView> {
+        let input: endpoints::EndpointInput = serde_json::from_value(input)
+            .map_err(|e| ServiceError::invalid("body", e.to_string()))?;
+        match id {
+            Some(id) => self.update_endpoint(who, shop, id, input).await,
+            None => self.create_endpoint(who, shop, input).await,
+        }
+    }
+    async fn delete_endpoint(&self, who: &Principal, shop: &str, id: &str) -> ServiceResult<()> {
+        Service::delete_endpoint(self, who, shop, id).await
+    }
+    async fn endpoint_secret(
+        &self,
+        who: &Principal,
+        shop: &str,
+        id: &str,
+    ) -> ServiceResult<String> {
+        Service::endpoint_secret(self, who, shop, id).await
+    }
+    async fn rotate_secret(&self, who: &Principal, shop: &str, id: &str) -> ServiceResult<String> {
+        Service::rotate_secret(self, who, shop, id).await
+    }
+    async fn send_test(
+        &self,
+        who: &Principal,
+        shop: &str,
+        id: &str,
+        event_type: Option<String>,
+    ) -> ServiceResult<(String, String)> {
+        Service::send_test(self, who, shop, id, event_type).await
+    }
+    async fn preview_template(
+        &self,
+        who: &Principal,
+        shop: &str,
+        event_type: &str,
+        content_type: &str,
+        template: &str,
+    ) -> ServiceResult<PreviewView> {
+        Service::preview_template(self, who, shop, event_type, content_type, template).await
+    }
+    fn retry_presets(&self) -> Vec<RetryPresetView> {
+        crate::engine::retry::presets()
+            .into_iter()
+            .map(|(id, label, policy)| RetryPresetView {
+                id: id.into(),
+                label: label.into(),
+                policy: serde_json::to_value(policy).unwrap_or_default(),
+            })
+            .collect()
+    }
+    async fn event_types(&self, who: &Principal, shop: &str) -> ServiceResult<Vec<EventTypeView>> {
+        Service::event_types(self, who, shop).await
+    }
+    async fn save_event_type(
+        &self,
+        who: &Principal,
+        shop: &str,
+        name: &str,
+        description: &str,
+        sample: &str,
+        create: bool,
+    ) -> ServiceResult<EventTypeView> {
+        let sample =
+            if sample.trim().is_empty() {
+                None
+            } else {
+                Some(serde_json::from_str(sample).map_err(|e| {
+                    ServiceError::invalid("sample", format!("is not valid JSON ({e})"))
+                })?)
+            };
+        let fields = events::EventTypeFields {
+            description: Some(description.to_string()),
+            sample,
+            schema: None,
+        };
+        Service::save_event_type(self, who, shop, name, fields, create).await
+    }
+    async fn channels(&self, who: &Principal, shop: &str) -> ServiceResult<Vec<ChannelView>> {
+        Service::channels(self, who, shop).await
+    }
+    async fn alerts(
+        &self,
+        who: &Principal,
+        shop: &str,
+        cursor: Option<String>,
+    ) -> ServiceResult<Page<AlertView>> {
+        Service::alerts(self, who, shop, cursor.as_deref(), 50).await
+    }
+    async fn acknowledge_alert(&self, who: &Principal, shop: &str, id: &str) -> ServiceResult<()> {
+        Service::acknowledge_alert(self, who, shop, id).await
+    }
+    async fn list_deliveries(
+        &self,
+        who: &Principal,
+        shop: &str,
+        q: &DeliveryQuery,
+        cursor: Option<String>,
+        limit: i64,
+    ) -> ServiceResult<Page<DeliveryView>> {
+        let f = panel::filter_from_query(q)?;
+        Service::list_deliveries(self, who, shop, &f, cursor.as_deref(), Some(limit)).await
+    }
+    async fn count_deliveries(
+        &self,
+        who: &Principal,
+        shop: &str,
+        q: &DeliveryQuery,
+    ) -> ServiceResult<i64> {
+        let f = panel::filter_from_query(q)?;
+        Service::count_deliveries(self, who, shop, &f).await
+    }
+    async fn get_delivery(
+        &self,
+        who: &Principal,
+        shop: &str,
+        id: &str,
+    ) -> ServiceResult<DeliveryView> {
+        Service::get_delivery(self, who, shop, id).await
+    }
+    async fn act_on_deliveries(
+        &self,
+        who: &Principal,
+        shop: &str,
+        ids: &[String],
+        cancel: bool,
+    ) -> ServiceResult<u64> {
+        Service::act_on_deliveries(self, who, shop, ids, cancel).await
+    }
+    async fn bulk_retry(
+        &self,
+        who: &Principal,
+        shop: &str,
+        q: &DeliveryQuery,
+    ) -> ServiceResult<u64> {
+        let f = panel::filter_from_query(q)?;
+        Service::bulk_retry(self, who, shop, &f).await
+    }
+    async fn list_attempts(
+        &self,
+        who: &Principal,
+        shop: &str,
+        cursor: Option<i64>,
+        limit: i64,
+    ) -> ServiceResult<Page<AttemptLogView>> {
+        Service::list_attempts(self, who, shop, cursor, limit).await
+    }
+    async fn get_attempt(
+        &self,
+        who: &Principal,
+        shop: &str,
+        id: i64,
+    ) -> ServiceResult<(AttemptLogView, AttemptView)> {
+        Service::get_attempt(self, who, shop, id).await
+    }
+    async fn settings(&self, who: &Principal, shop: &str) -> ServiceResult<ShopSettings> {
+        Service::settings(self, who, shop).await
+    }
+    async fn save_settings(
+        &self,
+        who: &Principal,
+        shop: &str,
+        settings: ShopSettings,
+    ) -> ServiceResult<()> {
+        Service::save_settings(self, who, shop, settings).await
+    }
+    async fn api_keys(&self, who: &Principal, shop: &str) -> ServiceResult<Vec<ApiKeyView>> {
+        Service::api_keys(self, who, shop).await
+    }
+    async fn create_api_key(
+        &self,
+        who: &Principal,
+        shop: &str,
+        name: &str,
+    ) -> ServiceResult<String> {
+        Service::create_api_key(self, who, shop, name)
+            .await
+            .map(|(_, key)| key)
+    }
+    async fn revoke_api_key(&self, who: &Principal, shop: &str, id: &str) -> ServiceResult<()> {
+        Service::revoke_api_key(self, who, shop, id).await
+    }
+    async fn dashboard(&self, who: &Principal, shop: &str) -> ServiceResult<DashboardView> {
+        Service::dashboard(self, who, shop).await
     }
 }
 

@@ -277,12 +277,15 @@ impl Service {
                 held: !ep.enabled,
             }],
         };
+        let now = now_ms();
+        let events = [ev];
         let published = self
             .store
-            .publish(shop_id, &[ev], &[], now_ms())
+            .publish(shop_id, &events, &[], now)
             .await
             .map_err(internal)?;
         self.engine.wake();
+        self.announce(shop_id, &published, &events, now);
         let p = published.into_iter().next().ok_or(ServiceError::Internal)?;
         let delivery = p
             .deliveries

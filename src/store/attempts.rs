@@ -240,3 +240,69 @@ impl Store {
         Ok((attempts, deliveries))
     }
 }
+
+/// An attempt with its delivery's event type, for the Logs page.
+#[derive(sqlx::FromRow, Debug, Clone)]
+pub struct AttemptLogRow {
+    #[sqlx(flatten)]
+    pub attempt: AttemptRow,
+    pub event_type: String,
+}
+
+impl Store {
+    /// A shop's attempts, newest first; `before` is the last id of the previous page.
+    pub async fn attempts_of_shop(
+        &self,
+        shop_id: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AttemptLogRow>> {
+        sqlx::query_as(
+            "SELECT a.id, a.delivery_id, a.endpoint_id, a.number, a.status_code, a.error_kind,
+             a.error_message, a.duration_ms, a.request_headers, a.request_body, a.response_headers,
+             a.response_body, a.at, d.event_type
+             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+             WHERE a.shop_id = ? AND (? IS NULL OR a.id < ?) ORDER BY a.id DESC LIMIT ?",
+        )
+        .bind(shop_id)
+        .bind(before)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    pub async fn attempt(&self, shop_id: &str, id: i64) -> Result<Option<AttemptLogRow>> {
+        sqlx::query_as(
+            "SELECT a.id, a.delivery_id, a.endpoint_id, a.number, a.status_code, a.error_kind,
+             a.error_message, a.duration_ms, a.request_headers, a.request_body, a.response_headers,
+             a.response_body, a.at, d.event_type
+             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+             WHERE a.shop_id = ? AND a.id = ?",
+        )
+        .bind(shop_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Attempts of a shop since `since`, succeeded and failed, per bucket of `bucket_ms`.
+    pub async fn attempt_buckets(
+        &self,
+        shop_id: &str,
+        since: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<(i64, i64, i64)>> {
+        sqlx::query_as(
+            "SELECT at / ? AS b,
+             SUM(CASE WHEN status_code BETWEEN 200 AND 299 THEN 1 ELSE 0 END),
+             SUM(CASE WHEN status_code BETWEEN 200 AND 299 THEN 0 ELSE 1 END)
+             FROM attempts WHERE shop_id = ? AND at >= ? GROUP BY b ORDER BY b",
+        )
+        .bind(bucket_ms)
+        .bind(shop_id)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+    }
+}

@@ -314,6 +314,29 @@ impl Store {
         .await
     }
 
+    /// A shop's queue by status, and the age of its oldest due delivery in ms.
+    pub async fn shop_queue(
+        &self,
+        shop_id: &str,
+        now: i64,
+    ) -> Result<(Vec<(String, i64)>, Option<i64>)> {
+        let counts = sqlx::query_as(
+            "SELECT status, COUNT(*) FROM deliveries WHERE shop_id = ? GROUP BY status",
+        )
+        .bind(shop_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let oldest: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE shop_id = ?
+             AND status IN ('pending', 'retrying') AND next_attempt_at <= ?",
+        )
+        .bind(shop_id)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((counts, oldest.map(|t| now - t)))
+    }
+
     /// Queue depth by status across every shop, for metrics.
     pub async fn queue_counts(&self) -> Result<Vec<(String, i64)>> {
         sqlx::query_as("SELECT status, COUNT(*) FROM deliveries GROUP BY status")

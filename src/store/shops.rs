@@ -71,6 +71,29 @@ impl Store {
         .await
     }
 
+    pub async fn update_shop_settings(
+        &self,
+        shop_id: &str,
+        failed_retention_hours: i64,
+        log_retention_days: i64,
+        require_https: bool,
+        default_retry: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE shops SET failed_retention_hours = ?, log_retention_days = ?, require_https = ?,
+             default_retry = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(failed_retention_hours)
+        .bind(log_retention_days)
+        .bind(require_https)
+        .bind(default_retry)
+        .bind(now_ms())
+        .bind(shop_id)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Returns false when no such shop exists.
     pub async fn set_webhooks_enabled(&self, shop_id: &str, enabled: bool) -> Result<bool> {
         let done =

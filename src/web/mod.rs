@@ -1,5 +1,6 @@
 //! The HTTP surface: the router, sign-in handlers, the access gate and security headers.
 
+pub mod activity;
 pub mod gate;
 pub mod login;
 pub mod router;

@@ -79,6 +79,10 @@ pub async fn build(state: AppState, config: &crate::config::Config) -> anyhow::R
         .route("/login", post(login::sign_in))
         .route("/logout", post(login::sign_out))
         .route("/switch", get(login::switch_shop))
+        .route(
+            "/shops/{shop}/activity/stream",
+            get(super::activity::stream),
+        )
         .leptos_routes_with_context(&state, routes, context, move || app::shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,

@@ -1,9 +1,17 @@
 //! One module per page of the panel.
 
+pub mod activity;
 pub mod admin;
+pub mod alerts;
+pub mod catalog;
+pub mod channels;
+pub mod endpoints;
 pub mod home;
 pub mod login;
+pub mod logs;
 pub mod members;
+pub mod queue;
+pub mod settings;
 pub mod shop;
 
 use leptos::prelude::*;

@@ -1,62 +1,113 @@
-//! A shop's pages. The dashboard shows the shop's status; the delivery pages are not built yet
-//! and say so honestly (their data is served by the REST API).
+//! A shop's dashboard: deliveries and success rate over 24 hours and 7 days (server-rendered
+//! SVG), queue depth and lag, failing and disabled endpoints, recent alerts.
 
-use crate::api::{error_text, get_shop};
-use crate::components::{ErrorNote, SECTIONS};
+use crate::api::{error_text, get_dashboard, get_shop};
+use crate::components::*;
+use crate::dto::Bucket;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
 
-fn shop_param() -> Memo<String> {
-    let params = use_params_map();
-    Memo::new(move |_| params.with(|p| p.get("shop").unwrap_or_default()))
-}
-
+/// A stacked bar chart of succeeded (bottom) and failed (top) attempts per bucket.
 #[component]
-pub fn DashboardPage() -> impl IntoView {
-    let shop_id = shop_param();
-    let shop = Resource::new(move || shop_id.get(), get_shop);
+fn BarChart(title: String, buckets: Vec<Bucket>) -> impl IntoView {
+    let max = buckets
+        .iter()
+        .map(|b| b.succeeded + b.failed)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let n = buckets.len().max(1) as f64;
+    let total: i64 = buckets.iter().map(|b| b.succeeded + b.failed).sum();
+    let ok: i64 = buckets.iter().map(|b| b.succeeded).sum();
+    let rate = if total == 0 {
+        "no attempts".to_string()
+    } else {
+        format!(
+            "{:.1} % succeeded of {total}",
+            ok as f64 * 100.0 / total as f64
+        )
+    };
+    let w = 100.0 / n;
     view! {
-        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match shop.await {
-                    Err(e) => view! { <ErrorNote message=error_text(&e)/> }.into_any(),
-                    Ok(s) => view! {
-                        <Title text=format!("{} · Dashboard · Herald", s.name)/>
-                        <h1>{s.name.clone()}</h1>
-                        <dl class="facts">
-                            <dt>"Shop ID"</dt><dd><code>{s.id.clone()}</code></dd>
-                            <dt>"Webhooks"</dt>
-                            <dd>{if s.webhooks_enabled { "Enabled" } else { "Disabled — an operator must enable webhooks for this shop before events are accepted." }}</dd>
-                            <dt>"Members"</dt><dd>{s.members}</dd>
-                            <dt>"Requires https endpoints"</dt><dd>{if s.require_https { "Yes" } else { "No" }}</dd>
-                        </dl>
-                    }.into_any(),
-                }
-            })}
-        </Suspense>
+        <figure class="chart">
+            <figcaption>{format!("{title}: {rate}")}</figcaption>
+            <svg viewBox="0 0 100 40" preserveAspectRatio="none" role="img" aria-label=format!("{title}: {rate}")>
+                {buckets.iter().enumerate().map(|(i, b)| {
+                    let x = i as f64 * w;
+                    let hs = b.succeeded as f64 / max * 38.0;
+                    let hf = b.failed as f64 / max * 38.0;
+                    view! {
+                        <rect class="ok" x=format!("{:.2}", x + w * 0.1) y=format!("{:.2}", 40.0 - hs) width=format!("{:.2}", w * 0.8) height=format!("{:.2}", hs)>
+                            <title>{format!("{}: {} succeeded, {} failed", b.label, b.succeeded, b.failed)}</title>
+                        </rect>
+                        <rect class="failed" x=format!("{:.2}", x + w * 0.1) y=format!("{:.2}", 40.0 - hs - hf) width=format!("{:.2}", w * 0.8) height=format!("{:.2}", hf)/>
+                    }
+                }).collect_view()}
+            </svg>
+            <div class="chart-axis"><span>{buckets.first().map(|b| b.label.clone())}</span><span>{buckets.last().map(|b| b.label.clone())}</span></div>
+        </figure>
     }
 }
 
 #[component]
-pub fn SectionPage() -> impl IntoView {
-    let params = use_params_map();
-    let section = move || params.with(|p| p.get("section").unwrap_or_default());
-    let label = move || {
-        let s = section();
-        SECTIONS
-            .iter()
-            .find(|(seg, _)| *seg == s)
-            .map(|(_, label)| label.to_string())
-    };
+pub fn DashboardPage() -> impl IntoView {
+    let shop_id = shop_id();
+    let shop = Resource::new(move || shop_id.get(), get_shop);
+    let dash = Resource::new(move || shop_id.get(), get_dashboard);
     view! {
-        {move || match label() {
-            Some(label) => view! {
-                <Title text=format!("{label} · Herald")/>
-                <h1>{label.clone()}</h1>
-                <p class="empty">{format!("The {label} page is not available yet. Everything it will show is already served by the REST API under /api/v1.")}</p>
-            }.into_any(),
-            None => view! { <super::NotFound/> }.into_any(),
-        }}
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let s = match shop.await {
+                    Err(e) => return view! { <ErrorNote message=error_text(&e)/> }.into_any(),
+                    Ok(s) => s,
+                };
+                let d = dash.await;
+                view! {
+                    <Title text=format!("{} · Dashboard · Herald", s.name)/>
+                    <h1>{s.name.clone()}</h1>
+                    {(!s.webhooks_enabled).then(|| view! {
+                        <p class="error" role="alert">"Webhooks are disabled for this shop: an operator must enable them before events are accepted."</p>
+                    })}
+                    {match d {
+                        Err(e) => view! { <ErrorNote message=error_text(&e)/> }.into_any(),
+                        Ok(d) => {
+                            let count = |st: &str| d.queue.iter().find(|(s, _)| s == st).map(|(_, n)| *n).unwrap_or(0);
+                            let depth = count("pending") + count("retrying") + count("delivering");
+                            view! {
+                                <div class="cards stats">
+                                    <div class="card"><span class="muted">"Queue depth"</span><strong>{depth}</strong></div>
+                                    <div class="card"><span class="muted">"Queue lag"</span><strong>{format!("{:.1} s", d.lag_seconds)}</strong></div>
+                                    <div class="card"><span class="muted">"Failed"</span><strong>{count("failed")}</strong></div>
+                                    <div class="card"><span class="muted">"Held"</span><strong>{count("held")}</strong></div>
+                                </div>
+                                <div class="charts">
+                                    <BarChart title="Last 24 hours".to_string() buckets=d.last_24h.clone()/>
+                                    <BarChart title="Last 7 days".to_string() buckets=d.last_7d.clone()/>
+                                </div>
+                                <section class="panel">
+                                    <h2>"Failing endpoints"</h2>
+                                    {if d.failing_endpoints.is_empty() && d.disabled_endpoints.is_empty() {
+                                        view! { <p class="muted">"Every endpoint is healthy."</p> }.into_any()
+                                    } else {
+                                        view! { <ul>
+                                            {d.failing_endpoints.iter().map(|e| view! { <li><a href=format!("/shops/{}/endpoints/{}", s.id, e.id)>{e.url.clone()}</a>" — failing since "{e.failing_since.clone()}</li> }).collect_view()}
+                                            {d.disabled_endpoints.iter().map(|e| view! { <li><a href=format!("/shops/{}/endpoints/{}", s.id, e.id)>{e.url.clone()}</a>" — disabled: "{e.disabled_reason.clone()}</li> }).collect_view()}
+                                        </ul> }.into_any()
+                                    }}
+                                </section>
+                                <section class="panel">
+                                    <h2>"Recent alerts"</h2>
+                                    {if d.recent_alerts.is_empty() {
+                                        view! { <p class="muted">"No alerts."</p> }.into_any()
+                                    } else {
+                                        view! { <ul>{d.recent_alerts.iter().map(|a| view! { <li>{a.created_at.clone()}": "{a.message.clone()}</li> }).collect_view()}</ul> }.into_any()
+                                    }}
+                                </section>
+                            }.into_any()
+                        }
+                    }}
+                }.into_any()
+            })}
+        </Suspense>
     }
 }

@@ -1,0 +1,300 @@
+//! The Webhook Queue: every delivery, newest first, filtered and keyset-paginated; retry and
+//! cancel per row or for a selection; "Retry all failed" for the filter, count confirmed
+//! first. One delivery's page shows its attempts.
+
+use crate::api::*;
+use crate::components::*;
+use crate::dto::*;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+const STATUSES: &[&str] = &[
+    "pending",
+    "delivering",
+    "retrying",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "held",
+];
+
+#[component]
+pub fn QueuePage() -> impl IntoView {
+    let shop = shop_id();
+    let manage = can_manage(shop);
+    let q = use_query_map();
+    let query = Memo::new(move |_| {
+        q.with(|q| {
+            let get = |k: &str| q.get(k).filter(|v| !v.is_empty());
+            DeliveryQuery {
+                status: get("status"),
+                endpoint_id: get("endpoint_id"),
+                event_type: get("event_type"),
+                channel: get("channel"),
+                since: get("since"),
+                until: get("until"),
+            }
+        })
+    });
+    let cursor = Memo::new(move |_| q.with(|q| q.get("cursor").filter(|c| !c.is_empty())));
+    let act = ServerAction::<ActOnDeliveries>::new();
+    let retry_all = ServerAction::<RetryAllFailed>::new();
+    let page = Resource::new(
+        move || {
+            (
+                shop.get(),
+                query.get(),
+                cursor.get(),
+                act.version().get(),
+                retry_all.version().get(),
+            )
+        },
+        |(s, q, c, _, _)| list_deliveries(s, q, c),
+    );
+    let failed_count = Resource::new(
+        move || {
+            (
+                shop.get(),
+                query.get(),
+                act.version().get(),
+                retry_all.version().get(),
+            )
+        },
+        |(s, mut q, _, _)| {
+            q.status = Some("failed".into());
+            count_deliveries(s, q)
+        },
+    );
+    let selected = RwSignal::new(Vec::<String>::new());
+    let confirming = RwSignal::new(false);
+    let next_href = move |c: String| {
+        let qs = q.with(|q| {
+            [
+                "status",
+                "endpoint_id",
+                "event_type",
+                "channel",
+                "since",
+                "until",
+            ]
+            .iter()
+            .filter_map(|k| {
+                q.get(k)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| format!("{k}={v}"))
+            })
+            .collect::<Vec<_>>()
+        });
+        let mut parts = qs;
+        parts.push(format!("cursor={c}"));
+        format!("?{}", parts.join("&"))
+    };
+    view! {
+        <Title text="Webhook Queue · Herald"/>
+        <h1>"Webhook Queue"</h1>
+        <form method="get" class="filters inline-form">
+            <label for="f-status">"Status"</label>
+            <select id="f-status" name="status">
+                <option value="">"Any"</option>
+                {STATUSES.iter().map(|s| {
+                    let sel = move || query.get().status.as_deref() == Some(*s);
+                    view! { <option value=*s selected=sel>{*s}</option> }
+                }).collect_view()}
+            </select>
+            <label for="f-endpoint">"Endpoint"</label>
+            <input id="f-endpoint" name="endpoint_id" size="12" value=move || query.get().endpoint_id/>
+            <label for="f-type">"Event type"</label>
+            <input id="f-type" name="event_type" size="14" value=move || query.get().event_type/>
+            <label for="f-channel">"Channel"</label>
+            <input id="f-channel" name="channel" size="10" value=move || query.get().channel/>
+            <label for="f-since">"Since"</label>
+            <input id="f-since" name="since" type="datetime-local" value=move || query.get().since/>
+            <label for="f-until">"Until"</label>
+            <input id="f-until" name="until" type="datetime-local" value=move || query.get().until/>
+            <button type="submit">"Filter"</button>
+        </form>
+        <Suspense fallback=|| ()>{move || Suspend::new(async move {
+            let can = manage.await;
+            let failed = failed_count.await.unwrap_or(0);
+            view! {
+                <div class="bulk inline-form">
+                    <ActionForm action=act>
+                        <input type="hidden" name="shop_id" value=shop.get_untracked()/>
+                        <input type="hidden" name="ids" value=move || selected.get().join(",")/>
+                        <input type="hidden" name="cancel" value="false"/>
+                        <button type="submit" disabled=move || !can || selected.get().is_empty()>"Retry selected"</button>
+                    </ActionForm>
+                    <ActionForm action=act>
+                        <input type="hidden" name="shop_id" value=shop.get_untracked()/>
+                        <input type="hidden" name="ids" value=move || selected.get().join(",")/>
+                        <input type="hidden" name="cancel" value="true"/>
+                        <button type="submit" class="secondary" disabled=move || !can || selected.get().is_empty()>"Cancel selected"</button>
+                    </ActionForm>
+                    <Show when=move || !confirming.get() fallback=move || view! {
+                        <span role="alertdialog" aria-label="Confirm retry" class="confirm">
+                            {format!("Retry {failed} failed deliveries matching this filter?")}
+                            <button type="button" on:click=move |_| {
+                                retry_all.dispatch(RetryAllFailed { shop_id: shop.get_untracked(), query: query.get_untracked() });
+                                confirming.set(false);
+                            }>"Confirm retry"</button>
+                            <button type="button" class="secondary" on:click=move |_| confirming.set(false)>"Keep them"</button>
+                        </span>
+                    }>
+                        <button type="button" disabled=!can || failed == 0 on:click=move |_| confirming.set(true)>
+                            {format!("Retry all failed ({failed})")}
+                        </button>
+                    </Show>
+                </div>
+            }
+        })}</Suspense>
+        {move || match act.value().get() {
+            Some(Ok(n)) => Some(view! { <p class="notice" role="status">{format!("{n} deliveries updated.")}</p> }.into_any()),
+            Some(Err(e)) => Some(view! { <ErrorNote message=error_text(&e)/> }.into_any()),
+            None => None,
+        }}
+        {move || match retry_all.value().get() {
+            Some(Ok(n)) => Some(view! { <p class="notice" role="status">{format!("{n} failed deliveries queued again.")}</p> }.into_any()),
+            Some(Err(e)) => Some(view! { <ErrorNote message=error_text(&e)/> }.into_any()),
+            None => None,
+        }}
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let can = manage.await;
+                match page.await {
+                    Err(e) => view! { <ErrorNote message=error_text(&e)/> }.into_any(),
+                    Ok(p) if p.items.is_empty() => view! {
+                        <p class="empty">"No deliveries match. Publish an event, or send a test event from an endpoint's page."</p>
+                    }.into_any(),
+                    Ok(p) => {
+                        let next = p.next_cursor.clone();
+                        view! {
+                            <div class="table-wrap"><table>
+                                <thead><tr>
+                                    <th scope="col"><span class="visually-hidden">"Select"</span></th>
+                                    <th scope="col">"Created"</th>
+                                    <th scope="col">"Event"</th>
+                                    <th scope="col">"Endpoint"</th>
+                                    <th scope="col">"Status"</th>
+                                    <th scope="col">"Attempts"</th>
+                                    <th scope="col">"Last response"</th>
+                                    <th scope="col">"Next attempt"</th>
+                                    <th scope="col">"Actions"</th>
+                                </tr></thead>
+                                <tbody>
+                                    {p.items.into_iter().map(|d| {
+                                        let id = d.id.clone();
+                                        let id2 = d.id.clone();
+                                        let href = format!("/shops/{}/queue/{}", shop.get_untracked(), d.id);
+                                        view! {
+                                            <tr>
+                                                <td><input type="checkbox" aria-label=format!("Select {}", d.id)
+                                                    on:change=move |ev| {
+                                                        let on = event_target_checked(&ev);
+                                                        let id = id.clone();
+                                                        selected.update(|s| if on { s.push(id) } else { s.retain(|x| *x != id) });
+                                                    }/></td>
+                                                <td><a href=href>{d.created_at.clone()}</a></td>
+                                                <td>{d.event_type.clone()}<div class="muted">{d.event_id.clone()}</div></td>
+                                                <td><code>{d.endpoint_id.clone()}</code></td>
+                                                <td><StatusBadge status=d.status.clone()/></td>
+                                                <td>{d.attempt_count}</td>
+                                                <td>{d.last_status_code.map(|c| c.to_string()).or(d.last_error.clone()).unwrap_or_default()}</td>
+                                                <td>{d.next_attempt_at.clone().unwrap_or_default()}</td>
+                                                <td>
+                                                    <ActionForm action=act>
+                                                        <input type="hidden" name="shop_id" value=shop.get_untracked()/>
+                                                        <input type="hidden" name="ids" value=id2.clone()/>
+                                                        <input type="hidden" name="cancel" value="false"/>
+                                                        <button type="submit" class="small" disabled=!can aria-label=format!("Retry {id2}")>"Retry"</button>
+                                                    </ActionForm>
+                                                </td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table></div>
+                            {next.map(|c| view! { <p><a href=next_href(c)>"Older deliveries →"</a></p> })}
+                        }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+pub fn DeliveryPage() -> impl IntoView {
+    let shop = shop_id();
+    let params = use_params_map();
+    let id = Memo::new(move |_| params.with(|p| p.get("id").unwrap_or_default()));
+    let manage = can_manage(shop);
+    let act = ServerAction::<ActOnDeliveries>::new();
+    let delivery = Resource::new(
+        move || (shop.get(), id.get(), act.version().get()),
+        |(s, i, _)| get_delivery(s, i),
+    );
+    view! {
+        <Title text="Delivery · Herald"/>
+        <p><a href=move || format!("/shops/{}/queue", shop.get())>"← Webhook Queue"</a></p>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let can = manage.await;
+                match delivery.await {
+                    Err(e) => view! { <ErrorNote message=error_text(&e)/> }.into_any(),
+                    Ok(d) => view! {
+                        <h1>"Delivery " <code>{d.id.clone()}</code></h1>
+                        <dl class="facts">
+                            <dt>"Status"</dt><dd><StatusBadge status=d.status.clone()/></dd>
+                            <dt>"Event"</dt><dd>{d.event_type.clone()} " · " <code>{d.event_id.clone()}</code></dd>
+                            <dt>"Endpoint"</dt><dd><a href=format!("/shops/{}/endpoints/{}", shop.get_untracked(), d.endpoint_id)>{d.endpoint_id.clone()}</a></dd>
+                            <dt>"Attempts"</dt><dd>{d.attempt_count}</dd>
+                            <dt>"Next attempt"</dt><dd>{d.next_attempt_at.clone().unwrap_or_else(|| "—".into())}</dd>
+                        </dl>
+                        <ActionForm action=act attr:class="inline-form">
+                            <input type="hidden" name="shop_id" value=shop.get_untracked()/>
+                            <input type="hidden" name="ids" value=d.id.clone()/>
+                            <input type="hidden" name="cancel" value="false"/>
+                            <button type="submit" disabled=!can>"Retry"</button>
+                        </ActionForm>
+                        <h2>"Attempts"</h2>
+                        {d.attempts.unwrap_or_default().into_iter().map(|a| view! { <AttemptDetail attempt=a/> }).collect_view()}
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// One attempt: its request and its response, pretty-printed.
+#[component]
+pub fn AttemptDetail(attempt: AttemptView) -> impl IntoView {
+    let outcome = attempt
+        .status_code
+        .map(|c| format!("HTTP {c}"))
+        .or(attempt.error_kind.clone())
+        .unwrap_or_default();
+    view! {
+        <section class="panel attempt">
+            <h3>{format!("Attempt {} · {} · {} ms · {}", attempt.number, outcome, attempt.duration_ms, attempt.at)}</h3>
+            {attempt.error_message.clone().map(|m| view! { <p class="error">{m}</p> })}
+            <div class="two-col">
+                <div>
+                    <h4>"Request"</h4>
+                    <pre>{serde_json::to_string_pretty(&attempt.request.headers).unwrap_or_default()}</pre>
+                    <pre>{pretty(&attempt.request.body)}</pre>
+                </div>
+                <div>
+                    <h4>"Response"</h4>
+                    {match attempt.response {
+                        Some(r) => view! {
+                            <pre>{serde_json::to_string_pretty(&r.headers).unwrap_or_default()}</pre>
+                            <pre>{pretty(&r.body)}</pre>
+                        }.into_any(),
+                        None => view! { <p class="muted">"No response."</p> }.into_any(),
+                    }}
+                </div>
+            </div>
+        </section>
+    }
+}

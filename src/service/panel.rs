@@ -1,0 +1,321 @@
+//! What only the panel asks for: template previews, the Logs list, settings, API keys and the
+//! dashboard. Same rules as everything else: each method checks the principal first.
+
+use super::queue::attempt_view;
+use super::{internal, iso, iso_opt, require_manage, require_read, Service};
+use crate::engine::retry::RetryPolicy;
+use crate::engine::template::{self, ContentType, EventContext};
+use crate::ids::now_ms;
+use crate::store::attempts::AttemptLogRow;
+use crate::store::deliveries::DeliveryFilter;
+use app::backend::ServiceResult;
+use app::dto::*;
+use app::model::{Principal, ServiceError};
+
+/// The queue's filters from the panel, checked like the API's query parameters.
+pub fn filter_from_query(q: &DeliveryQuery) -> ServiceResult<DeliveryFilter> {
+    let time = |field: &str, v: &Option<String>| -> ServiceResult<Option<i64>> {
+        let Some(v) = v.as_deref().filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        if let Ok(ms) = v.parse::<i64>() {
+            return Ok(Some(ms));
+        }
+        // The browser's datetime-local input has no zone: read it as UTC.
+        let text = if v.len() == 16 {
+            format!("{v}:00Z")
+        } else {
+            v.to_string()
+        };
+        time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+            .map(|t| Some((t.unix_timestamp_nanos() / 1_000_000) as i64))
+            .map_err(|_| ServiceError::invalid(field, "must be a date and time"))
+    };
+    let text = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+    Ok(DeliveryFilter {
+        status: text(&q.status),
+        endpoint_id: text(&q.endpoint_id),
+        event_type: text(&q.event_type),
+        channel: text(&q.channel),
+        since: time("since", &q.since)?,
+        until: time("until", &q.until)?,
+    })
+}
+
+fn log_view(r: &AttemptLogRow) -> AttemptLogView {
+    AttemptLogView {
+        id: r.attempt.id,
+        delivery_id: r.attempt.delivery_id.clone(),
+        endpoint_id: r.attempt.endpoint_id.clone(),
+        event_type: r.event_type.clone(),
+        number: r.attempt.number,
+        status_code: r.attempt.status_code,
+        error_kind: r.attempt.error_kind.clone(),
+        duration_ms: r.attempt.duration_ms,
+        at: iso(r.attempt.at),
+    }
+}
+
+impl Service {
+    /// Renders a template against an event type's sample, as the endpoint would send it.
+    pub async fn preview_template(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        event_type: &str,
+        content_type: &str,
+        tpl: &str,
+    ) -> ServiceResult<PreviewView> {
+        require_read(who, shop_id)?;
+        let sample = self
+            .event_type(who, shop_id, event_type)
+            .await
+            .map(|t| t.sample)
+            .unwrap_or_else(|_| serde_json::json!({}));
+        let ct = ContentType::parse(content_type).unwrap_or_default();
+        let channels = vec!["client_42".to_string()];
+        let ctx = EventContext {
+            event_id: "evt_preview",
+            event_type,
+            timestamp: now_ms() / 1000,
+            channels: &channels,
+            data: &sample,
+        };
+        let merge_fields = template::merge_fields(&sample);
+        if tpl.trim().is_empty() {
+            return Ok(PreviewView {
+                body: template::default_envelope(&ctx),
+                error: None,
+                merge_fields,
+            });
+        }
+        let body = template::render(tpl, ct, &ctx);
+        let error = template::validate(tpl, ct, &ctx).err();
+        let body = match (ct, &error) {
+            (ContentType::Json, None) => serde_json::from_str::<serde_json::Value>(&body)
+                .and_then(|v| serde_json::to_string_pretty(&v))
+                .unwrap_or(body),
+            _ => body,
+        };
+        Ok(PreviewView {
+            body,
+            error,
+            merge_fields,
+        })
+    }
+
+    pub async fn list_attempts(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        cursor: Option<i64>,
+        limit: i64,
+    ) -> ServiceResult<Page<AttemptLogView>> {
+        require_read(who, shop_id)?;
+        let mut rows = self
+            .store
+            .attempts_of_shop(shop_id, cursor, limit + 1)
+            .await
+            .map_err(internal)?;
+        let next_cursor = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| r.attempt.id.to_string())
+        } else {
+            None
+        };
+        Ok(Page {
+            items: rows.iter().map(log_view).collect(),
+            next_cursor,
+        })
+    }
+
+    pub async fn get_attempt(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        id: i64,
+    ) -> ServiceResult<(AttemptLogView, AttemptView)> {
+        require_read(who, shop_id)?;
+        let row = self
+            .store
+            .attempt(shop_id, id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| ServiceError::NotFound(format!("No attempt with id {id}.")))?;
+        Ok((log_view(&row), attempt_view(&row.attempt)))
+    }
+
+    pub async fn settings(&self, who: &Principal, shop_id: &str) -> ServiceResult<ShopSettings> {
+        require_read(who, shop_id)?;
+        let s = self.existing_shop(shop_id).await?;
+        Ok(ShopSettings {
+            failed_retention_hours: s.failed_retention_hours,
+            log_retention_days: s.log_retention_days,
+            require_https: s.require_https,
+            default_retry: serde_json::from_str(&s.default_retry).unwrap_or_default(),
+        })
+    }
+
+    pub async fn save_settings(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        s: ShopSettings,
+    ) -> ServiceResult<()> {
+        require_manage(who, shop_id)?;
+        if !(1..=24 * 365).contains(&s.failed_retention_hours) {
+            return Err(ServiceError::invalid(
+                "failed_retention_hours",
+                "must be between 1 and 8760",
+            ));
+        }
+        if !(1..=3650).contains(&s.log_retention_days) {
+            return Err(ServiceError::invalid(
+                "log_retention_days",
+                "must be between 1 and 3650",
+            ));
+        }
+        let policy: RetryPolicy = serde_json::from_value(s.default_retry).map_err(|e| {
+            ServiceError::invalid("default_retry", format!("is not a retry policy ({e})"))
+        })?;
+        policy
+            .validate()
+            .map_err(|(f, m)| ServiceError::invalid(&f, m))?;
+        let retry = serde_json::to_string(&policy).unwrap_or_default();
+        self.store
+            .update_shop_settings(
+                shop_id,
+                s.failed_retention_hours,
+                s.log_retention_days,
+                s.require_https,
+                &retry,
+            )
+            .await
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    pub async fn api_keys(&self, who: &Principal, shop_id: &str) -> ServiceResult<Vec<ApiKeyView>> {
+        require_manage(who, shop_id)?;
+        let rows = self
+            .store
+            .api_keys_of_shop(shop_id)
+            .await
+            .map_err(internal)?;
+        Ok(rows
+            .into_iter()
+            .map(|k| ApiKeyView {
+                id: k.id,
+                name: k.name,
+                prefix: k.key_prefix,
+                created_at: iso(k.created_at),
+                last_used_at: iso_opt(k.last_used_at),
+                revoked: k.revoked_at.is_some(),
+            })
+            .collect())
+    }
+
+    pub async fn revoke_api_key(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        id: &str,
+    ) -> ServiceResult<()> {
+        require_manage(who, shop_id)?;
+        if self
+            .store
+            .revoke_api_key(shop_id, id)
+            .await
+            .map_err(internal)?
+        {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(
+                "No active API key with that id.".into(),
+            ))
+        }
+    }
+
+    /// Retries or cancels each of the given deliveries that allows it.
+    pub async fn act_on_deliveries(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+        ids: &[String],
+        cancel: bool,
+    ) -> ServiceResult<u64> {
+        require_manage(who, shop_id)?;
+        let now = now_ms();
+        let mut changed = 0;
+        for id in ids {
+            let done = if cancel {
+                self.store.cancel_delivery(shop_id, id, now).await
+            } else {
+                self.store.retry_delivery(shop_id, id, now).await
+            }
+            .map_err(internal)?;
+            changed += u64::from(done == Some(true));
+        }
+        self.engine.wake();
+        Ok(changed)
+    }
+
+    pub async fn dashboard(&self, who: &Principal, shop_id: &str) -> ServiceResult<DashboardView> {
+        require_read(who, shop_id)?;
+        let now = now_ms();
+        let hour = 3_600_000;
+        let day = 24 * hour;
+        let buckets =
+            |rows: Vec<(i64, i64, i64)>, size: i64, count: i64, fmt: &dyn Fn(i64) -> String| {
+                let first = now / size - (count - 1);
+                (0..count)
+                    .map(|i| {
+                        let b = first + i;
+                        let (ok, failed) = rows
+                            .iter()
+                            .find(|(k, _, _)| *k == b)
+                            .map(|(_, o, f)| (*o, *f))
+                            .unwrap_or((0, 0));
+                        Bucket {
+                            label: fmt(b * size),
+                            succeeded: ok,
+                            failed,
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            };
+        let hourly = self
+            .store
+            .attempt_buckets(shop_id, now - day, hour)
+            .await
+            .map_err(internal)?;
+        let daily = self
+            .store
+            .attempt_buckets(shop_id, now - 7 * day, day)
+            .await
+            .map_err(internal)?;
+        let last_24h = buckets(hourly, hour, 24, &|ms| iso(ms)[11..16].to_string());
+        let last_7d = buckets(daily, day, 7, &|ms| iso(ms)[5..10].to_string());
+        let (queue, lag) = self
+            .store
+            .shop_queue(shop_id, now)
+            .await
+            .map_err(internal)?;
+        let endpoints = self.list_endpoints(who, shop_id).await?;
+        let (disabled, enabled): (Vec<_>, Vec<_>) = endpoints.into_iter().partition(|e| !e.enabled);
+        let failing = enabled
+            .into_iter()
+            .filter(|e| e.failing_since.is_some())
+            .collect();
+        let alerts = self.alerts(who, shop_id, None, 5).await?.items;
+        Ok(DashboardView {
+            last_24h,
+            last_7d,
+            queue,
+            lag_seconds: lag.map(|l| l as f64 / 1000.0).unwrap_or(0.0),
+            failing_endpoints: failing,
+            disabled_endpoints: disabled,
+            recent_alerts: alerts,
+        })
+    }
+}
