@@ -137,29 +137,52 @@ pub async fn get_endpoint(shop_id: String, id: String) -> Result<EndpointView, S
         .map_err(fail)
 }
 
-/// Creates (no id) or updates an endpoint from the endpoint form. Returns the endpoint and, on
-/// creation, its signing secret (shown once).
+/// The endpoint form's fields (named `form[url]` and so on in the HTML form).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct EndpointFormData {
+    pub shop_id: String,
+    pub id: Option<String>,
+    pub url: String,
+    pub description: String,
+    pub event_types: String,
+    pub channels: String,
+    pub retry_preset: String,
+    pub content_type: String,
+    pub template: String,
+    pub basic_auth_username: String,
+    pub basic_auth_password: String,
+    pub headers: String,
+    pub timeout_ms: String,
+    pub priority: String,
+    pub unique_pending: Option<String>,
+    pub deactivation: String,
+    pub rate_limit_per_second: String,
+}
+
+/// Creates (no id) or updates an endpoint from the endpoint form; on creation the result
+/// carries the signing secret (shown once).
 #[server]
-#[allow(clippy::too_many_arguments)]
-pub async fn save_endpoint(
-    shop_id: String,
-    id: Option<String>,
-    url: String,
-    description: String,
-    event_types: String,
-    channels: String,
-    retry_preset: String,
-    content_type: String,
-    template: String,
-    basic_auth_username: String,
-    basic_auth_password: String,
-    headers: String,
-    timeout_ms: String,
-    priority: String,
-    unique_pending: Option<String>,
-    deactivation: String,
-    rate_limit_per_second: String,
-) -> Result<EndpointView, ServerFnError> {
+pub async fn save_endpoint(form: EndpointFormData) -> Result<EndpointView, ServerFnError> {
+    let EndpointFormData {
+        shop_id,
+        id,
+        url,
+        description,
+        event_types,
+        channels,
+        retry_preset,
+        content_type,
+        template,
+        basic_auth_username,
+        basic_auth_password,
+        headers,
+        timeout_ms,
+        priority,
+        unique_pending,
+        deactivation,
+        rate_limit_per_second,
+    } = form;
     let who = principal()?;
     let b = backend()?;
     let invalid = |f: &str, m: &str| fail(ServiceError::invalid(f, m));

@@ -143,15 +143,15 @@ pub fn EndpointForm(
     };
     view! {
         <ActionForm action=action attr:class="grid-form endpoint-form">
-            <input type="hidden" name="shop_id" value=move || shop.get()/>
-            <input type="hidden" name="id" value=id/>
+            <input type="hidden" name="form[shop_id]" value=move || shop.get()/>
+            <input type="hidden" name="form[id]" value=id/>
             <label for="ep-url">"URL"</label>
-            <div><input id="ep-url" name="url" type="url" required placeholder="https://example.com/webhooks" value=e.as_ref().map(|e| e.url.clone())/>{field_error(v, "url")}</div>
+            <div><input id="ep-url" name="form[url]" type="url" required placeholder="https://example.com/webhooks" value=e.as_ref().map(|e| e.url.clone())/>{field_error(v, "url")}</div>
             <label for="ep-description">"Description"</label>
-            <input id="ep-description" name="description" value=e.as_ref().map(|e| e.description.clone())/>
+            <input id="ep-description" name="form[description]" value=e.as_ref().map(|e| e.description.clone())/>
             <label for="ep-types">"Event types"</label>
             <div>
-                <input id="ep-types" name="event_types" list="event-type-list" placeholder="empty = all, or order.created, ticket.updated"
+                <input id="ep-types" name="form[event_types]" list="event-type-list" placeholder="empty = all, or order.created, ticket.updated"
                     prop:value=move || event_types.get() on:input=move |ev| event_types.set(event_target_value(&ev))/>
                 <datalist id="event-type-list">
                     <Suspense fallback=|| ()>{move || Suspend::new(async move {
@@ -161,9 +161,9 @@ pub fn EndpointForm(
                 {field_error(v, "event_types[0]")}
             </div>
             <label for="ep-channels">"Channels"</label>
-            <input id="ep-channels" name="channels" placeholder="empty = all, or client_42, agent_7" value=e.as_ref().map(|e| e.channels.join(", "))/>
+            <input id="ep-channels" name="form[channels]" placeholder="empty = all, or client_42, agent_7" value=e.as_ref().map(|e| e.channels.join(", "))/>
             <label for="ep-retry">"Retry policy"</label>
-            <select id="ep-retry" name="retry_preset">
+            <select id="ep-retry" name="form[retry_preset]">
                 <Suspense fallback=|| ()>{move || {
                     let current = current_retry.clone();
                     Suspend::new(async move {
@@ -175,7 +175,7 @@ pub fn EndpointForm(
                 }}</Suspense>
             </select>
             <label for="ep-ct">"Payload content type"</label>
-            <select id="ep-ct" name="content_type" on:change=move |ev| content_type.set(event_target_value(&ev))>
+            <select id="ep-ct" name="form[content_type]" on:change=move |ev| content_type.set(event_target_value(&ev))>
                 {["application/json", "application/xml", "text/plain"].into_iter().map(|c| {
                     let selected = e.as_ref().map(|e| e.payload.content_type == c).unwrap_or(c == "application/json");
                     view! { <option value=c selected=selected>{c}</option> }
@@ -183,7 +183,7 @@ pub fn EndpointForm(
             </select>
             <label for="ep-template">"Payload template"</label>
             <div>
-                <textarea id="ep-template" name="template" rows="6" placeholder="Empty: the default envelope. Use {tags}: {\"ticket\": \"{ticket_ref}\"}"
+                <textarea id="ep-template" name="form[template]" rows="6" placeholder="Empty: the default envelope. Use {tags}: {\"ticket\": \"{ticket_ref}\"}"
                     prop:value=move || template.get() on:input=move |ev| template.set(event_target_value(&ev))>{template.get_untracked()}</textarea>
                 {field_error(v, "template")}
             </div>
@@ -203,33 +203,33 @@ pub fn EndpointForm(
                 })}</Suspense>
             </div>
             <label for="ep-user">"Basic auth username"</label>
-            <input id="ep-user" name="basic_auth_username" autocomplete="off" value=e.as_ref().and_then(|e| e.basic_auth.as_ref().map(|b| b.username.clone()))/>
+            <input id="ep-user" name="form[basic_auth_username]" autocomplete="off" value=e.as_ref().and_then(|e| e.basic_auth.as_ref().map(|b| b.username.clone()))/>
             <label for="ep-pass">"Basic auth password"</label>
-            <input id="ep-pass" name="basic_auth_password" type="password" autocomplete="new-password" placeholder=if e.as_ref().and_then(|e| e.basic_auth.as_ref()).is_some_and(|b| b.password_set) { "(unchanged)" } else { "" }/>
+            <input id="ep-pass" name="form[basic_auth_password]" type="password" autocomplete="new-password" placeholder=if e.as_ref().and_then(|e| e.basic_auth.as_ref()).is_some_and(|b| b.password_set) { "(unchanged)" } else { "" }/>
             <label for="ep-headers">"Extra headers (JSON)"</label>
             <div>
-                <textarea id="ep-headers" name="headers" rows="2" placeholder="{\"X-Shop\": \"42\"}">{e.as_ref().filter(|e| !e.headers.is_empty()).map(|e| serde_json::to_string(&e.headers).unwrap_or_default())}</textarea>
+                <textarea id="ep-headers" name="form[headers]" rows="2" placeholder="{\"X-Shop\": \"42\"}">{e.as_ref().filter(|e| !e.headers.is_empty()).map(|e| serde_json::to_string(&e.headers).unwrap_or_default())}</textarea>
                 {field_error(v, "headers")}
             </div>
             <label for="ep-timeout">"Timeout (ms)"</label>
-            <input id="ep-timeout" name="timeout_ms" type="number" min="100" max="60000" value=e.as_ref().map(|e| e.timeout_ms).unwrap_or(5000).to_string()/>
+            <input id="ep-timeout" name="form[timeout_ms]" type="number" min="100" max="60000" value=e.as_ref().map(|e| e.timeout_ms).unwrap_or(5000).to_string()/>
             <label for="ep-priority">"Priority"</label>
-            <select id="ep-priority" name="priority">
+            <select id="ep-priority" name="form[priority]">
                 {["high", "normal", "low"].into_iter().map(|p| {
                     let selected = e.as_ref().map(|e| e.priority == p).unwrap_or(p == "normal");
                     view! { <option value=p selected=selected>{p}</option> }
                 }).collect_view()}
             </select>
             <span></span>
-            <label class="check"><input type="checkbox" name="unique_pending" value="on" checked=e.as_ref().map(|e| e.unique_pending).unwrap_or(false)/>"Queue items must be unique (per entity key)"</label>
+            <label class="check"><input type="checkbox" name="form[unique_pending]" value="on" checked=e.as_ref().map(|e| e.unique_pending).unwrap_or(false)/>"Queue items must be unique (per entity key)"</label>
             <label for="ep-deactivation">"Deactivate on"</label>
-            <select id="ep-deactivation" name="deactivation">
+            <select id="ep-deactivation" name="form[deactivation]">
                 <option value="default" selected=deactivation == "default">"410 Gone (default)"</option>
                 <option value="strict" selected=deactivation == "strict">"400, 401, 403, 404, 405, 406, 410, 411 (strict)"</option>
                 <option value="none" selected=deactivation == "none">"Never on a status code"</option>
             </select>
             <label for="ep-rate">"Rate limit (per second)"</label>
-            <input id="ep-rate" name="rate_limit_per_second" type="number" min="1" placeholder="none" value=e.as_ref().and_then(|e| e.rate_limit_per_second).map(|r| r.to_string())/>
+            <input id="ep-rate" name="form[rate_limit_per_second]" type="number" min="1" placeholder="none" value=e.as_ref().and_then(|e| e.rate_limit_per_second).map(|r| r.to_string())/>
             <button type="submit">{if existing.is_some() { "Save endpoint" } else { "Create endpoint" }}</button>
         </ActionForm>
         {move || match v.get() {
