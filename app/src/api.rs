@@ -569,3 +569,12 @@ pub async fn get_dashboard(shop_id: String) -> Result<DashboardView, ServerFnErr
         .await
         .map_err(fail)
 }
+
+/// Per endpoint: (id, succeeded, attempts) over the last 7 days.
+#[server]
+pub async fn endpoint_success(shop_id: String) -> Result<Vec<(String, i64, i64)>, ServerFnError> {
+    backend()?
+        .endpoint_success(&principal()?, &shop_id)
+        .await
+        .map_err(fail)
+}

@@ -177,6 +177,12 @@ pub trait Backend: Send + Sync + 'static {
     ) -> ServiceResult<String>;
     async fn revoke_api_key(&self, who: &Principal, shop: &str, id: &str) -> ServiceResult<()>;
     async fn dashboard(&self, who: &Principal, shop: &str) -> ServiceResult<DashboardView>;
+    /// Per endpoint: (id, succeeded, attempts) over the last 7 days.
+    async fn endpoint_success(
+        &self,
+        who: &Principal,
+        shop: &str,
+    ) -> ServiceResult<Vec<(String, i64, i64)>>;
 }
 
 pub type SharedBackend = Arc<dyn Backend>;

@@ -90,6 +90,9 @@ pub struct ShopSummary {
     pub require_https: bool,
     pub members: i64,
     pub created_at: i64,
+    /// Events published in the last 24 hours.
+    #[serde(default)]
+    pub events_24h: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -181,3 +181,28 @@ test("the main pages render and are screenshotted", async ({ page }) => {
   await page.getByText("ticket.updated").first().click();
   await expect(page.getByRole("button", { name: "Copy ticket.updated sample" })).toBeVisible();
 });
+
+test("an owner cannot open another shop's pages", async ({ page }) => {
+  const mine = shopWithUser("owner");
+  const other = shopWithUser("owner");
+  await signIn(page, mine.email, mine.password);
+  for (const path of ["", "/endpoints", "/queue", "/logs", "/settings"]) {
+    const response = await page.goto(`/shops/${other.shopId}${path}`);
+    expect(response?.status(), path).toBe(403);
+  }
+  await expect(page.getByRole("heading", { name: "Forbidden" })).toBeVisible();
+});
+
+test.describe("on a phone-sized screen", () => {
+  test.use({ viewport: { width: 390, height: 844 } });
+
+  test("the pages fit the width", async ({ page }) => {
+    const shop = shopWithUser("owner");
+    await signIn(page, shop.email, shop.password);
+    for (const path of ["", "/endpoints", "/queue", "/settings"]) {
+      await page.goto(`/shops/${shop.shopId}${path}`);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      expect(overflow, path).toBeLessThanOrEqual(1);
+    }
+  });
+});

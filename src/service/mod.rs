@@ -121,6 +121,7 @@ fn shop_summary(row: crate::store::shops::ShopRow) -> ShopSummary {
         require_https: row.require_https,
         members: row.members,
         created_at: row.created_at,
+        events_24h: 0,
     }
 }
 
@@ -244,7 +245,22 @@ impl Backend for Service {
             self.store.shops_of_user(&who.user_id).await
         }
         .map_err(internal)?;
-        Ok(rows.into_iter().map(shop_summary).collect())
+        let since = crate::ids::now_ms() - 86_400_000;
+        let volume = self
+            .store
+            .events_since_by_shop(since)
+            .await
+            .map_err(internal)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let events = volume.iter().find(|(id, _)| *id == r.id).map(|(_, n)| *n);
+                ShopSummary {
+                    events_24h: events.unwrap_or(0),
+                    ..shop_summary(r)
+                }
+            })
+            .collect())
     }
 
     async fn shop(&self, who: &Principal, shop_id: &str) -> ServiceResult<ShopSummary> {
@@ -649,6 +665,18 @@ impl Backend for Service {
     }
     async fn dashboard(&self, who: &Principal, shop: &str) -> ServiceResult<DashboardView> {
         Service::dashboard(self, who, shop).await
+    }
+    async fn endpoint_success(
+        &self,
+        who: &Principal,
+        shop: &str,
+    ) -> ServiceResult<Vec<(String, i64, i64)>> {
+        require_read(who, shop)?;
+        let since = crate::ids::now_ms() - 7 * 86_400_000;
+        self.store
+            .endpoint_success(shop, since)
+            .await
+            .map_err(internal)
     }
 }
 

@@ -83,8 +83,11 @@ impl Service {
         };
         let merge_fields = template::merge_fields(&sample);
         if tpl.trim().is_empty() {
+            let envelope = template::default_envelope(&ctx);
             return Ok(PreviewView {
-                body: template::default_envelope(&ctx),
+                body: serde_json::from_str::<serde_json::Value>(&envelope)
+                    .and_then(|v| serde_json::to_string_pretty(&v))
+                    .unwrap_or(envelope),
                 error: None,
                 merge_fields,
             });

@@ -286,6 +286,22 @@ impl Store {
         .await
     }
 
+    /// Per endpoint of a shop: attempts since `since` and how many succeeded.
+    pub async fn endpoint_success(
+        &self,
+        shop_id: &str,
+        since: i64,
+    ) -> Result<Vec<(String, i64, i64)>> {
+        sqlx::query_as(
+            "SELECT endpoint_id, SUM(CASE WHEN status_code BETWEEN 200 AND 299 THEN 1 ELSE 0 END), COUNT(*)
+             FROM attempts WHERE shop_id = ? AND at >= ? GROUP BY endpoint_id",
+        )
+        .bind(shop_id)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+    }
+
     /// Attempts of a shop since `since`, succeeded and failed, per bucket of `bucket_ms`.
     pub async fn attempt_buckets(
         &self,

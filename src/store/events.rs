@@ -263,6 +263,16 @@ impl Store {
         Ok(out)
     }
 
+    /// Events published since `since`, per shop (the operator's volume column).
+    pub async fn events_since_by_shop(&self, since: i64) -> Result<Vec<(String, i64)>> {
+        sqlx::query_as(
+            "SELECT shop_id, COUNT(*) FROM events WHERE created_at >= ? GROUP BY shop_id",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+    }
+
     pub async fn event(&self, shop_id: &str, id: &str) -> Result<Option<EventRow>> {
         sqlx::query_as(
             "SELECT id, type, channels, data, entity_key, deliveries, created_at

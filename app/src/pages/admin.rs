@@ -46,6 +46,7 @@ pub fn ShopsPage() -> impl IntoView {
                                 <th scope="col">"ID"</th>
                                 <th scope="col">"Webhooks"</th>
                                 <th scope="col">"Members"</th>
+                                <th scope="col">"Events (24 h)"</th>
                                 <th scope="col">"Created"</th>
                                 <th scope="col">"Actions"</th>
                             </tr></thead>
@@ -59,6 +60,7 @@ pub fn ShopsPage() -> impl IntoView {
                                             <td><code>{s.id.clone()}</code></td>
                                             <td>{webhooks_label(&s)}</td>
                                             <td>{s.members}</td>
+                                            <td>{s.events_24h}</td>
                                             <td>{format_ms(s.created_at)}</td>
                                             <td>
                                                 <ActionForm action=toggle>

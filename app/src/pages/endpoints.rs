@@ -28,11 +28,16 @@ pub fn EndpointsPage() -> impl IntoView {
         move || (shop.get(), save.version().get()),
         |(s, _)| list_endpoints(s),
     );
+    let success = Resource::new(
+        move || (shop.get(), save.version().get()),
+        |(s, _)| endpoint_success(s),
+    );
     view! {
         <Title text="Endpoints · Herald"/>
         <h1>"Endpoints"</h1>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
+                let rates = success.await.unwrap_or_default();
                 match endpoints.await {
                     Err(e) => view! { <ErrorNote message=error_text(&e)/> }.into_any(),
                     Ok(list) if list.is_empty() => view! {
@@ -45,6 +50,7 @@ pub fn EndpointsPage() -> impl IntoView {
                                 <th scope="col">"Status"</th>
                                 <th scope="col">"Event types"</th>
                                 <th scope="col">"Channels"</th>
+                                <th scope="col">"Success (7 days)"</th>
                                 <th scope="col">"Last attempt"</th>
                             </tr></thead>
                             <tbody>
@@ -52,12 +58,16 @@ pub fn EndpointsPage() -> impl IntoView {
                                     let href = format!("/shops/{}/endpoints/{}", shop.get_untracked(), e.id);
                                     let types = if e.event_types.is_empty() { "All".to_string() } else { e.event_types.join(", ") };
                                     let chans = if e.channels.is_empty() { "All".to_string() } else { e.channels.join(", ") };
+                                    let rate = rates.iter().find(|(id, _, _)| *id == e.id)
+                                        .map(|(_, ok, n)| format!("{:.0} % of {n}", *ok as f64 * 100.0 / (*n).max(1) as f64))
+                                        .unwrap_or_else(|| "No attempts".into());
                                     view! {
                                         <tr>
                                             <td><a href=href>{e.url.clone()}</a><div class="muted">{e.description.clone()}</div></td>
                                             <td>{success_label(&e)}</td>
                                             <td>{types}</td>
                                             <td>{chans}</td>
+                                            <td>{rate}</td>
                                             <td>{e.last_attempt_at.clone().unwrap_or_else(|| "Never".into())}</td>
                                         </tr>
                                     }
