@@ -115,17 +115,13 @@ impl Service {
         limit: i64,
     ) -> ServiceResult<Page<AttemptLogView>> {
         require_read(who, shop_id)?;
-        let mut rows = self
+        let rows = self
             .store
             .attempts_of_shop(shop_id, cursor, limit + 1)
             .await
             .map_err(internal)?;
-        let next_cursor = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last().map(|r| r.attempt.id.to_string())
-        } else {
-            None
-        };
+        let (rows, next_cursor) =
+            super::queue::split_page(rows, limit, |r| r.attempt.id.to_string());
         Ok(Page {
             items: rows.iter().map(log_view).collect(),
             next_cursor,

@@ -66,7 +66,7 @@ pub fn attempt_view(a: &AttemptRow) -> AttemptView {
 
 /// Keyset pagination: the store was asked for `limit + 1` rows; keep `limit` and, when there
 /// were more, the last kept row's id is the cursor for the next page.
-fn split_page<R>(
+pub(crate) fn split_page<R>(
     mut rows: Vec<R>,
     limit: i64,
     id: impl Fn(&R) -> String,

@@ -49,6 +49,25 @@ pub struct EventRow {
 /// Rows per multi-row INSERT (SQLite allows 32,766 bound parameters per statement).
 const CHUNK: usize = 200;
 
+/// The first result of an event id published before: its deliveries, nothing new.
+async fn already_published(
+    tx: &mut sqlx::SqliteConnection,
+    shop_id: &str,
+    id: &str,
+) -> Result<Published> {
+    let existing: String =
+        sqlx::query_scalar("SELECT deliveries FROM events WHERE shop_id = ? AND id = ?")
+            .bind(shop_id)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+    Ok(Published {
+        id: id.to_string(),
+        deliveries: serde_json::from_str(&existing).unwrap_or_default(),
+        duplicate: true,
+    })
+}
+
 /// The common case, in a few multi-row statements: events with their delivery ids, then the
 /// deliveries of the events that were new. `RETURNING` tells which ids were new.
 async fn insert_bulk(
@@ -97,17 +116,7 @@ async fn insert_bulk(
                 duplicate: false,
             });
         } else {
-            let existing: String =
-                sqlx::query_scalar("SELECT deliveries FROM events WHERE shop_id = ? AND id = ?")
-                    .bind(shop_id)
-                    .bind(&ev.id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            out.push(Published {
-                id: ev.id.clone(),
-                deliveries: serde_json::from_str(&existing).unwrap_or_default(),
-                duplicate: true,
-            });
+            out.push(already_published(tx, shop_id, &ev.id).await?);
         }
     }
     for chunk in rows.chunks(CHUNK) {
@@ -151,7 +160,9 @@ impl Store {
         if !replaces {
             out = insert_bulk(&mut tx, shop_id, events, now).await?;
         }
-        for ev in events.iter().filter(|_| replaces) {
+        // With unique-pending replacement in play, one event at a time.
+        let one_by_one: &[NewEvent] = if replaces { events } else { &[] };
+        for ev in one_by_one {
             let inserted = sqlx::query(
                 "INSERT INTO events (shop_id, id, type, channels, data, entity_key, priority, created_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (shop_id, id) DO NOTHING",
@@ -169,18 +180,7 @@ impl Store {
             .rows_affected()
                 == 1;
             if !inserted {
-                let existing: String = sqlx::query_scalar(
-                    "SELECT deliveries FROM events WHERE shop_id = ? AND id = ?",
-                )
-                .bind(shop_id)
-                .bind(&ev.id)
-                .fetch_one(&mut *tx)
-                .await?;
-                out.push(Published {
-                    id: ev.id.clone(),
-                    deliveries: serde_json::from_str(&existing).unwrap_or_default(),
-                    duplicate: true,
-                });
+                out.push(already_published(&mut tx, shop_id, &ev.id).await?);
                 continue;
             }
             let mut ids = Vec::with_capacity(ev.targets.len());
