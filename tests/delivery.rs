@@ -795,3 +795,27 @@ async fn metrics_are_served_in_prometheus_format() {
     assert!(body.contains("herald_queue_depth"), "{body}");
     assert!(body.contains("herald_attempt_duration_seconds"));
 }
+
+#[tokio::test]
+async fn shutdown_gives_unfinished_deliveries_back_to_the_queue() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::start(|_| (200, vec![], String::new(), Duration::from_secs(30))).await;
+    api.post("/endpoints", json!({"url": rx.url("/")})).await;
+    let (_, p) = api
+        .post("/events", json!({"type": "order.created", "data": {}}))
+        .await;
+    let id = p["deliveries"][0].as_str().unwrap();
+    rx.wait_for(1, 5).await;
+    api.wait_status(id, "delivering", 2).await;
+    app.service
+        .engine
+        .shutdown(Duration::from_millis(100))
+        .await;
+    let (_, d) = api.get(&format!("/deliveries/{id}")).await;
+    assert_eq!(
+        d["status"], "pending",
+        "queued again without waiting for the lease"
+    );
+}

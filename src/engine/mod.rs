@@ -52,6 +52,8 @@ struct Inner {
     metrics: metrics::Metrics,
     global: Arc<Semaphore>,
     in_flight: Mutex<HashMap<String, usize>>,
+    /// Deliveries this process has leased and not yet finished, to give back on shutdown.
+    leased: Mutex<std::collections::HashSet<String>>,
     limiters: Mutex<HashMap<String, (i64, Arc<DefaultDirectRateLimiter>)>>,
     shutdown: watch::Sender<bool>,
 }
@@ -69,6 +71,7 @@ impl Engine {
                 activity: ActivityHub::default(),
                 metrics: metrics::Metrics::default(),
                 in_flight: Mutex::new(HashMap::new()),
+                leased: Mutex::new(Default::default()),
                 limiters: Mutex::new(HashMap::new()),
                 shutdown: watch::channel(false).0,
             }),
@@ -109,15 +112,31 @@ impl Engine {
         tokio::spawn(dispatcher(self.clone(), tx))
     }
 
-    /// Stops claiming, waits (up to `grace`) for attempts in flight to be recorded; what is
-    /// still unfinished stays leased and is picked up again when the lease runs out.
+    /// Stops claiming and waits (up to `grace`) for attempts in flight to finish and be
+    /// recorded; what is still unfinished then is given back to the queue at once, so another
+    /// process need not wait for the lease to run out.
     pub async fn shutdown(&self, grace: Duration) {
         let _ = self.inner.shutdown.send(true);
         self.wake();
         let total = self.inner.config.concurrency.max(1) as u32;
-        let _ = tokio::time::timeout(grace, self.inner.global.acquire_many(total)).await;
+        let finished = tokio::time::timeout(grace, self.inner.global.acquire_many(total))
+            .await
+            .is_ok();
         // Give the recorder a moment to write the last batch.
         tokio::time::sleep(Duration::from_millis(50)).await;
+        if !finished {
+            let ids: Vec<String> = self.lock_leased().drain().collect();
+            match self.inner.store.release(&ids, now_ms()).await {
+                Ok(()) => tracing::info!(released = ids.len(), "unfinished deliveries given back"),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not release deliveries; their leases will run out")
+                }
+            }
+        }
+    }
+
+    fn lock_leased(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.inner.leased.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn room_for(&self, endpoint: &str) -> usize {
@@ -322,6 +341,7 @@ async fn start_attempts(
             continue;
         };
         engine.track(&c.endpoint_id, 1);
+        engine.lock_leased().insert(c.id.clone());
         let engine = engine.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -370,6 +390,7 @@ async fn start_attempts(
                     .inc();
             }
             let _ = tx.send((rec, act));
+            engine.lock_leased().remove(&c.id);
             engine.track(&c.endpoint_id, -1);
             drop(permit);
             engine.wake();
