@@ -17,7 +17,6 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     router: axum::Router,
     pub service: Service,
-    engine_task: tokio::task::JoinHandle<()>,
 }
 
 /// Opens the store (migrated) and the service with its engine, not yet started.
@@ -90,12 +89,11 @@ impl Server {
             ip_throttle: SignInThrottle::new(config.signin_burst.saturating_mul(6)),
         };
         let router = router::build(state, config).await?;
-        let engine_task = service.engine.start();
+        service.engine.start();
         Ok(Server {
             listener,
             router,
             service,
-            engine_task,
         })
     }
 
@@ -121,7 +119,6 @@ impl Server {
             .engine
             .shutdown(std::time::Duration::from_secs(10))
             .await;
-        self.engine_task.abort();
         Ok(())
     }
 }

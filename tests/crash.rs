@@ -8,8 +8,18 @@ use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-fn start_herald(db: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_herald"))
+/// A Herald process, killed when dropped: a failing assertion leaves no server behind.
+struct Herald(Child);
+
+impl Drop for Herald {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_herald(db: &std::path::Path, port: u16) -> Herald {
+    let child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .arg("serve")
         .env(
             "HERALD_DATABASE_URL",
@@ -23,7 +33,8 @@ fn start_herald(db: &std::path::Path, port: u16) -> Child {
         .env("HERALD_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
-        .expect("herald starts")
+        .expect("herald starts");
+    Herald(child)
 }
 
 async fn wait_healthy(port: u16) {
@@ -86,7 +97,7 @@ async fn a_process_killed_mid_delivery_loses_nothing() {
     })
     .await;
     let port = free_port();
-    let mut first = start_herald(dir.path(), port);
+    let first = start_herald(dir.path(), port);
     wait_healthy(port).await;
     let api = |path: &str| format!("http://127.0.0.1:{port}/api/v1{path}");
     let client = reqwest::Client::new();
@@ -113,11 +124,10 @@ async fn a_process_killed_mid_delivery_loses_nothing() {
         .unwrap();
     let delivery = published["deliveries"][0].as_str().unwrap().to_string();
     rx.wait_for(1, 10).await;
-    first.kill().unwrap();
-    first.wait().unwrap();
+    drop(first);
 
     let port2 = free_port();
-    let mut second = start_herald(dir.path(), port2);
+    let second = start_herald(dir.path(), port2);
     wait_healthy(port2).await;
     let got = rx.wait_for(2, 15).await;
     assert_eq!(
@@ -142,7 +152,6 @@ async fn a_process_killed_mid_delivery_loses_nothing() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    second.kill().unwrap();
-    let _ = second.wait();
+    drop(second);
     assert_eq!(status, "succeeded");
 }

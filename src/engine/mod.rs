@@ -6,6 +6,7 @@
 pub mod activity;
 pub mod attempt;
 pub mod catalog;
+mod dispatch;
 pub mod guard;
 pub mod metrics;
 pub mod retry;
@@ -15,16 +16,15 @@ pub mod template;
 
 use crate::crypto::SecretBox;
 use crate::ids::now_ms;
-use crate::store::attempts::AttemptRecord;
-use crate::store::deliveries::Claimed;
+use crate::store::attempts::{AttemptRecord, EndpointEffect};
 use crate::store::endpoints::EndpointRow;
-use crate::store::events::EventRow;
 use crate::store::Store;
 use activity::{Activity, ActivityHub};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 
@@ -51,9 +51,16 @@ struct Inner {
     activity: ActivityHub,
     metrics: metrics::Metrics,
     global: Arc<Semaphore>,
-    in_flight: Mutex<HashMap<String, usize>>,
+    /// Workers running per endpoint (each sends one delivery at a time).
+    workers: Mutex<HashMap<String, usize>>,
+    /// Leased deliveries per endpoint waiting for a worker.
+    ready: Mutex<HashMap<String, VecDeque<dispatch::Job>>>,
+    /// Recent attempt duration per endpoint, in ms (see `allowance`).
+    pace: Mutex<HashMap<String, f64>>,
+    /// Set by [`Engine::wake`]: new work may be due, claim even if nothing else asks.
+    announced: AtomicBool,
     /// Deliveries this process has leased and not yet finished, to give back on shutdown.
-    leased: Mutex<std::collections::HashSet<String>>,
+    leased: Mutex<HashSet<String>>,
     limiters: Mutex<HashMap<String, (i64, Arc<DefaultDirectRateLimiter>)>>,
     shutdown: watch::Sender<bool>,
 }
@@ -70,8 +77,11 @@ impl Engine {
                 wake: Notify::new(),
                 activity: ActivityHub::default(),
                 metrics: metrics::Metrics::default(),
-                in_flight: Mutex::new(HashMap::new()),
-                leased: Mutex::new(Default::default()),
+                workers: Mutex::new(HashMap::new()),
+                ready: Mutex::new(HashMap::new()),
+                pace: Mutex::new(HashMap::new()),
+                announced: AtomicBool::new(true),
+                leased: Mutex::new(HashSet::new()),
                 limiters: Mutex::new(HashMap::new()),
                 shutdown: watch::channel(false).0,
             }),
@@ -101,15 +111,51 @@ impl Engine {
 
     /// New work is queued: claim it now instead of at the next poll.
     pub fn wake(&self) {
+        self.inner.announced.store(true, Ordering::SeqCst);
         self.inner.wake.notify_one();
     }
 
     /// Starts the dispatcher, the recorder and the retention purge.
-    pub fn start(&self) -> tokio::task::JoinHandle<()> {
+    ///
+    /// The dispatcher and the recorder run on a thread of their own: they take turns on the one
+    /// database writer, and each of their queries would otherwise wait for a turn on the
+    /// runtime behind every request being sent, which makes the writer, not the network, the
+    /// limit. Workers (the sending) stay on the caller's runtime. When that runtime goes away
+    /// (a test ends without shutting down), the engine thread stops too.
+    pub fn start(&self) {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(recorder(self.clone(), rx));
-        tokio::spawn(purger(self.clone()));
-        tokio::spawn(dispatcher(self.clone(), tx))
+        let main = tokio::runtime::Handle::current();
+        main.spawn(purger(self.clone()));
+        main.spawn({
+            let stop = StopOnDrop(self.clone());
+            async move {
+                let _stop = stop;
+                std::future::pending::<()>().await
+            }
+        });
+        let engine = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("herald-engine".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not start the delivery engine");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let recorder = tokio::spawn(recorder(engine.clone(), rx));
+                    dispatch::dispatcher(engine, tx, main).await;
+                    let _ = recorder.await;
+                });
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start the delivery engine thread");
+        }
     }
 
     /// Stops claiming and waits (up to `grace`) for attempts in flight to finish and be
@@ -125,7 +171,12 @@ impl Engine {
         // Give the recorder a moment to write the last batch.
         tokio::time::sleep(Duration::from_millis(50)).await;
         if !finished {
-            let ids: Vec<String> = self.lock_leased().drain().collect();
+            tracing::warn!("attempts still in flight at shutdown are given back unrecorded");
+        }
+        // Leased and not finished: in flight past the grace, or waiting for a worker.
+        self.lock(&self.inner.ready).clear();
+        let ids: Vec<String> = self.lock_leased().drain().collect();
+        if !ids.is_empty() {
             match self.inner.store.release(&ids, now_ms()).await {
                 Ok(()) => tracing::info!(released = ids.len(), "unfinished deliveries given back"),
                 Err(e) => {
@@ -135,55 +186,44 @@ impl Engine {
         }
     }
 
-    fn lock_leased(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
-        self.inner.leased.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn room_for(&self, endpoint: &str) -> usize {
-        let map = self
-            .inner
-            .in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        self.inner
-            .config
-            .endpoint_concurrency
-            .saturating_sub(map.get(endpoint).copied().unwrap_or(0))
-    }
-
-    fn saturated(&self) -> Vec<String> {
-        let cap = self.inner.config.endpoint_concurrency;
-        let map = self
-            .inner
-            .in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        map.iter()
-            .filter(|(_, n)| **n >= cap)
-            .map(|(k, _)| k.clone())
-            .collect()
-    }
-
-    fn track(&self, endpoint: &str, delta: isize) {
-        let mut map = self
-            .inner
-            .in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let n = map.entry(endpoint.to_string()).or_insert(0);
-        *n = (*n as isize + delta).max(0) as usize;
-        if *n == 0 {
-            map.remove(endpoint);
+    /// An endpoint was edited, disabled or deleted: its deliveries leased but not yet started
+    /// go back to the queue (held if it is disabled), so none is sent with what it was before.
+    pub async fn endpoint_changed(&self, endpoint_id: &str) {
+        let Some(jobs) = self.lock(&self.inner.ready).remove(endpoint_id) else {
+            return;
+        };
+        let ids: Vec<String> = jobs.into_iter().map(|j| j.delivery.id).collect();
+        if let Err(e) = self.inner.store.release(&ids, now_ms()).await {
+            tracing::error!(error = %e, "could not give back deliveries; their leases will run out");
         }
+        let mut leased = self.lock_leased();
+        for id in &ids {
+            leased.remove(id);
+        }
+        drop(leased);
+        self.wake();
     }
 
+    /// Locks one of the engine's maps; a panic elsewhere never poisons the engine.
+    fn lock<'a, T>(&self, m: &'a Mutex<T>) -> MutexGuard<'a, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_leased(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.lock(&self.inner.leased)
+    }
+
+    /// The endpoint's rate limiter, if it has a rate limit (kept while the rate stays the same).
     fn limiter(&self, ep: &EndpointRow) -> Option<Arc<DefaultDirectRateLimiter>> {
-        let rate = NonZeroU32::new(ep.rate_limit_per_second.filter(|r| *r > 0)? as u32)?;
-        let mut map = self
-            .inner
-            .limiters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut map = self.lock(&self.inner.limiters);
+        let Some(rate) = ep
+            .rate_limit_per_second
+            .filter(|r| *r > 0)
+            .and_then(|r| NonZeroU32::new(r as u32))
+        else {
+            map.remove(&ep.id);
+            return None;
+        };
         match map.get(&ep.id) {
             Some((v, l)) if *v == rate.get() as i64 => Some(l.clone()),
             _ => {
@@ -226,188 +266,44 @@ impl Engine {
     }
 }
 
-/// Claims due deliveries and starts an attempt for each, within the concurrency limits.
-async fn dispatcher(engine: Engine, tx: mpsc::UnboundedSender<(AttemptRecord, Activity)>) {
-    let inner = &engine.inner;
-    let lease_ms = inner.config.lease.as_millis() as i64;
-    let mut shutdown = inner.shutdown.subscribe();
-    let mut last_release = 0i64;
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        let now = now_ms();
-        if now - last_release >= (lease_ms / 4).max(250) {
-            last_release = now;
-            match inner.store.release_expired_leases(now).await {
-                Ok(n) if n > 0 => tracing::warn!(
-                    released = n,
-                    "deliveries whose lease ran out are queued again"
-                ),
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "could not release expired leases"),
-            }
-        }
-        let free = inner.global.available_permits();
-        let claimed = if free == 0 {
-            Vec::new()
-        } else {
-            let skip = engine.saturated();
-            match inner
-                .store
-                .claim_due(now, lease_ms, free.min(512), &skip, |ep| {
-                    engine.room_for(ep)
-                })
-                .await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(error = %e, "could not claim deliveries");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-            }
-        };
-        if !claimed.is_empty() {
-            let full = claimed.len() >= free.min(512);
-            if let Err(e) = start_attempts(&engine, claimed, &tx).await {
-                tracing::error!(error = %e, "could not load claimed deliveries");
-            }
-            if !full {
-                // Capacity frees up one attempt at a time; wait a moment so the next claim
-                // takes a batch instead of a single row.
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            continue;
-        }
-        // Nothing to do now: sleep until the next due time, new work, or freed capacity.
-        let next = if free == 0 {
-            None
-        } else {
-            inner.store.next_wakeup().await.ok().flatten()
-        };
-        let wait = next
-            .map(|t| (t - now_ms()).clamp(1, lease_ms.max(1000)))
-            .unwrap_or(lease_ms.clamp(1000, 5000));
-        tokio::select! {
-            _ = inner.wake.notified() => {}
-            _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
-            _ = shutdown.changed() => {}
-        }
+/// Stops the engine when the runtime that started it drops its tasks.
+struct StopOnDrop(Engine);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.inner.shutdown.send(true);
+        self.0.inner.wake.notify_one();
     }
-    tracing::info!("dispatcher stopped");
 }
 
-async fn start_attempts(
-    engine: &Engine,
-    claimed: Vec<Claimed>,
-    tx: &mpsc::UnboundedSender<(AttemptRecord, Activity)>,
-) -> sqlx::Result<()> {
-    let store = &engine.inner.store;
-    let mut endpoint_ids: Vec<String> = claimed.iter().map(|c| c.endpoint_id.clone()).collect();
-    endpoint_ids.sort();
-    endpoint_ids.dedup();
-    let endpoints: HashMap<String, Arc<EndpointRow>> = store
-        .endpoints_by_ids(&endpoint_ids)
-        .await?
-        .into_iter()
-        .map(|e| (e.id.clone(), Arc::new(e)))
-        .collect();
-    let mut keys: Vec<(String, String)> = claimed
-        .iter()
-        .map(|c| (c.shop_id.clone(), c.event_id.clone()))
-        .collect();
-    keys.sort();
-    keys.dedup();
-    let events: HashMap<(String, String), Arc<EventRow>> = store
-        .events_by_keys(&keys)
-        .await?
-        .into_iter()
-        .map(|(shop, e)| ((shop, e.id.clone()), Arc::new(e)))
-        .collect();
-    for c in claimed {
-        let (Some(ep), Some(ev)) = (
-            endpoints.get(&c.endpoint_id).cloned(),
-            events
-                .get(&(c.shop_id.clone(), c.event_id.clone()))
-                .cloned(),
-        ) else {
-            // Its endpoint or event is gone (deleted meanwhile): nothing to send.
-            let _ = store.cancel_delivery(&c.shop_id, &c.id, now_ms()).await;
-            continue;
-        };
-        let Ok(permit) = engine.inner.global.clone().try_acquire_owned() else {
-            let _ = store.release(std::slice::from_ref(&c.id), now_ms()).await;
-            continue;
-        };
-        engine.track(&c.endpoint_id, 1);
-        engine.lock_leased().insert(c.id.clone());
-        let engine = engine.clone();
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            if let Some(limiter) = engine.limiter(&ep) {
-                limiter.until_ready().await;
-            }
-            let number = c.attempt_count + 1;
-            let now = now_ms();
-            let secrets = engine.open_secrets(&ep, now);
-            let req = attempt::prepare(&ep, &ev, &c, number, &secrets, now);
-            let cert = ep
-                .client_certificate_enc
-                .as_deref()
-                .and_then(|s| engine.inner.secrets.open(s).ok());
-            let out = engine
-                .inner
-                .sender
-                .send(
-                    &req,
-                    cert.as_deref()
-                        .map(|pem| (ep.id.as_str(), ep.updated_at, pem)),
-                )
-                .await;
-            let rec = attempt::decide(&ep, &c, &ev.event_type, number, &req, &out, now_ms());
-            let act = Activity {
-                shop_id: c.shop_id.clone(),
-                kind: "attempt".into(),
-                at: rec.at,
-                event_id: ev.id.clone(),
-                event_type: ev.event_type.clone(),
-                delivery_id: Some(c.id.clone()),
-                endpoint_id: Some(ep.id.clone()),
-                status: Some(rec.new_status.to_string()),
-                status_code: rec.status_code,
-                error_kind: rec.error_kind.clone(),
-                attempt: Some(number),
-                duration_ms: Some(rec.duration_ms),
-            };
-            let m = &engine.inner.metrics;
-            m.attempt_seconds.observe(out.duration.as_secs_f64());
-            if rec.new_status != "succeeded" {
-                m.endpoint_failures
-                    .get_or_create(&metrics::EndpointLabel {
-                        endpoint_id: ep.id.clone(),
-                    })
-                    .inc();
-            }
-            let _ = tx.send((rec, act));
-            engine.lock_leased().remove(&c.id);
-            engine.track(&c.endpoint_id, -1);
-            drop(permit);
-            engine.wake();
-        });
-    }
-    Ok(())
-}
+/// Where workers hand finished attempts to the recorder.
+type RecorderTx = mpsc::UnboundedSender<(AttemptRecord, Activity)>;
+
+/// Most attempts written in one transaction.
+const RECORD_BATCH: usize = 1000;
 
 /// Writes finished attempts in batches; retries a failed write rather than losing it.
+///
+/// When only a few attempts are waiting it gives the others a millisecond to finish: a
+/// transaction per handful of attempts would keep the one writer from claiming.
 async fn recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver<(AttemptRecord, Activity)>) {
     let inner = &engine.inner;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
-        while batch.len() < 1000 {
-            match rx.try_recv() {
-                Ok(item) => batch.push(item),
-                Err(_) => break,
+        for round in 0..2 {
+            while batch.len() < RECORD_BATCH {
+                match rx.try_recv() {
+                    Ok(item) => batch.push(item),
+                    Err(_) => break,
+                }
+            }
+            if round == 0
+                && batch.len() < 64
+                && inner.global.available_permits() < inner.config.concurrency.max(1)
+            {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            } else {
+                break;
             }
         }
         let records: Vec<AttemptRecord> = batch.iter().map(|(r, _)| r.clone()).collect();
@@ -430,7 +326,18 @@ async fn recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver<(AttemptRecord
             }
             inner.activity.publish(act);
         }
-        engine.wake();
+        for r in &records {
+            if matches!(
+                r.effect,
+                EndpointEffect::Disable(_) | EndpointEffect::Delete(_)
+            ) {
+                engine.endpoint_changed(&r.endpoint_id).await;
+            }
+        }
+        if records.iter().any(|r| r.new_status == "retrying") {
+            // A retry falls due sooner than the dispatcher may be waiting.
+            engine.wake();
+        }
     }
 }
 

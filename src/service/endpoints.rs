@@ -485,6 +485,7 @@ impl Service {
                 .map_err(internal)?;
             self.engine.wake();
         }
+        self.engine.endpoint_changed(id).await;
         let row = self.endpoint_row(shop_id, id).await?;
         Ok(self.endpoint_view(&row, None))
     }
@@ -527,6 +528,7 @@ impl Service {
             .await
             .map_err(internal)?
         {
+            self.engine.endpoint_changed(id).await;
             tracing::info!(endpoint_id = id, shop_id, "endpoint deleted");
             Ok(())
         } else {
@@ -565,6 +567,7 @@ impl Service {
         row.secret_enc = self.seal(&secret);
         row.updated_at = now;
         self.store.save_endpoint(&row).await.map_err(internal)?;
+        self.engine.endpoint_changed(id).await;
         tracing::info!(endpoint_id = id, "signing secret rotated");
         Ok(secret)
     }

@@ -123,7 +123,9 @@ impl Store {
                     .push_bind(r.at);
             });
             qb.push(
-                ") UPDATE deliveries SET status = v.status, attempt_count = v.attempts,
+                ") UPDATE deliveries SET attempt_count = v.attempts,
+                 status = CASE WHEN v.status = 'retrying' AND NOT EXISTS (SELECT 1 FROM endpoints e
+                   WHERE e.id = deliveries.endpoint_id AND e.enabled = 1) THEN 'held' ELSE v.status END,
                  next_attempt_at = v.next_at, lease_until = NULL, last_status_code = v.code,
                  last_error = v.error, updated_at = v.at
                  FROM v WHERE deliveries.id = v.id AND deliveries.status = 'delivering'",

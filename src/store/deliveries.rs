@@ -36,6 +36,12 @@ pub struct DeliveryFilter {
     pub until: Option<i64>,
 }
 
+/// The state a leased delivery returns to unsent: held when its endpoint is disabled, else
+/// waiting as before.
+const RELEASED_STATUS: &str = "CASE
+    WHEN NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.id = deliveries.endpoint_id AND e.enabled = 1) THEN 'held'
+    WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END";
+
 /// A claimed delivery, leased to this process.
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct Claimed {
@@ -45,6 +51,16 @@ pub struct Claimed {
     pub endpoint_id: String,
     pub attempt_count: i64,
     pub created_at: i64,
+}
+
+/// What one claim leased, and what it left behind.
+#[derive(Debug, Default)]
+pub struct Claim {
+    pub claimed: Vec<Claimed>,
+    /// Endpoints that got all the room they had: more may be due for them.
+    pub full: Vec<String>,
+    /// The claim stopped at its limit: more may be due.
+    pub more: bool,
 }
 
 fn push_filter<'a>(qb: &mut QueryBuilder<'a, Sqlite>, f: &'a DeliveryFilter) {
@@ -201,22 +217,36 @@ impl Store {
     }
 
     /// Leases up to `limit` due deliveries, highest priority and oldest due first, skipping
-    /// endpoints in `skip` (already at their concurrency limit) and taking at most
-    /// `per_endpoint(endpoint)` from each endpoint.
+    /// endpoints in `skip` and taking at most `room` from each endpoint (`default_room` from
+    /// one not listed).
+    ///
+    /// The choice is made inside SQLite, over a window of the first candidates in queue
+    /// order: only the leased rows cross the driver, which costs per row.
     pub async fn claim_due(
         &self,
         now: i64,
         lease_ms: i64,
         limit: usize,
         skip: &[String],
-        mut room_for: impl FnMut(&str) -> usize,
-    ) -> Result<Vec<Claimed>> {
+        room: &[(String, usize)],
+        default_room: usize,
+    ) -> Result<Claim> {
+        let mut claim = Claim::default();
         if limit == 0 {
-            return Ok(vec![]);
+            return Ok(claim);
         }
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT id, endpoint_id FROM deliveries WHERE status IN ('pending', 'retrying')
-             AND next_attempt_at <= ",
+        let window = (limit * 4).clamp(1024, 4096);
+        let mut qb = QueryBuilder::<Sqlite>::new("WITH room(endpoint_id, n) AS (");
+        if room.is_empty() {
+            qb.push("SELECT NULL, NULL WHERE 0");
+        } else {
+            qb.push_values(room, |mut b, (endpoint, n)| {
+                b.push_bind(endpoint).push_bind(*n as i64);
+            });
+        }
+        qb.push(
+            "), candidates AS (SELECT id, endpoint_id, priority, next_attempt_at FROM deliveries
+             WHERE status IN ('pending', 'retrying') AND next_attempt_at <= ",
         );
         qb.push_bind(now);
         if !skip.is_empty() {
@@ -227,49 +257,54 @@ impl Store {
             }
             sep.push_unseparated(")");
         }
-        // Candidates beyond what can be taken cost a row each through the driver; a modest
-        // surplus leaves room for endpoints that are at their limit.
         qb.push(" ORDER BY priority, next_attempt_at LIMIT ")
-            .push_bind((limit * 2).min(256) as i64);
-        let candidates: Vec<(String, String)> = qb.build_query_as().fetch_all(&self.pool).await?;
-        let mut taken: std::collections::HashMap<String, usize> = Default::default();
-        let mut chosen = Vec::new();
-        for (id, endpoint) in candidates {
-            if chosen.len() >= limit {
-                break;
-            }
-            let n = taken.entry(endpoint.clone()).or_insert(0);
-            if *n < room_for(&endpoint) {
-                *n += 1;
-                chosen.push(id);
-            }
-        }
-        if chosen.is_empty() {
-            return Ok(vec![]);
-        }
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "UPDATE deliveries SET status = 'delivering', lease_until = ",
-        );
-        qb.push_bind(now + lease_ms)
+            .push_bind(window as i64)
+            .push(
+                "), ranked AS (SELECT c.id, c.priority, c.next_attempt_at,
+                   ROW_NUMBER() OVER (PARTITION BY c.endpoint_id ORDER BY c.priority, c.next_attempt_at) AS k,
+                   COALESCE((SELECT n FROM room WHERE room.endpoint_id = c.endpoint_id), ",
+            )
+            .push_bind(default_room as i64)
+            .push(
+                ") AS cap FROM candidates c)
+                 UPDATE deliveries SET status = 'delivering', lease_until = ",
+            )
+            .push_bind(now + lease_ms)
             .push(", updated_at = ")
             .push_bind(now)
-            .push(" WHERE status IN ('pending', 'retrying') AND id IN (");
-        let mut sep = qb.separated(", ");
-        for id in &chosen {
-            sep.push_bind(id);
+            .push(
+                " WHERE id IN (SELECT id FROM ranked WHERE k <= cap
+                   ORDER BY priority, next_attempt_at LIMIT ",
+            )
+            .push_bind(limit as i64)
+            .push(") RETURNING id, shop_id, event_id, endpoint_id, attempt_count, created_at");
+        claim.claimed = qb.build_query_as().fetch_all(&self.writer).await?;
+        claim.more = claim.claimed.len() >= limit;
+        let mut taken: std::collections::HashMap<&str, usize> = Default::default();
+        for c in &claim.claimed {
+            *taken.entry(c.endpoint_id.as_str()).or_insert(0) += 1;
         }
-        sep.push_unseparated(")");
-        qb.push(" RETURNING id, shop_id, event_id, endpoint_id, attempt_count, created_at");
-        qb.build_query_as().fetch_all(&self.writer).await
+        claim.full = taken
+            .into_iter()
+            .filter(|(e, n)| {
+                let cap = room
+                    .iter()
+                    .find(|(r, _)| r == e)
+                    .map_or(default_room, |(_, n)| *n);
+                *n >= cap
+            })
+            .map(|(e, _)| e.to_string())
+            .collect();
+        Ok(claim)
     }
 
     /// Makes deliveries whose lease ran out (their process died) claimable again.
     pub async fn release_expired_leases(&self, now: i64) -> Result<u64> {
-        Ok(sqlx::query(
-            "UPDATE deliveries SET status = CASE WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END,
+        Ok(sqlx::query(&format!(
+            "UPDATE deliveries SET status = {RELEASED_STATUS},
              next_attempt_at = ?, lease_until = NULL, updated_at = ?
-             WHERE status = 'delivering' AND lease_until <= ?",
-        )
+             WHERE status = 'delivering' AND lease_until <= ?"
+        ))
         .bind(now)
         .bind(now)
         .bind(now)
@@ -278,29 +313,53 @@ impl Store {
         .rows_affected())
     }
 
-    /// Gives back leased deliveries without an attempt (on shutdown).
+    /// Gives back leased deliveries without an attempt (on shutdown, or when their endpoint
+    /// changed before they were sent).
     pub async fn release(&self, ids: &[String], now: i64) -> Result<()> {
-        for id in ids {
-            sqlx::query(
-                "UPDATE deliveries SET status = CASE WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END,
-                 next_attempt_at = ?, lease_until = NULL WHERE id = ? AND status = 'delivering'",
-            )
-            .bind(now)
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
+        for chunk in ids.chunks(500) {
+            let mut qb = QueryBuilder::<Sqlite>::new(format!(
+                "UPDATE deliveries SET status = {RELEASED_STATUS}, next_attempt_at = "
+            ));
+            qb.push_bind(now)
+                .push(", lease_until = NULL WHERE status = 'delivering' AND id IN (");
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind(id);
+            }
+            sep.push_unseparated(")");
+            qb.build().execute(&self.writer).await?;
         }
         Ok(())
     }
 
-    /// When the next waiting delivery falls due, and when the next lease runs out.
-    pub async fn next_wakeup(&self) -> Result<Option<i64>> {
+    /// Cancels leased deliveries that cannot be sent (their event is gone).
+    pub async fn cancel_leased(&self, ids: &[String], now: i64) -> Result<()> {
+        for chunk in ids.chunks(500) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, lease_until = NULL, updated_at = ",
+            );
+            qb.push_bind(now)
+                .push(" WHERE status = 'delivering' AND id IN (");
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind(id);
+            }
+            sep.push_unseparated(")");
+            qb.build().execute(&self.writer).await?;
+        }
+        Ok(())
+    }
+
+    /// When the next waiting delivery falls due after `now`, or the next lease runs out.
+    pub async fn next_wakeup(&self, now: i64) -> Result<Option<i64>> {
         sqlx::query_scalar(
             "SELECT MIN(t) FROM (
-               SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'retrying')
+               SELECT MIN(next_attempt_at) AS t FROM deliveries
+               WHERE status IN ('pending', 'retrying') AND next_attempt_at > ?
                UNION ALL
                SELECT MIN(lease_until) AS t FROM deliveries WHERE status = 'delivering')",
         )
+        .bind(now)
         .fetch_one(&self.pool)
         .await
     }

@@ -44,13 +44,17 @@ impl Store {
                 std::fs::create_dir_all(parent)?;
             }
         }
+        // A file on this machine does not go stale between uses: no ping before each acquire
+        // (it would cost a round trip to the connection's thread every time).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(60))
             .connect_with(options.clone())
             .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         Ok(Store { pool, writer })

@@ -1,0 +1,442 @@
+//! Claiming and running deliveries.
+//!
+//! The dispatcher leases due deliveries from the store in batches into per-endpoint ready
+//! queues, a little ahead of what can be sent at once, so that sending never waits for a
+//! database round trip. Workers (at most the endpoint concurrency per endpoint, at most the
+//! global concurrency in all) take jobs from their endpoint's ready queue one after another
+//! and hand each finished attempt to the recorder.
+//!
+//! Claiming is level-triggered: after every finished job the dispatcher looks, in memory only,
+//! whether a claim is worth a query (new work was announced, a timer fell due, or an endpoint
+//! known to have more due work has drained half of its allowance), so a busy queue is claimed
+//! in large batches and an idle one costs nothing.
+
+use super::activity::Activity;
+use super::{attempt, metrics, Engine, Inner, RecorderTx};
+use crate::ids::now_ms;
+use crate::store::deliveries::Claimed;
+use crate::store::endpoints::EndpointRow;
+use crate::store::events::EventRow;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A fast endpoint may have this many times its concurrency leased (in flight included), so
+/// one claim brings it several rounds of work at once.
+const PREFETCH_FACTOR: usize = 8;
+/// The process may have this many times the global concurrency leased.
+const GLOBAL_FACTOR: usize = 4;
+/// Most rows one claim takes.
+const MAX_CLAIM: usize = 1024;
+/// Jobs a worker runs before it makes room for other endpoints' workers.
+const WORKER_TURN: usize = 64;
+
+/// A leased delivery with what sending it needs.
+pub(super) struct Job {
+    pub delivery: Claimed,
+    pub endpoint: Arc<EndpointRow>,
+    pub event: Arc<EventRow>,
+    /// When it was leased; a job that waited half its lease for a worker goes back unsent
+    /// rather than risk being sent after its lease ran out.
+    pub leased_at: i64,
+}
+
+/// What the dispatcher remembers between rounds.
+#[derive(Default)]
+struct State {
+    /// Endpoints that had due deliveries the last claim could not take (they were at their
+    /// allowance).
+    backlog: HashSet<String>,
+    /// The last claim was cut short by its own limit: more may be due for anyone.
+    more: bool,
+    /// When the next delivery falls due or lease runs out, if nothing is due now.
+    next_due: Option<i64>,
+}
+
+impl Engine {
+    /// Deliveries an endpoint may have leased (in flight and ready) at once: its concurrency,
+    /// and as much read-ahead as it sends within a quarter of the lease at its recent pace, so
+    /// no job waits in a ready queue until its lease runs out. A rate-limited endpoint gets no
+    /// read-ahead: its jobs would wait for the limiter, not for a slot.
+    fn allowance(&self, endpoint: &str) -> usize {
+        let n = self.inner.config.endpoint_concurrency.max(1);
+        if self.lock(&self.inner.limiters).contains_key(endpoint) {
+            return n;
+        }
+        let max_ahead = n * (PREFETCH_FACTOR - 1);
+        let ahead = match self.lock(&self.inner.pace).get(endpoint) {
+            Some(avg_ms) => {
+                let horizon = self.inner.config.lease.as_millis() as f64 / 4.0;
+                ((n as f64 * horizon / avg_ms.max(1.0)) as usize).min(max_ahead)
+            }
+            None => max_ahead,
+        };
+        n + ahead
+    }
+
+    /// Folds an attempt's duration into its endpoint's pace (a moving average).
+    fn note_pace(&self, endpoint: &str, ms: f64) {
+        let mut pace = self.lock(&self.inner.pace);
+        let avg = pace.entry(endpoint.to_string()).or_insert(ms);
+        *avg = *avg * 0.9 + ms * 0.1;
+    }
+
+    /// How many more deliveries an endpoint may lease now.
+    fn room_for(&self, endpoint: &str) -> usize {
+        let busy = self
+            .lock(&self.inner.workers)
+            .get(endpoint)
+            .copied()
+            .unwrap_or(0);
+        let ready = self
+            .lock(&self.inner.ready)
+            .get(endpoint)
+            .map_or(0, VecDeque::len);
+        self.allowance(endpoint).saturating_sub(busy + ready)
+    }
+
+    /// Deliveries this process may lease now, across all endpoints.
+    fn global_room(&self) -> usize {
+        (self.inner.config.concurrency.max(1) * GLOBAL_FACTOR)
+            .saturating_sub(self.lock_leased().len())
+    }
+
+    /// Whether a claim query is worth running now.
+    fn worth_claiming(&self, state: &State, announced: bool) -> bool {
+        let room = self.global_room();
+        if room == 0 {
+            return false;
+        }
+        if announced || state.next_due.is_some_and(|t| t <= now_ms()) {
+            return true;
+        }
+        let low_water = (self.inner.config.concurrency / 4).clamp(1, 64);
+        if state.more {
+            return room >= low_water;
+        }
+        state
+            .backlog
+            .iter()
+            .any(|e| self.room_for(e) * 2 >= self.allowance(e))
+    }
+
+    /// Starts workers for ready jobs, within the endpoint and global limits.
+    fn spawn_workers(&self, main: &tokio::runtime::Handle, tx: &RecorderTx) {
+        let pending: Vec<(String, usize)> = self
+            .lock(&self.inner.ready)
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(e, q)| (e.clone(), q.len()))
+            .collect();
+        for (endpoint, queued) in pending {
+            let busy = self
+                .lock(&self.inner.workers)
+                .get(&endpoint)
+                .copied()
+                .unwrap_or(0);
+            let want = queued.min(self.inner.config.endpoint_concurrency.saturating_sub(busy));
+            for _ in 0..want {
+                let Ok(permit) = self.inner.global.clone().try_acquire_owned() else {
+                    return;
+                };
+                *self
+                    .lock(&self.inner.workers)
+                    .entry(endpoint.clone())
+                    .or_insert(0) += 1;
+                let engine = self.clone();
+                let tx = tx.clone();
+                let endpoint = endpoint.clone();
+                main.spawn(async move {
+                    worker(&engine, &endpoint, &tx).await;
+                    let mut workers = engine.lock(&engine.inner.workers);
+                    if let Some(n) = workers.get_mut(&endpoint) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            workers.remove(&endpoint);
+                        }
+                    }
+                    drop(workers);
+                    drop(permit);
+                    engine.inner.wake.notify_one();
+                });
+            }
+        }
+    }
+
+    fn next_job(&self, endpoint: &str) -> Option<Job> {
+        if *self.inner.shutdown.borrow() {
+            return None;
+        }
+        let mut ready = self.lock(&self.inner.ready);
+        let queue = ready.get_mut(endpoint)?;
+        let job = queue.pop_front();
+        if queue.is_empty() {
+            ready.remove(endpoint);
+        }
+        job
+    }
+}
+
+/// Claims due deliveries and keeps workers running, until shutdown.
+pub(super) async fn dispatcher(engine: Engine, tx: RecorderTx, main: tokio::runtime::Handle) {
+    let inner: &Inner = &engine.inner;
+    let lease_ms = inner.config.lease.as_millis() as i64;
+    let mut shutdown = inner.shutdown.subscribe();
+    let mut last_release = 0i64;
+    let mut state = State {
+        next_due: Some(0),
+        ..State::default()
+    };
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let now = now_ms();
+        if now - last_release >= (lease_ms / 4).max(250) {
+            last_release = now;
+            match inner.store.release_expired_leases(now).await {
+                Ok(n) if n > 0 => {
+                    tracing::warn!(
+                        released = n,
+                        "deliveries whose lease ran out are queued again"
+                    );
+                    inner.announced.store(true, Ordering::SeqCst);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "could not release expired leases"),
+            }
+        }
+        engine.spawn_workers(&main, &tx);
+        let announced = inner.announced.swap(false, Ordering::SeqCst);
+        if engine.worth_claiming(&state, announced) {
+            if let Err(e) = claim_round(&engine, &mut state, lease_ms).await {
+                tracing::error!(error = %e, "could not claim deliveries");
+                inner.announced.store(true, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            engine.spawn_workers(&main, &tx);
+            continue;
+        }
+        let wait = state
+            .next_due
+            .map(|t| (t - now_ms()).clamp(1, lease_ms.max(1000)))
+            .unwrap_or(lease_ms.clamp(1000, 5000));
+        tokio::select! {
+            _ = inner.wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {
+                state.next_due = Some(0);
+            }
+            _ = shutdown.changed() => {}
+        }
+    }
+    tracing::info!("dispatcher stopped");
+}
+
+/// One claim: leases what endpoints and the process have room for, loads what sending needs,
+/// and queues the jobs. Updates `state` with what was left behind.
+async fn claim_round(engine: &Engine, state: &mut State, lease_ms: i64) -> sqlx::Result<()> {
+    let store = &engine.inner.store;
+    let now = now_ms();
+    let limit = engine.global_room().min(MAX_CLAIM);
+    // Endpoints that are busy, rate-limited or slow get their own room; any other the
+    // default.
+    let default_room = engine.inner.config.endpoint_concurrency.max(1) * PREFETCH_FACTOR;
+    let known: HashSet<String> = {
+        let paced: Vec<String> = engine.lock(&engine.inner.pace).keys().cloned().collect();
+        let slow: Vec<String> = paced
+            .into_iter()
+            .filter(|e| engine.allowance(e) < default_room)
+            .collect();
+        let ready = engine.lock(&engine.inner.ready);
+        let workers = engine.lock(&engine.inner.workers);
+        let limiters = engine.lock(&engine.inner.limiters);
+        ready
+            .keys()
+            .chain(workers.keys())
+            .chain(limiters.keys())
+            .cloned()
+            .chain(slow)
+            .collect()
+    };
+    let (skip, room): (Vec<_>, Vec<_>) = known
+        .into_iter()
+        .map(|e| {
+            let n = engine.room_for(&e);
+            (e, n)
+        })
+        .partition(|(_, n)| *n == 0);
+    let skip: Vec<String> = skip.into_iter().map(|(e, _)| e).collect();
+    let claim = store
+        .claim_due(now, lease_ms, limit, &skip, &room, default_room)
+        .await?;
+    state.more = claim.more;
+    state.backlog = claim.full.into_iter().chain(skip).collect();
+    state.next_due = if claim.more {
+        None
+    } else {
+        store.next_wakeup(now).await?
+    };
+    if claim.claimed.is_empty() {
+        return Ok(());
+    }
+    let claimed = claim.claimed;
+    {
+        let mut leased = engine.lock_leased();
+        leased.extend(claimed.iter().map(|c| c.id.clone()));
+    }
+    let mut endpoint_ids: Vec<String> = claimed.iter().map(|c| c.endpoint_id.clone()).collect();
+    endpoint_ids.sort();
+    endpoint_ids.dedup();
+    let mut keys: Vec<(String, String)> = claimed
+        .iter()
+        .map(|c| (c.shop_id.clone(), c.event_id.clone()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let loaded = async {
+        let endpoints = store.endpoints_by_ids(&endpoint_ids).await?;
+        let events = store.events_by_keys(&keys).await?;
+        Ok::<_, sqlx::Error>((endpoints, events))
+    }
+    .await;
+    let (endpoints, events) = match loaded {
+        Ok(x) => x,
+        Err(e) => {
+            // Give them back rather than wait for their lease.
+            let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
+            let _ = store.release(&ids, now_ms()).await;
+            let mut leased = engine.lock_leased();
+            for id in &ids {
+                leased.remove(id);
+            }
+            return Err(e);
+        }
+    };
+    let endpoints: HashMap<String, Arc<EndpointRow>> = endpoints
+        .into_iter()
+        .map(|e| (e.id.clone(), Arc::new(e)))
+        .collect();
+    for ep in endpoints.values() {
+        engine.limiter(ep);
+    }
+    let events: HashMap<(String, String), Arc<EventRow>> = events
+        .into_iter()
+        .map(|(shop, e)| ((shop, e.id.clone()), Arc::new(e)))
+        .collect();
+    let mut gone = Vec::new();
+    {
+        let mut ready = engine.lock(&engine.inner.ready);
+        for c in claimed {
+            let (Some(endpoint), Some(event)) = (
+                endpoints.get(&c.endpoint_id).cloned(),
+                events
+                    .get(&(c.shop_id.clone(), c.event_id.clone()))
+                    .cloned(),
+            ) else {
+                gone.push(c.id);
+                continue;
+            };
+            ready
+                .entry(c.endpoint_id.clone())
+                .or_default()
+                .push_back(Job {
+                    delivery: c,
+                    endpoint,
+                    event,
+                    leased_at: now,
+                });
+        }
+    }
+    if !gone.is_empty() {
+        // Its endpoint or event is gone (deleted meanwhile): nothing to send.
+        store.cancel_leased(&gone, now_ms()).await?;
+        let mut leased = engine.lock_leased();
+        for id in &gone {
+            leased.remove(id);
+        }
+    }
+    Ok(())
+}
+
+/// Runs an endpoint's ready jobs one after another, for a turn.
+async fn worker(engine: &Engine, endpoint: &str, tx: &RecorderTx) {
+    let lease_ms = engine.inner.config.lease.as_millis() as i64;
+    for _ in 0..WORKER_TURN {
+        let Some(job) = engine.next_job(endpoint) else {
+            return;
+        };
+        let id = job.delivery.id.clone();
+        if now_ms() - job.leased_at > lease_ms / 2 {
+            // It waited too long to be sure to finish within its lease: back to the queue.
+            let _ = engine
+                .inner
+                .store
+                .release(std::slice::from_ref(&id), now_ms())
+                .await;
+            engine.lock_leased().remove(&id);
+            engine.inner.announced.store(true, Ordering::SeqCst);
+            continue;
+        }
+        run(engine, job, tx).await;
+        engine.lock_leased().remove(&id);
+        engine.inner.wake.notify_one();
+    }
+}
+
+/// One attempt: waits for the endpoint's rate limit, sends, decides, and passes the outcome to
+/// the recorder.
+async fn run(engine: &Engine, job: Job, tx: &RecorderTx) {
+    let Job {
+        delivery: c,
+        endpoint: ep,
+        event: ev,
+        ..
+    } = job;
+    if let Some(limiter) = engine.limiter(&ep) {
+        limiter.until_ready().await;
+    }
+    let number = c.attempt_count + 1;
+    let now = now_ms();
+    let secrets = engine.open_secrets(&ep, now);
+    let req = attempt::prepare(&ep, &ev, &c, number, &secrets, now);
+    let cert = ep
+        .client_certificate_enc
+        .as_deref()
+        .and_then(|s| engine.inner.secrets.open(s).ok());
+    let out = engine
+        .inner
+        .sender
+        .send(
+            &req,
+            cert.as_deref()
+                .map(|pem| (ep.id.as_str(), ep.updated_at, pem)),
+        )
+        .await;
+    let rec = attempt::decide(&ep, &c, &ev.event_type, number, &req, &out, now_ms());
+    let act = Activity {
+        shop_id: c.shop_id.clone(),
+        kind: "attempt".into(),
+        at: rec.at,
+        event_id: ev.id.clone(),
+        event_type: ev.event_type.clone(),
+        delivery_id: Some(c.id.clone()),
+        endpoint_id: Some(ep.id.clone()),
+        status: Some(rec.new_status.to_string()),
+        status_code: rec.status_code,
+        error_kind: rec.error_kind.clone(),
+        attempt: Some(number),
+        duration_ms: Some(rec.duration_ms),
+    };
+    let m = &engine.inner.metrics;
+    m.attempt_seconds.observe(out.duration.as_secs_f64());
+    engine.note_pace(&ep.id, out.duration.as_secs_f64() * 1000.0);
+    if rec.new_status != "succeeded" {
+        m.endpoint_failures
+            .get_or_create(&metrics::EndpointLabel {
+                endpoint_id: ep.id.clone(),
+            })
+            .inc();
+    }
+    let _ = tx.send((rec, act));
+}
