@@ -819,3 +819,33 @@ async fn shutdown_gives_unfinished_deliveries_back_to_the_queue() {
         "queued again without waiting for the lease"
     );
 }
+
+#[tokio::test]
+async fn a_delivery_failing_after_its_endpoint_was_disabled_is_held_not_retried() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    // The attempt is answered 500 after a moment, while the endpoint is being disabled.
+    let rx = Receiver::start(|_| (500, vec![], String::new(), Duration::from_millis(500))).await;
+    let (_, ep) = api
+        .post(
+            "/endpoints",
+            json!({"url": rx.url("/"), "retry": {"policy": "schedule", "delays_s": [1, 1]}}),
+        )
+        .await;
+    let ep_id = ep["id"].as_str().unwrap();
+    let (_, p) = api
+        .post("/events", json!({"type": "order.created", "data": {}}))
+        .await;
+    let id = p["deliveries"][0].as_str().unwrap();
+    rx.wait_for(1, 5).await;
+    let (code, _) = api
+        .patch(&format!("/endpoints/{ep_id}"), json!({"enabled": false}))
+        .await;
+    assert_eq!(code, 200);
+    api.wait_status(id, "held", 5).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rx.count(), 1, "a disabled endpoint gets no retry");
+    let (_, d) = api.get(&format!("/deliveries/{id}")).await;
+    assert_eq!(d["status"], "held");
+}

@@ -181,26 +181,23 @@ impl Store {
                 .await?;
             }
         }
-        for (endpoint, (failing, first_failure, at)) in health {
-            if failing {
-                sqlx::query(
-                    "UPDATE endpoints SET failing_since = COALESCE(failing_since, ?), last_attempt_at = ?
-                     WHERE id = ?",
-                )
-                .bind(first_failure.unwrap_or(at))
-                .bind(at)
-                .bind(endpoint)
-                .execute(&mut *tx)
-                .await?;
-            } else {
-                sqlx::query(
-                    "UPDATE endpoints SET failing_since = NULL, last_attempt_at = ? WHERE id = ?",
-                )
-                .bind(at)
-                .bind(endpoint)
-                .execute(&mut *tx)
-                .await?;
-            }
+        // Every endpoint's health in one statement: a statement per endpoint would be a round
+        // trip each to the writer.
+        let health: Vec<_> = health.into_iter().collect();
+        for chunk in health.chunks(500) {
+            let mut qb = QueryBuilder::<Sqlite>::new("WITH v(id, failing, first_failure, at) AS (");
+            qb.push_values(chunk, |mut b, (endpoint, (failing, first_failure, at))| {
+                b.push_bind(*endpoint)
+                    .push_bind(*failing)
+                    .push_bind(first_failure.unwrap_or(*at))
+                    .push_bind(*at);
+            });
+            qb.push(
+                ") UPDATE endpoints SET last_attempt_at = v.at,
+                 failing_since = CASE WHEN v.failing THEN COALESCE(failing_since, v.first_failure) END
+                 FROM v WHERE endpoints.id = v.id",
+            );
+            qb.build().execute(&mut *tx).await?;
         }
         tx.commit().await
     }

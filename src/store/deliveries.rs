@@ -316,36 +316,41 @@ impl Store {
     /// Gives back leased deliveries without an attempt (on shutdown, or when their endpoint
     /// changed before they were sent).
     pub async fn release(&self, ids: &[String], now: i64) -> Result<()> {
-        for chunk in ids.chunks(500) {
-            let mut qb = QueryBuilder::<Sqlite>::new(format!(
-                "UPDATE deliveries SET status = {RELEASED_STATUS}, next_attempt_at = "
-            ));
-            qb.push_bind(now)
-                .push(", lease_until = NULL WHERE status = 'delivering' AND id IN (");
-            let mut sep = qb.separated(", ");
-            for id in chunk {
-                sep.push_bind(id);
-            }
-            sep.push_unseparated(")");
-            qb.build().execute(&self.writer).await?;
-        }
-        Ok(())
+        self.end_leases(
+            &format!("status = {RELEASED_STATUS}, next_attempt_at = ?1, updated_at = ?1"),
+            ids,
+            now,
+        )
+        .await
     }
 
     /// Cancels leased deliveries that cannot be sent (their event is gone).
     pub async fn cancel_leased(&self, ids: &[String], now: i64) -> Result<()> {
+        self.end_leases(
+            "status = 'cancelled', next_attempt_at = NULL, updated_at = ?1",
+            ids,
+            now,
+        )
+        .await
+    }
+
+    /// Ends the leases of `ids` still leased, applying `set` (where `?1` is `now`).
+    async fn end_leases(&self, set: &str, ids: &[String], now: i64) -> Result<()> {
         for chunk in ids.chunks(500) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, lease_until = NULL, updated_at = ",
+            // `?1` is `now`, the ids are `?2`…: numbered, as the driver binds them by number.
+            let marks = (2..chunk.len() + 2)
+                .map(|i| format!("?{i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "UPDATE deliveries SET {set}, lease_until = NULL
+                 WHERE status = 'delivering' AND id IN ({marks})"
             );
-            qb.push_bind(now)
-                .push(" WHERE status = 'delivering' AND id IN (");
-            let mut sep = qb.separated(", ");
+            let mut q = sqlx::query(&sql).bind(now);
             for id in chunk {
-                sep.push_bind(id);
+                q = q.bind(id);
             }
-            sep.push_unseparated(")");
-            qb.build().execute(&self.writer).await?;
+            q.execute(&self.writer).await?;
         }
         Ok(())
     }
