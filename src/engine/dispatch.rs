@@ -272,7 +272,9 @@ async fn claim_round(engine: &Engine, state: &mut State, lease_ms: i64) -> sqlx:
         .await?;
     state.more = claim.more;
     state.backlog = claim.full.into_iter().chain(skip).collect();
-    state.next_due = if claim.more {
+    // With more due now, the next claims come soon anyway (and pick up whatever falls due
+    // meanwhile); only a drained queue needs to know when to look again.
+    state.next_due = if claim.more || !state.backlog.is_empty() {
         None
     } else {
         store.next_wakeup(now).await?
