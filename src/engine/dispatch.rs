@@ -308,10 +308,7 @@ async fn claim_round(engine: &Engine, state: &mut State, lease_ms: i64) -> sqlx:
             // Give them back rather than wait for their lease.
             let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
             let _ = store.release(&ids, now_ms()).await;
-            let mut leased = engine.lock_leased();
-            for id in &ids {
-                leased.remove(id);
-            }
+            engine.forget_leased(&ids);
             return Err(e);
         }
     };
@@ -353,10 +350,7 @@ async fn claim_round(engine: &Engine, state: &mut State, lease_ms: i64) -> sqlx:
     if !gone.is_empty() {
         // Its endpoint or event is gone (deleted meanwhile): nothing to send.
         store.cancel_leased(&gone, now_ms()).await?;
-        let mut leased = engine.lock_leased();
-        for id in &gone {
-            leased.remove(id);
-        }
+        engine.forget_leased(&gone);
     }
     Ok(())
 }

@@ -196,11 +196,7 @@ impl Engine {
         if let Err(e) = self.inner.store.release(&ids, now_ms()).await {
             tracing::error!(error = %e, "could not give back deliveries; their leases will run out");
         }
-        let mut leased = self.lock_leased();
-        for id in &ids {
-            leased.remove(id);
-        }
-        drop(leased);
+        self.forget_leased(&ids);
         self.wake();
     }
 
@@ -211,6 +207,14 @@ impl Engine {
 
     fn lock_leased(&self) -> MutexGuard<'_, HashSet<String>> {
         self.lock(&self.inner.leased)
+    }
+
+    /// These deliveries are no longer this process's to give back on shutdown.
+    fn forget_leased(&self, ids: &[String]) {
+        let mut leased = self.lock_leased();
+        for id in ids {
+            leased.remove(id);
+        }
     }
 
     /// The endpoint's rate limiter, if it has a rate limit (kept while the rate stays the same).
