@@ -502,6 +502,47 @@ async fn an_endpoint_rate_limit_spaces_its_deliveries() {
 }
 
 #[tokio::test]
+async fn a_slow_endpoint_with_a_backlog_does_not_delay_another() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let slow = Receiver::start(|_| (200, vec![], "ok".into(), Duration::from_millis(200))).await;
+    let fast = Receiver::ok().await;
+    api.post(
+        "/endpoints",
+        json!({"url": slow.url("/"), "event_types": ["order.created"]}),
+    )
+    .await;
+    api.post(
+        "/endpoints",
+        json!({"url": fast.url("/"), "event_types": ["order.paid"]}),
+    )
+    .await;
+    // Far more waiting for the slow endpoint than one claim looks at, all ahead in the queue.
+    for b in 0..5 {
+        let batch: Vec<_> = (0..1000)
+            .map(|i| json!({"type": "order.created", "data": {"i": b * 1000 + i}}))
+            .collect();
+        let (code, _) = api.post("/events/batch", json!(batch)).await;
+        assert_eq!(code, 202);
+    }
+    slow.wait_for(1, 5).await;
+    let started = std::time::Instant::now();
+    api.post("/events", json!({"type": "order.paid", "data": {"i": 0}}))
+        .await;
+    fast.wait_for(1, 5).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        slow.count() < 1000,
+        "the slow endpoint's backlog is still there"
+    );
+}
+
+#[tokio::test]
 async fn retry_after_is_honoured_within_the_policy() {
     let app = TestApp::spawn().await;
     let (_, key) = app.api_shop().await;

@@ -3,7 +3,8 @@
 //! client posting to the same receiver. Writes `target/bench/report.json`.
 //!
 //! Usage: `herald-bench [--events N] [--fan-events N] [--herald PATH]`;
-//! `herald-bench receiver` is the receiver process it starts itself.
+//! `herald-bench receiver` is the receiver process it starts itself. `HERALD_BENCH_LOG` sets
+//! Herald's log filter (default `warn`), e.g. `sqlx::query=debug` to time every statement.
 
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
@@ -331,7 +332,10 @@ async fn main() {
     let env = |c: &mut Command| {
         c.env("HERALD_DATABASE_URL", &db)
             .env("HERALD_DATA_DIR", dir.path())
-            .env("HERALD_LOG", "warn")
+            .env(
+                "HERALD_LOG",
+                std::env::var("HERALD_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .env("HERALD_ALLOW_PRIVATE_TARGETS", "1")
             .env("HERALD_ADMIN_PASSWORD", "bench-password-1");
     };

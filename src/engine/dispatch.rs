@@ -45,13 +45,12 @@ pub(super) struct Job {
 /// What the dispatcher remembers between rounds.
 #[derive(Default)]
 struct State {
-    /// Endpoints that had due deliveries the last claim could not take (they were at their
-    /// allowance).
+    /// Endpoints whose last claim took all the room they had: more may be due for them.
     backlog: HashSet<String>,
-    /// The last claim was cut short by its own limit: more may be due for anyone.
-    more: bool,
     /// When the next delivery falls due or lease runs out, if nothing is due now.
     next_due: Option<i64>,
+    /// Turns the order endpoints are served in when a claim cannot take all they have room for.
+    turn: usize,
 }
 
 impl Engine {
@@ -102,23 +101,26 @@ impl Engine {
             .saturating_sub(self.lock_leased().len())
     }
 
-    /// Whether a claim query is worth running now.
+    /// Whether a claim query is worth running now: new work was announced, a timer fell due,
+    /// or an endpoint with more due work has drained half of its allowance (and the process
+    /// has room for a batch worth a query).
     fn worth_claiming(&self, state: &State, announced: bool) -> bool {
         let room = self.global_room();
         if room == 0 {
             return false;
         }
-        if announced || state.next_due.is_some_and(|t| t <= now_ms()) {
+        if announced
+            || !self.lock(&self.inner.hints).is_empty()
+            || state.next_due.is_some_and(|t| t <= now_ms())
+        {
             return true;
         }
         let low_water = (self.inner.config.concurrency / 4).clamp(1, 64);
-        if state.more {
-            return room >= low_water;
-        }
-        state
-            .backlog
-            .iter()
-            .any(|e| self.room_for(e) * 2 >= self.allowance(e))
+        room >= low_water
+            && state
+                .backlog
+                .iter()
+                .any(|e| self.room_for(e) * 2 >= self.allowance(e))
     }
 
     /// Starts workers for ready jobs, within the endpoint and global limits.
@@ -210,7 +212,10 @@ pub(super) async fn dispatcher(engine: Engine, tx: RecorderTx, main: tokio::runt
         engine.spawn_workers(&main, &tx);
         let announced = inner.announced.swap(false, Ordering::SeqCst);
         if engine.worth_claiming(&state, announced) {
-            if let Err(e) = claim_round(&engine, &mut state, lease_ms).await {
+            // Work announced without its endpoints, or a timer: look for every endpoint with
+            // due work; otherwise the announced and backlogged endpoints are enough.
+            let discover = announced || state.next_due.is_some_and(|t| t <= now_ms());
+            if let Err(e) = claim_round(&engine, &mut state, lease_ms, discover).await {
                 tracing::error!(error = %e, "could not claim deliveries");
                 inner.announced.store(true, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -235,54 +240,59 @@ pub(super) async fn dispatcher(engine: Engine, tx: RecorderTx, main: tokio::runt
 
 /// One claim: leases what endpoints and the process have room for, loads what sending needs,
 /// and queues the jobs. Updates `state` with what was left behind.
-async fn claim_round(engine: &Engine, state: &mut State, lease_ms: i64) -> sqlx::Result<()> {
+///
+/// The endpoints asked are those announced by publishing, those left with a backlog by the
+/// last claim, and, when `discover` is set, every endpoint with due work.
+async fn claim_round(
+    engine: &Engine,
+    state: &mut State,
+    lease_ms: i64,
+    discover: bool,
+) -> sqlx::Result<()> {
     let store = &engine.inner.store;
     let now = now_ms();
-    let limit = engine.global_room().min(MAX_CLAIM);
-    // Endpoints that are busy, rate-limited or slow get their own room; any other the
-    // default.
-    let default_room = engine.inner.config.endpoint_concurrency.max(1) * PREFETCH_FACTOR;
-    let known: HashSet<String> = {
-        let paced: Vec<String> = engine.lock(&engine.inner.pace).keys().cloned().collect();
-        let slow: Vec<String> = paced
-            .into_iter()
-            .filter(|e| engine.allowance(e) < default_room)
-            .collect();
-        let ready = engine.lock(&engine.inner.ready);
-        let workers = engine.lock(&engine.inner.workers);
-        let limiters = engine.lock(&engine.inner.limiters);
-        ready
-            .keys()
-            .chain(workers.keys())
-            .chain(limiters.keys())
-            .cloned()
-            .chain(slow)
-            .collect()
-    };
-    let (skip, room): (Vec<_>, Vec<_>) = known
+    let mut candidates: Vec<String> = std::mem::take(&mut *engine.lock(&engine.inner.hints))
         .into_iter()
-        .map(|e| {
-            let n = engine.room_for(&e);
-            (e, n)
-        })
-        .partition(|(_, n)| *n == 0);
-    let skip: Vec<String> = skip.into_iter().map(|(e, _)| e).collect();
-    let claim = store
-        .claim_due(now, lease_ms, limit, &skip, &room, default_room)
-        .await?;
-    state.more = claim.more;
-    state.backlog = claim.full.into_iter().chain(skip).collect();
-    // With more due now, the next claims come soon anyway (and pick up whatever falls due
-    // meanwhile); only a drained queue needs to know when to look again.
-    state.next_due = if claim.more || !state.backlog.is_empty() {
-        None
-    } else {
-        store.next_wakeup(now).await?
-    };
-    if claim.claimed.is_empty() {
+        .chain(state.backlog.drain())
+        .collect();
+    if discover {
+        candidates.extend(store.endpoints_with_due(now).await?);
+    }
+    candidates.sort();
+    candidates.dedup();
+    if !candidates.is_empty() {
+        // Whoever came first last time comes later this time, should the room run out.
+        state.turn = state.turn.wrapping_add(1);
+        let at = state.turn % candidates.len();
+        candidates.rotate_left(at);
+    }
+    let mut budget = engine.global_room().min(MAX_CLAIM);
+    let mut targets: Vec<(String, usize)> = Vec::new();
+    for endpoint in candidates {
+        let n = engine.room_for(&endpoint).min(budget);
+        if n == 0 {
+            state.backlog.insert(endpoint);
+            continue;
+        }
+        budget -= n;
+        targets.push((endpoint, n));
+    }
+    let claimed = store.claim_due(now, lease_ms, &targets).await?;
+    let mut taken: HashMap<&str, usize> = HashMap::new();
+    for c in &claimed {
+        *taken.entry(c.endpoint_id.as_str()).or_insert(0) += 1;
+    }
+    for (endpoint, n) in &targets {
+        if taken.get(endpoint.as_str()).copied().unwrap_or(0) >= *n {
+            state.backlog.insert(endpoint.clone());
+        }
+    }
+    drop(taken);
+    // The next delivery to fall due that no claim has seen yet (a seek, not a scan).
+    state.next_due = store.next_wakeup(now).await?;
+    if claimed.is_empty() {
         return Ok(());
     }
-    let claimed = claim.claimed;
     {
         let mut leased = engine.lock_leased();
         leased.extend(claimed.iter().map(|c| c.id.clone()));

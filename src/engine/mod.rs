@@ -57,8 +57,11 @@ struct Inner {
     ready: Mutex<HashMap<String, VecDeque<dispatch::Job>>>,
     /// Recent attempt duration per endpoint, in ms (see `allowance`).
     pace: Mutex<HashMap<String, f64>>,
-    /// Set by [`Engine::wake`]: new work may be due, claim even if nothing else asks.
+    /// Set by [`Engine::wake`]: new work may be due anywhere; look for every endpoint with
+    /// due work.
     announced: AtomicBool,
+    /// Endpoints [`Engine::wake_endpoints`] announced new work for since the last claim.
+    hints: Mutex<HashSet<String>>,
     /// Deliveries this process has leased and not yet finished, to give back on shutdown.
     leased: Mutex<HashSet<String>>,
     limiters: Mutex<HashMap<String, (i64, Arc<DefaultDirectRateLimiter>)>>,
@@ -81,6 +84,7 @@ impl Engine {
                 ready: Mutex::new(HashMap::new()),
                 pace: Mutex::new(HashMap::new()),
                 announced: AtomicBool::new(true),
+                hints: Mutex::new(HashSet::new()),
                 leased: Mutex::new(HashSet::new()),
                 limiters: Mutex::new(HashMap::new()),
                 shutdown: watch::channel(false).0,
@@ -112,6 +116,14 @@ impl Engine {
     /// New work is queued: claim it now instead of at the next poll.
     pub fn wake(&self) {
         self.inner.announced.store(true, Ordering::SeqCst);
+        self.inner.wake.notify_one();
+    }
+
+    /// New work is queued for these endpoints: claim it now, from them alone (cheaper than
+    /// looking for every endpoint with due work, as [`Engine::wake`] does).
+    pub fn wake_endpoints<'a>(&self, endpoints: impl IntoIterator<Item = &'a str>) {
+        self.lock(&self.inner.hints)
+            .extend(endpoints.into_iter().map(str::to_string));
         self.inner.wake.notify_one();
     }
 

@@ -217,7 +217,13 @@ impl Service {
             .publish(shop_id, &events, &discovered, now)
             .await
             .map_err(internal)?;
-        self.engine.wake();
+        self.engine.wake_endpoints(
+            events
+                .iter()
+                .flat_map(|e| &e.targets)
+                .filter(|t| !t.held)
+                .map(|t| t.endpoint_id.as_str()),
+        );
         let fresh = published.iter().filter(|p| !p.duplicate).count();
         self.engine.metrics().events_published.inc_by(fresh as u64);
         self.announce(shop_id, &published, &events, now);

@@ -53,16 +53,6 @@ pub struct Claimed {
     pub created_at: i64,
 }
 
-/// What one claim leased, and what it left behind.
-#[derive(Debug, Default)]
-pub struct Claim {
-    pub claimed: Vec<Claimed>,
-    /// Endpoints that got all the room they had: more may be due for them.
-    pub full: Vec<String>,
-    /// The claim stopped at its limit: more may be due.
-    pub more: bool,
-}
-
 fn push_filter<'a>(qb: &mut QueryBuilder<'a, Sqlite>, f: &'a DeliveryFilter) {
     if let Some(s) = &f.status {
         qb.push(" AND status = ").push_bind(s);
@@ -216,86 +206,66 @@ impl Store {
         Ok(qb.build().execute(&self.writer).await?.rows_affected())
     }
 
-    /// Leases up to `limit` due deliveries, highest priority and oldest due first, skipping
-    /// endpoints in `skip` and taking at most `room` from each endpoint (`default_room` from
-    /// one not listed).
+    /// Endpoints with deliveries due now.
     ///
-    /// The choice is made inside SQLite, over a window of the first candidates in queue
-    /// order: only the leased rows cross the driver, which costs per row.
+    /// Steps from one endpoint to the next through the per-endpoint queue index (a seek per
+    /// endpoint), so its cost follows the number of endpoints, not the size of a backlog.
+    pub async fn endpoints_with_due(&self, now: i64) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "WITH RECURSIVE e(id) AS (
+               SELECT (SELECT MIN(endpoint_id) FROM deliveries INDEXED BY deliveries_endpoint_due
+                       WHERE status IN ('pending', 'retrying'))
+               UNION ALL
+               SELECT (SELECT MIN(endpoint_id) FROM deliveries INDEXED BY deliveries_endpoint_due
+                       WHERE status IN ('pending', 'retrying') AND endpoint_id > e.id)
+               FROM e WHERE e.id IS NOT NULL)
+             SELECT id FROM e WHERE id IS NOT NULL AND EXISTS (SELECT 1
+               FROM deliveries d INDEXED BY deliveries_endpoint_due WHERE d.endpoint_id = e.id AND d.status IN ('pending', 'retrying')
+               AND d.next_attempt_at <= ?)",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Leases, for each `(endpoint, n)` of `targets`, up to `n` of its due deliveries, highest
+    /// priority and oldest due first.
+    ///
+    /// Each endpoint is a seek of its own in the per-endpoint queue index: a large backlog at
+    /// one endpoint neither slows the claim nor keeps another endpoint's deliveries out of it.
     pub async fn claim_due(
         &self,
         now: i64,
         lease_ms: i64,
-        limit: usize,
-        skip: &[String],
-        room: &[(String, usize)],
-        default_room: usize,
-    ) -> Result<Claim> {
-        let mut claim = Claim::default();
-        if limit == 0 {
-            return Ok(claim);
-        }
-        let window = (limit * 4).clamp(1024, 4096);
-        let mut qb = QueryBuilder::<Sqlite>::new("WITH room(endpoint_id, n) AS (");
-        if room.is_empty() {
-            qb.push("SELECT NULL, NULL WHERE 0");
-        } else {
-            qb.push_values(room, |mut b, (endpoint, n)| {
-                b.push_bind(endpoint).push_bind(*n as i64);
-            });
-        }
-        qb.push(
-            "), candidates AS (SELECT id, endpoint_id, priority, next_attempt_at FROM deliveries
-             WHERE status IN ('pending', 'retrying') AND next_attempt_at <= ",
-        );
-        qb.push_bind(now);
-        if !skip.is_empty() {
-            qb.push(" AND endpoint_id NOT IN (");
-            let mut sep = qb.separated(", ");
-            for s in skip {
-                sep.push_bind(s);
+        targets: &[(String, usize)],
+    ) -> Result<Vec<Claimed>> {
+        let mut claimed = Vec::new();
+        for chunk in targets.chunks(100) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "UPDATE deliveries SET status = 'delivering', lease_until = ",
+            );
+            qb.push_bind(now + lease_ms)
+                .push(", updated_at = ")
+                .push_bind(now)
+                .push(" WHERE rowid IN (");
+            for (i, (endpoint, n)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    qb.push(" UNION ALL ");
+                }
+                qb.push(
+                    "SELECT rid FROM (SELECT rowid AS rid FROM deliveries WHERE endpoint_id = ",
+                )
+                .push_bind(endpoint)
+                .push(" AND status IN ('pending', 'retrying') AND next_attempt_at <= ")
+                .push_bind(now)
+                .push(" ORDER BY priority, next_attempt_at LIMIT ")
+                .push_bind(*n as i64)
+                .push(")");
             }
-            sep.push_unseparated(")");
+            qb.push(") RETURNING id, shop_id, event_id, endpoint_id, attempt_count, created_at");
+            claimed.extend(qb.build_query_as().fetch_all(&self.writer).await?);
         }
-        qb.push(" ORDER BY priority, next_attempt_at LIMIT ")
-            .push_bind(window as i64)
-            .push(
-                "), ranked AS (SELECT c.id, c.priority, c.next_attempt_at,
-                   ROW_NUMBER() OVER (PARTITION BY c.endpoint_id ORDER BY c.priority, c.next_attempt_at) AS k,
-                   COALESCE((SELECT n FROM room WHERE room.endpoint_id = c.endpoint_id), ",
-            )
-            .push_bind(default_room as i64)
-            .push(
-                ") AS cap FROM candidates c)
-                 UPDATE deliveries SET status = 'delivering', lease_until = ",
-            )
-            .push_bind(now + lease_ms)
-            .push(", updated_at = ")
-            .push_bind(now)
-            .push(
-                " WHERE id IN (SELECT id FROM ranked WHERE k <= cap
-                   ORDER BY priority, next_attempt_at LIMIT ",
-            )
-            .push_bind(limit as i64)
-            .push(") RETURNING id, shop_id, event_id, endpoint_id, attempt_count, created_at");
-        claim.claimed = qb.build_query_as().fetch_all(&self.writer).await?;
-        claim.more = claim.claimed.len() >= limit;
-        let mut taken: std::collections::HashMap<&str, usize> = Default::default();
-        for c in &claim.claimed {
-            *taken.entry(c.endpoint_id.as_str()).or_insert(0) += 1;
-        }
-        claim.full = taken
-            .into_iter()
-            .filter(|(e, n)| {
-                let cap = room
-                    .iter()
-                    .find(|(r, _)| r == e)
-                    .map_or(default_room, |(_, n)| *n);
-                *n >= cap
-            })
-            .map(|(e, _)| e.to_string())
-            .collect();
-        Ok(claim)
+        Ok(claimed)
     }
 
     /// Makes deliveries whose lease ran out (their process died) claimable again.

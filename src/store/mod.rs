@@ -46,11 +46,14 @@ impl Store {
         }
         // A file on this machine does not go stale between uses: no ping before each acquire
         // (it would cost a round trip to the connection's thread every time).
+        // The writer's page cache (in KiB) holds the queue's hot pages across batches; with
+        // SQLite's default of 2 MiB it re-reads them from the file. Readers keep the default:
+        // a reader drops its whole cache whenever the database changed since its last read.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(60))
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("cache_size", "-65536"))
             .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
