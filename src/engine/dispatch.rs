@@ -24,9 +24,9 @@ use std::time::Duration;
 
 /// A fast endpoint may have this many times its concurrency leased (in flight included), so
 /// one claim brings it several rounds of work at once.
-const PREFETCH_FACTOR: usize = 8;
+const PREFETCH_FACTOR: usize = 32;
 /// The process may have this many times the global concurrency leased.
-const GLOBAL_FACTOR: usize = 4;
+const GLOBAL_FACTOR: usize = 8;
 /// Most rows one claim takes.
 const MAX_CLAIM: usize = 1024;
 /// Jobs a worker runs before it makes room for other endpoints' workers.
@@ -300,19 +300,37 @@ async fn claim_round(
     let mut endpoint_ids: Vec<String> = claimed.iter().map(|c| c.endpoint_id.clone()).collect();
     endpoint_ids.sort();
     endpoint_ids.dedup();
-    let mut keys: Vec<(String, String)> = claimed
-        .iter()
-        .map(|c| (c.shop_id.clone(), c.event_id.clone()))
-        .collect();
+    // Events published moments ago are still in memory; only the others are read.
+    let mut events: HashMap<(String, String), Arc<EventRow>> = HashMap::new();
+    let mut keys: Vec<(String, String)> = Vec::new();
+    {
+        let recent = engine.lock(&engine.inner.recent);
+        for c in &claimed {
+            let key = (c.shop_id.clone(), c.event_id.clone());
+            if events.contains_key(&key) {
+                continue;
+            }
+            match recent.get(&c.shop_id, &c.event_id) {
+                Some(e) => {
+                    events.insert(key, e);
+                }
+                None => keys.push(key),
+            }
+        }
+    }
     keys.sort();
     keys.dedup();
     let loaded = async {
         let endpoints = store.endpoints_by_ids(&endpoint_ids).await?;
-        let events = store.events_by_keys(&keys).await?;
+        let events = if keys.is_empty() {
+            Vec::new()
+        } else {
+            store.events_by_keys(&keys).await?
+        };
         Ok::<_, sqlx::Error>((endpoints, events))
     }
     .await;
-    let (endpoints, events) = match loaded {
+    let (endpoints, loaded_events) = match loaded {
         Ok(x) => x,
         Err(e) => {
             // Give them back rather than wait for their lease.
@@ -329,10 +347,11 @@ async fn claim_round(
     for ep in endpoints.values() {
         engine.limiter(ep);
     }
-    let events: HashMap<(String, String), Arc<EventRow>> = events
-        .into_iter()
-        .map(|(shop, e)| ((shop, e.id.clone()), Arc::new(e)))
-        .collect();
+    events.extend(
+        loaded_events
+            .into_iter()
+            .map(|(shop, e)| ((shop, e.id.clone()), Arc::new(e))),
+    );
     let mut gone = Vec::new();
     {
         let mut ready = engine.lock(&engine.inner.ready);

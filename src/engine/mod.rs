@@ -9,6 +9,7 @@ pub mod catalog;
 mod dispatch;
 pub mod guard;
 pub mod metrics;
+mod recent;
 pub mod retry;
 pub mod sender;
 pub mod signing;
@@ -18,6 +19,7 @@ use crate::crypto::SecretBox;
 use crate::ids::now_ms;
 use crate::store::attempts::{AttemptRecord, EndpointEffect};
 use crate::store::endpoints::EndpointRow;
+use crate::store::events::EventRow;
 use crate::store::Store;
 use activity::{Activity, ActivityHub};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -65,6 +67,8 @@ struct Inner {
     /// Deliveries this process has leased and not yet finished, to give back on shutdown.
     leased: Mutex<HashSet<String>>,
     limiters: Mutex<HashMap<String, (i64, Arc<DefaultDirectRateLimiter>)>>,
+    /// Events just published, so claiming their deliveries need not read them back.
+    recent: Mutex<recent::RecentEvents>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -87,6 +91,7 @@ impl Engine {
                 hints: Mutex::new(HashSet::new()),
                 leased: Mutex::new(HashSet::new()),
                 limiters: Mutex::new(HashMap::new()),
+                recent: Mutex::default(),
                 shutdown: watch::channel(false).0,
             }),
         }
@@ -125,6 +130,15 @@ impl Engine {
         self.lock(&self.inner.hints)
             .extend(endpoints.into_iter().map(str::to_string));
         self.inner.wake.notify_one();
+    }
+
+    /// Events a shop just published (with deliveries queued): kept for a while, so claiming
+    /// their deliveries need not read them back from the database.
+    pub fn remember_events(&self, shop_id: &str, events: impl IntoIterator<Item = EventRow>) {
+        let mut recent = self.lock(&self.inner.recent);
+        for e in events {
+            recent.insert(shop_id, e);
+        }
     }
 
     /// Starts the dispatcher, the recorder and the retention purge.

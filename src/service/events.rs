@@ -7,7 +7,7 @@ use crate::engine::catalog;
 use crate::ids::{new_id, now_ms};
 use crate::store::endpoints::EndpointRow;
 use crate::store::event_types::EventTypeRow;
-use crate::store::events::{NewEvent, Published, Target};
+use crate::store::events::{EventRow, NewEvent, Published, Target};
 use app::backend::ServiceResult;
 use app::dto::{EventTypeView, EventView};
 use app::model::{Principal, ServiceError};
@@ -223,6 +223,22 @@ impl Service {
                 .flat_map(|e| &e.targets)
                 .filter(|t| !t.held)
                 .map(|t| t.endpoint_id.as_str()),
+        );
+        self.engine.remember_events(
+            shop_id,
+            published
+                .iter()
+                .zip(&events)
+                .filter(|(p, _)| !p.duplicate && !p.deliveries.is_empty())
+                .map(|(p, ev)| EventRow {
+                    id: ev.id.clone(),
+                    event_type: ev.event_type.clone(),
+                    channels: ev.channels.clone(),
+                    data: ev.data.clone(),
+                    entity_key: ev.entity_key.clone(),
+                    deliveries: serde_json::to_string(&p.deliveries).unwrap_or_default(),
+                    created_at: now,
+                }),
         );
         let fresh = published.iter().filter(|p| !p.duplicate).count();
         self.engine.metrics().events_published.inc_by(fresh as u64);
