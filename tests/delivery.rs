@@ -149,6 +149,33 @@ async fn publishing_the_same_id_twice_queues_nothing_new() {
 }
 
 #[tokio::test]
+async fn a_batch_mixing_new_and_seen_ids_queues_only_the_new() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::ok().await;
+    api.post("/endpoints", json!({"url": rx.url("/")})).await;
+    let (_, old) = api
+        .post("/events", json!({"id": "old", "type": "order.created", "data": {}}))
+        .await;
+    let batch = json!([
+        {"id": "new", "type": "order.created", "data": {"n": 1}},
+        {"id": "old", "type": "order.created", "data": {}},
+        {"id": "new", "type": "order.created", "data": {"n": 2}},
+    ]);
+    let (code, out) = api.post("/events/batch", batch).await;
+    assert_eq!(code, 202, "{out}");
+    let items = out["items"].as_array().unwrap();
+    assert_eq!(items[1]["deliveries"], old["deliveries"], "seen before: its first result");
+    assert_eq!(items[0]["deliveries"].as_array().unwrap().len(), 1);
+    assert_eq!(items[2]["deliveries"], items[0]["deliveries"], "repeated: the first's result");
+    let (_, list) = api.get("/deliveries").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 2, "one for old, one for new");
+    let (_, ev) = api.get("/events/new").await;
+    assert_eq!(ev["data"], json!({"n": 1}));
+}
+
+#[tokio::test]
 async fn a_batch_is_published_in_order_and_unknown_types_join_the_catalog() {
     let app = TestApp::spawn().await;
     let (_, key) = app.api_shop().await;

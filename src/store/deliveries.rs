@@ -233,9 +233,6 @@ impl Store {
     ///
     /// Each endpoint is a seek of its own in the per-endpoint queue index: a large backlog at
     /// one endpoint neither slows the claim nor keeps another endpoint's deliveries out of it.
-    /// The chosen rows come back as one JSON array and are leased in the same transaction:
-    /// a row per claimed delivery through the driver (as `RETURNING` gives) costs more than
-    /// choosing and leasing it.
     pub async fn claim_due(
         &self,
         now: i64,
@@ -243,16 +240,14 @@ impl Store {
         targets: &[(String, usize)],
     ) -> Result<Vec<Claimed>> {
         let mut claimed = Vec::new();
-        if targets.is_empty() {
-            return Ok(claimed);
-        }
-        let mut tx = self.writer.begin().await?;
         for chunk in targets.chunks(100) {
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT json_group_array(json_array(rowid, id, shop_id, event_id, endpoint_id,
-                 attempt_count, created_at, priority, next_attempt_at))
-                 FROM deliveries WHERE rowid IN (",
+                "UPDATE deliveries SET status = 'delivering', lease_until = ",
             );
+            qb.push_bind(now + lease_ms)
+                .push(", updated_at = ")
+                .push_bind(now)
+                .push(" WHERE rowid IN (");
             for (i, (endpoint, n)) in chunk.iter().enumerate() {
                 if i > 0 {
                     qb.push(" UNION ALL ");
@@ -267,38 +262,9 @@ impl Store {
                 .push_bind(*n as i64)
                 .push(")");
             }
-            qb.push(")");
-            let picked: String = qb.build_query_scalar().fetch_one(&mut *tx).await?;
-            type Picked = (i64, String, String, String, String, i64, i64, i64, i64);
-            let mut rows: Vec<Picked> =
-                serde_json::from_str(&picked).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            if rows.is_empty() {
-                continue;
-            }
-            // They come back in table order; send in queue order.
-            rows.sort_by_key(|r| (r.7, r.8));
-            let rowids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-            sqlx::query(
-                "UPDATE deliveries SET status = 'delivering', lease_until = ?, updated_at = ?
-                 WHERE rowid IN (SELECT value FROM json_each(?))",
-            )
-            .bind(now + lease_ms)
-            .bind(now)
-            .bind(serde_json::to_string(&rowids).unwrap_or_else(|_| "[]".into()))
-            .execute(&mut *tx)
-            .await?;
-            claimed.extend(rows.into_iter().map(
-                |(_, id, shop_id, event_id, endpoint_id, attempt_count, created_at, ..)| Claimed {
-                    id,
-                    shop_id,
-                    event_id,
-                    endpoint_id,
-                    attempt_count,
-                    created_at,
-                },
-            ));
+            qb.push(") RETURNING id, shop_id, event_id, endpoint_id, attempt_count, created_at");
+            claimed.extend(qb.build_query_as().fetch_all(&self.writer).await?);
         }
-        tx.commit().await?;
         Ok(claimed)
     }
 

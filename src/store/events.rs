@@ -69,9 +69,12 @@ async fn already_published(
 }
 
 /// The common case, in a few multi-row statements: events with their delivery ids, then the
-/// deliveries of the events that were new. Which ids were seen before is asked first, in one
-/// query answering one JSON array (a row per event through the driver, as `RETURNING` gives,
-/// costs more than writing the event).
+/// deliveries of the events that were new.
+///
+/// Which events were new is told by the count of rows written: when it is all of them, as it
+/// nearly always is, nothing more is asked (a row per event through the driver, as `RETURNING`
+/// gives, costs more than writing the event). Otherwise the new ones are those with a rowid
+/// from this call's first insert on: SQLite gives a new row a rowid above every existing one.
 async fn insert_bulk(
     tx: &mut sqlx::SqliteConnection,
     shop_id: &str,
@@ -82,18 +85,13 @@ async fn insert_bulk(
         .iter()
         .map(|e| e.targets.iter().map(|_| new_id("dlv")).collect())
         .collect();
-    let all_ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
-    let seen: String = sqlx::query_scalar(
-        "SELECT json_group_array(id) FROM events
-         WHERE shop_id = ? AND id IN (SELECT value FROM json_each(?))",
-    )
-    .bind(shop_id)
-    .bind(serde_json::to_string(&all_ids).unwrap_or_else(|_| "[]".into()))
-    .fetch_one(&mut *tx)
-    .await?;
-    let seen: std::collections::HashSet<String> =
-        serde_json::from_str(&seen).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let delivery_lists: Vec<String> = ids
+        .iter()
+        .map(|l| serde_json::to_string(l).unwrap_or_else(|_| "[]".into()))
+        .collect();
     let indexed: Vec<(usize, &NewEvent)> = events.iter().enumerate().collect();
+    let mut written = 0;
+    let mut first_rowid = None;
     for chunk in indexed.chunks(CHUNK) {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO events (shop_id, id, type, channels, data, entity_key, priority, deliveries, created_at) ",
@@ -106,18 +104,41 @@ async fn insert_bulk(
                 .push_bind(&ev.data)
                 .push_bind(&ev.entity_key)
                 .push_bind(ev.priority)
-                .push_bind(serde_json::to_string(&ids[*i]).unwrap_or_else(|_| "[]".into()))
+                .push_bind(&delivery_lists[*i])
                 .push_bind(now);
         });
         qb.push(" ON CONFLICT (shop_id, id) DO NOTHING");
-        qb.build().execute(&mut *tx).await?;
+        let done = qb.build().execute(&mut *tx).await?;
+        if first_rowid.is_none() && done.rows_affected() > 0 {
+            first_rowid = Some(done.last_insert_rowid() - done.rows_affected() as i64 + 1);
+        }
+        written += done.rows_affected();
     }
+    let distinct: std::collections::HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    let inserted: std::collections::HashSet<String> = match first_rowid {
+        _ if written as usize == distinct.len() => {
+            distinct.iter().map(|id| id.to_string()).collect()
+        }
+        None => Default::default(),
+        Some(first) => {
+            let new: String = sqlx::query_scalar(
+                "SELECT json_group_array(id) FROM events
+                 WHERE shop_id = ? AND id IN (SELECT value FROM json_each(?)) AND rowid >= ?",
+            )
+            .bind(shop_id)
+            .bind(serde_json::to_string(&distinct).unwrap_or_else(|_| "[]".into()))
+            .bind(first)
+            .fetch_one(&mut *tx)
+            .await?;
+            serde_json::from_str(&new).map_err(|e| sqlx::Error::Decode(Box::new(e)))?
+        }
+    };
     // An id seen twice in one batch is new only the first time.
     let mut first_seen = std::collections::HashSet::new();
     let mut rows = Vec::new();
     let mut out = Vec::with_capacity(events.len());
     for (i, ev) in events.iter().enumerate() {
-        if !seen.contains(&ev.id) && first_seen.insert(ev.id.as_str()) {
+        if inserted.contains(&ev.id) && first_seen.insert(ev.id.as_str()) {
             for (t, id) in ev.targets.iter().zip(&ids[i]) {
                 rows.push((id, ev, t));
             }
