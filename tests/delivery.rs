@@ -156,7 +156,10 @@ async fn a_batch_mixing_new_and_seen_ids_queues_only_the_new() {
     let rx = Receiver::ok().await;
     api.post("/endpoints", json!({"url": rx.url("/")})).await;
     let (_, old) = api
-        .post("/events", json!({"id": "old", "type": "order.created", "data": {}}))
+        .post(
+            "/events",
+            json!({"id": "old", "type": "order.created", "data": {}}),
+        )
         .await;
     let batch = json!([
         {"id": "new", "type": "order.created", "data": {"n": 1}},
@@ -166,11 +169,21 @@ async fn a_batch_mixing_new_and_seen_ids_queues_only_the_new() {
     let (code, out) = api.post("/events/batch", batch).await;
     assert_eq!(code, 202, "{out}");
     let items = out["items"].as_array().unwrap();
-    assert_eq!(items[1]["deliveries"], old["deliveries"], "seen before: its first result");
+    assert_eq!(
+        items[1]["deliveries"], old["deliveries"],
+        "seen before: its first result"
+    );
     assert_eq!(items[0]["deliveries"].as_array().unwrap().len(), 1);
-    assert_eq!(items[2]["deliveries"], items[0]["deliveries"], "repeated: the first's result");
+    assert_eq!(
+        items[2]["deliveries"], items[0]["deliveries"],
+        "repeated: the first's result"
+    );
     let (_, list) = api.get("/deliveries").await;
-    assert_eq!(list["items"].as_array().unwrap().len(), 2, "one for old, one for new");
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        2,
+        "one for old, one for new"
+    );
     let (_, ev) = api.get("/events/new").await;
     assert_eq!(ev["data"], json!({"n": 1}));
 }

@@ -10,6 +10,11 @@
 //! whether a claim is worth a query (new work was announced, a timer fell due, or an endpoint
 //! known to have more due work has drained half of its allowance), so a busy queue is claimed
 //! in large batches and an idle one costs nothing.
+//!
+//! A claim asks only particular endpoints, each with a seek of its own: those publishing just
+//! named, those the last claim left with more due, and, when work was announced without its
+//! endpoints or a timer fell due, every endpoint with due work (found one index seek per
+//! endpoint). No claim scans a backlog, and no endpoint's backlog hides another's deliveries.
 
 use super::activity::Activity;
 use super::{attempt, metrics, Engine, Inner, RecorderTx};
@@ -23,7 +28,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A fast endpoint may have this many times its concurrency leased (in flight included), so
-/// one claim brings it several rounds of work at once.
+/// one claim brings it many rounds of work at once and its workers keep sending while the
+/// writer is busy with a large publish or a record batch.
 const PREFETCH_FACTOR: usize = 32;
 /// The process may have this many times the global concurrency leased.
 const GLOBAL_FACTOR: usize = 8;
