@@ -189,6 +189,26 @@ async fn a_batch_mixing_new_and_seen_ids_queues_only_the_new() {
 }
 
 #[tokio::test]
+async fn an_api_key_shows_when_it_was_last_used() {
+    let app = TestApp::spawn().await;
+    let (shop, key) = app.api_shop().await;
+    let system = herald::service::Service::system();
+    let keys = app.service.api_keys(&system, &shop).await.unwrap();
+    assert!(keys[0].last_used_at.is_none());
+    let (code, _) = app.api(&key).get("/endpoints").await;
+    assert_eq!(code, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let keys = app.service.api_keys(&system, &shop).await.unwrap();
+        if keys[0].last_used_at.is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "last use never noted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_batch_is_published_in_order_and_unknown_types_join_the_catalog() {
     let app = TestApp::spawn().await;
     let (_, key) = app.api_shop().await;

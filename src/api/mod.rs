@@ -48,6 +48,9 @@ pub struct ApiAuth {
     pub principal: Principal,
 }
 
+/// How precisely an API key's last use is kept, in ms.
+const KEY_USE_PRECISION_MS: i64 = 60_000;
+
 impl FromRequestParts<AppState> for ApiAuth {
     type Rejection = ApiError;
 
@@ -70,6 +73,21 @@ impl FromRequestParts<AppState> for ApiAuth {
             .await
             .map_err(|e| ApiError(crate::service::internal(e)))?
             .ok_or(ApiError(ServiceError::Unauthorized))?;
+        let now = crate::ids::now_ms();
+        if row
+            .last_used_at
+            .is_none_or(|t| t <= now - KEY_USE_PRECISION_MS)
+        {
+            // Off the request's path: when a key was last used is worth a write a minute,
+            // not a wait on the writer per call.
+            let store = state.service.store.clone();
+            let id = row.id.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.touch_api_key(&id, now, KEY_USE_PRECISION_MS).await {
+                    tracing::warn!(error = %e, "could not note an API key's use");
+                }
+            });
+        }
         let shop = state.service.existing_shop(&row.shop_id).await?;
         if !shop.webhooks_enabled {
             return Err(ApiError(ServiceError::Forbidden(

@@ -49,6 +49,21 @@ impl Store {
         .await
     }
 
+    /// Notes that a key was used, at most once per `every_ms` (an API call should not cost a
+    /// write each time).
+    pub async fn touch_api_key(&self, key_id: &str, now: i64, every_ms: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE api_keys SET last_used_at = ?
+             WHERE id = ? AND (last_used_at IS NULL OR last_used_at <= ?)",
+        )
+        .bind(now)
+        .bind(key_id)
+        .bind(now - every_ms)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
     pub async fn api_keys_of_shop(&self, shop_id: &str) -> Result<Vec<ApiKeyRow>> {
         sqlx::query_as(
             "SELECT id, shop_id, name, key_prefix, created_at, last_used_at, revoked_at
