@@ -217,13 +217,6 @@ impl Service {
             .publish(shop_id, &events, &discovered, now)
             .await
             .map_err(internal)?;
-        self.engine.wake_endpoints(
-            events
-                .iter()
-                .flat_map(|e| &e.targets)
-                .filter(|t| !t.held)
-                .map(|t| t.endpoint_id.as_str()),
-        );
         self.engine.remember_events(
             shop_id,
             published
@@ -239,6 +232,14 @@ impl Service {
                     deliveries: serde_json::to_string(&p.deliveries).unwrap_or_default(),
                     created_at: now,
                 }),
+        );
+        // After the events are remembered, so the claim this wakes finds them.
+        self.engine.wake_endpoints(
+            events
+                .iter()
+                .flat_map(|e| &e.targets)
+                .filter(|t| !t.held)
+                .map(|t| t.endpoint_id.as_str()),
         );
         let fresh = published.iter().filter(|p| !p.duplicate).count();
         self.engine.metrics().events_published.inc_by(fresh as u64);
