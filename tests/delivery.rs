@@ -603,6 +603,28 @@ async fn a_slow_endpoint_with_a_backlog_does_not_delay_another() {
 }
 
 #[tokio::test]
+async fn a_rate_limited_endpoint_leases_no_more_than_it_can_send() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::ok().await;
+    api.post(
+        "/endpoints",
+        json!({"url": rx.url("/"), "rate_limit_per_second": 1}),
+    )
+    .await;
+    let batch: Vec<_> = (0..50)
+        .map(|i| json!({"type": "order.created", "data": {"i": i}}))
+        .collect();
+    api.post("/events/batch", json!(batch)).await;
+    rx.wait_for(1, 5).await;
+    let (_, leased) = api.get("/deliveries?status=delivering&limit=100").await;
+    let n = leased["items"].as_array().unwrap().len();
+    // Its concurrency at most (8 here): the rest wait in the queue, unleased.
+    assert!((1..=8).contains(&n), "{n} leased");
+}
+
+#[tokio::test]
 async fn retry_after_is_honoured_within_the_policy() {
     let app = TestApp::spawn().await;
     let (_, key) = app.api_shop().await;

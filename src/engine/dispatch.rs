@@ -272,6 +272,22 @@ async fn claim_round(
         let at = state.turn % candidates.len();
         candidates.rotate_left(at);
     }
+    // An endpoint not seen since start may be rate-limited, which allows it no read-ahead:
+    // learn that from its row before deciding its room.
+    let unseen: Vec<String> = {
+        let pace = engine.lock(&engine.inner.pace);
+        let limiters = engine.lock(&engine.inner.limiters);
+        candidates
+            .iter()
+            .filter(|e| !pace.contains_key(*e) && !limiters.contains_key(*e))
+            .cloned()
+            .collect()
+    };
+    if !unseen.is_empty() {
+        for ep in store.endpoints_by_ids(&unseen).await? {
+            engine.limiter(&ep);
+        }
+    }
     let mut budget = engine.global_room().min(MAX_CLAIM);
     let mut targets: Vec<(String, usize)> = Vec::new();
     for endpoint in candidates {
