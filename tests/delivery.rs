@@ -536,22 +536,29 @@ async fn the_activity_stream_reports_events_and_attempts_live() {
     assert!(text.contains("\"status\":\"succeeded\""), "{text}");
 }
 
-#[tokio::test]
-async fn an_endpoint_rate_limit_spaces_its_deliveries() {
+/// Herald with one endpoint limited to `rate` deliveries a second; `events` are published to
+/// it, and the returned instant is when publishing started.
+async fn rate_limited(rate: u32, events: usize) -> (TestApp, Api, Receiver, std::time::Instant) {
     let app = TestApp::spawn().await;
     let (_, key) = app.api_shop().await;
     let api = app.api(&key);
     let rx = Receiver::ok().await;
     api.post(
         "/endpoints",
-        json!({"url": rx.url("/"), "rate_limit_per_second": 2}),
+        json!({"url": rx.url("/"), "rate_limit_per_second": rate}),
     )
     .await;
-    let batch: Vec<_> = (0..5)
+    let batch: Vec<_> = (0..events)
         .map(|i| json!({"type": "order.created", "data": {"i": i}}))
         .collect();
     let started = std::time::Instant::now();
     api.post("/events/batch", json!(batch)).await;
+    (app, api, rx, started)
+}
+
+#[tokio::test]
+async fn an_endpoint_rate_limit_spaces_its_deliveries() {
+    let (_app, _api, rx, started) = rate_limited(2, 5).await;
     rx.wait_for(5, 10).await;
     // Two at once, then two a second: the fifth cannot arrive before about 1.5 s.
     assert!(
@@ -604,19 +611,7 @@ async fn a_slow_endpoint_with_a_backlog_does_not_delay_another() {
 
 #[tokio::test]
 async fn a_rate_limited_endpoint_leases_no_more_than_it_can_send() {
-    let app = TestApp::spawn().await;
-    let (_, key) = app.api_shop().await;
-    let api = app.api(&key);
-    let rx = Receiver::ok().await;
-    api.post(
-        "/endpoints",
-        json!({"url": rx.url("/"), "rate_limit_per_second": 1}),
-    )
-    .await;
-    let batch: Vec<_> = (0..50)
-        .map(|i| json!({"type": "order.created", "data": {"i": i}}))
-        .collect();
-    api.post("/events/batch", json!(batch)).await;
+    let (_app, api, rx, _) = rate_limited(1, 50).await;
     rx.wait_for(1, 5).await;
     let (_, leased) = api.get("/deliveries?status=delivering&limit=100").await;
     let n = leased["items"].as_array().unwrap().len();
