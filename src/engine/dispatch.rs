@@ -309,7 +309,6 @@ async fn claim_round(
             state.backlog.insert(endpoint.clone());
         }
     }
-    drop(taken);
     // The next delivery to fall due that no claim has seen yet (a seek, not a scan).
     state.next_due = store.next_wakeup(now).await?;
     if claimed.is_empty() {

@@ -306,22 +306,16 @@ impl Store {
 
     /// Ends the leases of `ids` still leased, applying `set` (where `?1` is `now`).
     async fn end_leases(&self, set: &str, ids: &[String], now: i64) -> Result<()> {
-        for chunk in ids.chunks(500) {
-            // `?1` is `now`, the ids are `?2`…: numbered, as the driver binds them by number.
-            let marks = (2..chunk.len() + 2)
-                .map(|i| format!("?{i}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "UPDATE deliveries SET {set}, lease_until = NULL
-                 WHERE status = 'delivering' AND id IN ({marks})"
-            );
-            let mut q = sqlx::query(&sql).bind(now);
-            for id in chunk {
-                q = q.bind(id);
-            }
-            q.execute(&self.writer).await?;
-        }
+        // The ids go as one JSON array, whatever their number.
+        let sql = format!(
+            "UPDATE deliveries SET {set}, lease_until = NULL
+             WHERE status = 'delivering' AND id IN (SELECT value FROM json_each(?2))"
+        );
+        sqlx::query(&sql)
+            .bind(now)
+            .bind(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()))
+            .execute(&self.writer)
+            .await?;
         Ok(())
     }
 
