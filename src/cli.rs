@@ -24,10 +24,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let server = Server::build(&config).await?;
-            let url = config
-                .public_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{}", server.addr()));
+            let url = server.service.public_url.clone();
             println!("Herald is running at {url}");
             println!("Sign in at {url}/login");
             server.run_until(shutdown_signal()).await
@@ -58,6 +55,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(anyhow::Error::new)?;
             println!("{id}");
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::SetPassword { email, password },
+        } => {
+            let service = open(&config).await?;
+            service
+                .set_password_by_email(&email, &password)
+                .await
+                .map_err(anyhow::Error::new)?;
+            println!("Password set; every session of this user has ended.");
+            println!("{email}");
             Ok(())
         }
         Command::Shop {

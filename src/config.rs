@@ -171,6 +171,14 @@ pub enum UserCommand {
         #[arg(long)]
         shop: Option<String>,
     },
+    /// Set a user's password (a forgotten operator password); their sessions end. Prints the
+    /// user's email on the last line.
+    SetPassword {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+    },
 }
 
 #[derive(Subcommand, Debug, Clone)]

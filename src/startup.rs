@@ -65,7 +65,7 @@ impl Server {
     /// Opens the store, applies migrations, creates the first operator if there is no user,
     /// and binds `config.listen`.
     pub async fn build(config: &Config) -> anyhow::Result<Server> {
-        let service = open_service(config).await?;
+        let mut service = open_service(config).await?;
         if let Some((email, generated)) = service
             .ensure_operator(&config.admin_email, config.admin_password.as_deref())
             .await?
@@ -73,7 +73,8 @@ impl Server {
             match generated {
                 Some(pw) => println!(
                     "Created the operator account {email} with the password {pw}\n\
-                     (shown only this once; change it by creating a new operator)."
+                     (shown only this once; change it on the Account page after signing in,\n\
+                     or with `herald user set-password --email {email} --password …`)."
                 ),
                 None => println!(
                     "Created the operator account {email} (password from HERALD_ADMIN_PASSWORD)."
@@ -82,6 +83,11 @@ impl Server {
         }
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
+        service.public_url = config
+            .public_url
+            .as_deref()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| format!("http://{addr}"));
         let state = AppState {
             leptos_options: leptos_options(addr),
             service: service.clone(),

@@ -250,7 +250,197 @@ fn the_command_line_prints_ids_and_keys_on_the_last_line() {
         &shop,
     ]);
     assert!(user.starts_with("usr_"), "{user}");
+    let set = run(&[
+        "user",
+        "set-password",
+        "--email",
+        "o@example.com",
+        "--password",
+        "password-2",
+    ]);
+    assert_eq!(set, "o@example.com");
     let key = run(&["api-key", "create", "--shop", &shop, "--name", "ci"]);
     assert!(key.starts_with("hk_") && key.len() == 67, "{key}");
     assert_eq!(run(&["migrate"]), "migrations applied");
+}
+
+#[tokio::test]
+async fn user_set_password_replaces_a_forgotten_operator_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::test_config(dir.path());
+    let url = config.database_url.clone();
+    drop(TestApp::start(config.clone()).await);
+    let set = |email: &str, password: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args([
+                "user",
+                "set-password",
+                "--email",
+                email,
+                "--password",
+                password,
+            ])
+            .env("HERALD_DATABASE_URL", &url)
+            .env("HERALD_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let short = set(ADMIN_EMAIL, "short");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 8"));
+    let unknown = set("nobody@example.com", "long-enough-1");
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("nobody@example.com"));
+    assert!(set(ADMIN_EMAIL, "a-new-operator-password").status.success());
+
+    let app = TestApp::start(config).await;
+    assert!(app
+        .service
+        .authenticate(ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await
+        .unwrap()
+        .is_none());
+    app.signed_in(ADMIN_EMAIL, "a-new-operator-password").await;
+}
+
+/// POSTs the Account page's form; returns where it redirects.
+async fn change_password(
+    app: &TestApp,
+    client: &reqwest::Client,
+    current: &str,
+    new: &str,
+) -> String {
+    let resp = client
+        .post(app.url("/account/password"))
+        .form(&[("current_password", current), ("new_password", new)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    resp.headers()["location"].to_str().unwrap().to_string()
+}
+
+async fn page_status(app: &TestApp, client: &reqwest::Client, path: &str) -> u16 {
+    client
+        .get(app.url(path))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn changing_ones_password_ends_the_other_sessions_only() {
+    let app = TestApp::spawn().await;
+    let (shop, email, password) = app.shop_with("owner").await;
+    let here = app.signed_in(&email, &password).await;
+    let elsewhere = app.signed_in(&email, &password).await;
+    let dashboard = format!("/shops/{shop}");
+
+    assert_eq!(
+        change_password(&app, &here, "wrong-password", "new-password-1").await,
+        "/account?error=current_password"
+    );
+    assert_eq!(
+        change_password(&app, &here, &password, "short").await,
+        "/account?error=new_password"
+    );
+    assert_eq!(
+        page_status(&app, &elsewhere, &dashboard).await,
+        200,
+        "failed attempts change nothing"
+    );
+
+    assert_eq!(
+        change_password(&app, &here, &password, "new-password-1").await,
+        "/account?changed=1"
+    );
+    assert_eq!(
+        page_status(&app, &here, &dashboard).await,
+        200,
+        "this session goes on"
+    );
+    assert_eq!(
+        page_status(&app, &elsewhere, &dashboard).await,
+        303,
+        "the other session ended"
+    );
+    assert!(app
+        .service
+        .authenticate(&email, &password)
+        .await
+        .unwrap()
+        .is_none());
+    app.signed_in(&email, "new-password-1").await;
+    assert_eq!(page_status(&app, &here, "/account").await, 200);
+}
+
+#[tokio::test]
+async fn an_operator_resets_a_users_password_and_their_sessions_end() {
+    use app::api::ResetPassword;
+    let app = TestApp::spawn().await;
+    let (shop, email, password) = app.shop_with("owner").await;
+    let user = app.signed_in(&email, &password).await;
+    let user_id = app
+        .service
+        .store
+        .user_by_email(&email)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+
+    let refused = call_server_fn::<ResetPassword>(
+        &app,
+        &user,
+        &[("user_id", &user_id), ("password", "hijacked-123")],
+    )
+    .await;
+    assert_eq!(refused.status(), 403, "only operators reset passwords");
+
+    let operator = app.signed_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let short = call_server_fn::<ResetPassword>(
+        &app,
+        &operator,
+        &[("user_id", &user_id), ("password", "short")],
+    )
+    .await;
+    assert_eq!(short.status(), 422);
+    let done = call_server_fn::<ResetPassword>(
+        &app,
+        &operator,
+        &[("user_id", &user_id), ("password", "reset-password-1")],
+    )
+    .await;
+    assert_eq!(done.status(), 200);
+    assert_eq!(
+        page_status(&app, &user, &format!("/shops/{shop}")).await,
+        303,
+        "the user's session ended"
+    );
+    app.signed_in(&email, "reset-password-1").await;
+    assert_eq!(
+        page_status(&app, &operator, "/admin/users").await,
+        200,
+        "the operator's own session goes on"
+    );
+}
+
+#[tokio::test]
+async fn a_shop_without_endpoints_shows_the_first_steps_with_this_installations_url() {
+    let app = TestApp::spawn().await;
+    let (shop, email, password) = app.shop_with("owner").await;
+    let client = app.signed_in(&email, &password).await;
+    let page = client
+        .get(app.url(&format!("/shops/{shop}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Next steps"), "{page}");
+    assert!(page.contains(&format!("curl -X POST http://{}/api/v1/events", app.addr)));
+    assert!(page.contains(&format!("/shops/{shop}/settings#api-keys")));
 }

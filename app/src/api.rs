@@ -70,6 +70,15 @@ pub async fn create_user(
 }
 
 #[server]
+pub async fn reset_password(user_id: String, password: String) -> Result<(), ServerFnError> {
+    let who = principal()?;
+    backend()?
+        .reset_password(&who, &user_id, &password)
+        .await
+        .map_err(fail)
+}
+
+#[server]
 pub async fn list_members(shop_id: String) -> Result<Vec<Member>, ServerFnError> {
     let who = principal()?;
     backend()?.list_members(&who, &shop_id).await.map_err(fail)

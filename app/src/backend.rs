@@ -35,6 +35,13 @@ pub trait Backend: Send + Sync + 'static {
         role: &str,
         shop_id: Option<&str>,
     ) -> ServiceResult<String>;
+    /// An operator sets another user's password; that user's sessions end.
+    async fn reset_password(
+        &self,
+        who: &Principal,
+        user_id: &str,
+        password: &str,
+    ) -> ServiceResult<()>;
     async fn list_members(&self, who: &Principal, shop_id: &str) -> ServiceResult<Vec<Member>>;
     /// Adds an existing user by email, or creates the user when a password is given.
     async fn add_member(

@@ -61,6 +61,7 @@ pub fn Layout() -> impl IntoView {
                         Ok(Some(p)) => view! {
                             <div class="user">
                                 <span class="email">{p.email.clone()}</span>
+                                <a href="/account">"Account"</a>
                                 {p.operator.then(|| view! { <span class="badge">"operator"</span> })}
                                 <form method="post" action="/logout">
                                     <button type="submit">"Sign out"</button>

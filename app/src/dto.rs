@@ -193,6 +193,10 @@ pub struct DashboardView {
     pub failing_endpoints: Vec<EndpointView>,
     pub disabled_endpoints: Vec<EndpointView>,
     pub recent_alerts: Vec<AlertView>,
+    /// How many endpoints the shop has: with none, the dashboard shows the first steps.
+    pub endpoint_count: i64,
+    /// Where this installation is reached, for the `curl` line of the first steps.
+    pub public_url: String,
 }
 
 /// A retry policy preset: (id, label, policy JSON).

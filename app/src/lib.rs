@@ -48,6 +48,7 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=pages::login::LoginPage ssr=SsrMode::Async/>
                 <ParentRoute path=path!("") view=components::Layout ssr=SsrMode::Async>
                     <Route path=path!("") view=pages::home::HomePage/>
+                    <Route path=path!("/account") view=pages::account::AccountPage/>
                     <Route path=path!("/admin/shops") view=pages::admin::ShopsPage/>
                     <Route path=path!("/admin/users") view=pages::admin::UsersPage/>
                     <Route path=path!("/shops/:shop") view=pages::shop::DashboardPage/>

@@ -24,6 +24,8 @@ pub struct Service {
     pub store: Store,
     pub engine: Engine,
     pub limits: Limits,
+    /// The URL people reach this installation at (`HERALD_PUBLIC_URL`, or the bound address).
+    pub public_url: String,
 }
 
 /// RFC 3339 with milliseconds, UTC: how the API writes times.
@@ -103,10 +105,10 @@ fn parse_email(value: &str) -> ServiceResult<String> {
     }
 }
 
-fn check_password(value: &str) -> ServiceResult<()> {
+fn check_password(field: &str, value: &str) -> ServiceResult<()> {
     if value.chars().count() < password::MIN_LENGTH {
         return Err(ServiceError::invalid(
-            "password",
+            field,
             format!("must be at least {} characters", password::MIN_LENGTH),
         ));
     }
@@ -131,6 +133,7 @@ impl Service {
             store,
             engine,
             limits,
+            public_url: String::new(),
         }
     }
 
@@ -216,9 +219,14 @@ impl Service {
         Ok(Some((email.to_string(), generated)))
     }
 
-    /// Checks an email and password; the user id when they match. Unknown emails cost the
-    /// same time as wrong passwords, so the answer reveals nothing about which accounts exist.
-    pub async fn authenticate(&self, email: &str, pw: &str) -> ServiceResult<Option<String>> {
+    /// Checks an email and password; the user's id and session version when they match.
+    /// Unknown emails cost the same time as wrong passwords, so the answer reveals nothing
+    /// about which accounts exist.
+    pub async fn authenticate(
+        &self,
+        email: &str,
+        pw: &str,
+    ) -> ServiceResult<Option<(String, i64)>> {
         let user = self
             .store
             .user_by_email(email.trim())
@@ -226,13 +234,70 @@ impl Service {
             .map_err(internal)?;
         let pw = pw.to_string();
         let (hash, id) = match user {
-            Some(u) => (u.password_hash, Some(u.id)),
+            Some(u) => (u.password_hash, Some((u.id, u.session_version))),
             None => (password::decoy_hash().to_string(), None),
         };
         let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &hash))
             .await
             .unwrap_or(false);
         Ok(id.filter(|_| ok))
+    }
+    /// A signed-in user changes their own password, proving the current one. Returns the new
+    /// session version: the caller's session is moved to it, every other session ends.
+    pub async fn change_own_password(
+        &self,
+        who: &Principal,
+        current: &str,
+        new: &str,
+    ) -> ServiceResult<i64> {
+        let user = self
+            .store
+            .user(&who.user_id)
+            .await
+            .map_err(internal)?
+            .ok_or(ServiceError::Unauthorized)?;
+        check_password("new_password", new)?;
+        let current = current.to_string();
+        let ok =
+            tokio::task::spawn_blocking(move || password::verify(&current, &user.password_hash))
+                .await
+                .unwrap_or(false);
+        if !ok {
+            return Err(ServiceError::invalid(
+                "current_password",
+                "is not your current password",
+            ));
+        }
+        self.store_password(&who.user_id, new).await
+    }
+
+    /// `herald user set-password`: sets the password of the user with this email (a forgotten
+    /// operator password), ending their sessions.
+    pub async fn set_password_by_email(&self, email: &str, new: &str) -> ServiceResult<()> {
+        check_password("password", new)?;
+        let user = self
+            .store
+            .user_by_email(email.trim())
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| ServiceError::NotFound(format!("No user with the email {email}.")))?;
+        self.store_password(&user.id, new).await.map(|_| ())
+    }
+
+    /// Hashes and stores a new password; returns the user's new session version.
+    async fn store_password(&self, user_id: &str, new: &str) -> ServiceResult<i64> {
+        let pw = new.to_string();
+        let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
+            .await
+            .map_err(|_| ServiceError::Internal)?;
+        let version = self
+            .store
+            .set_password(user_id, &hash)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| ServiceError::NotFound(format!("No user with id {user_id}.")))?;
+        tracing::info!(%user_id, "password changed; other sessions ended");
+        Ok(version)
     }
 }
 
@@ -342,7 +407,7 @@ impl Backend for Service {
     ) -> ServiceResult<String> {
         require_operator(who)?;
         let email = parse_email(email)?;
-        check_password(pw)?;
+        check_password("password", pw)?;
         let membership = match role {
             "operator" => None,
             "owner" | "viewer" => {
@@ -383,6 +448,18 @@ impl Backend for Service {
             ))),
             Err(e) => Err(internal(e)),
         }
+    }
+
+    async fn reset_password(&self, who: &Principal, user_id: &str, pw: &str) -> ServiceResult<()> {
+        require_operator(who)?;
+        if user_id == who.user_id {
+            return Err(ServiceError::invalid(
+                "user",
+                "change your own password on the Account page",
+            ));
+        }
+        check_password("password", pw)?;
+        self.store_password(user_id, pw).await.map(|_| ())
     }
 
     async fn list_members(&self, who: &Principal, shop_id: &str) -> ServiceResult<Vec<Member>> {

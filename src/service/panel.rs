@@ -301,6 +301,7 @@ impl Service {
             .await
             .map_err(internal)?;
         let endpoints = self.list_endpoints(who, shop_id).await?;
+        let endpoint_count = endpoints.len() as i64;
         let (disabled, enabled): (Vec<_>, Vec<_>) = endpoints.into_iter().partition(|e| !e.enabled);
         let failing = enabled
             .into_iter()
@@ -315,6 +316,8 @@ impl Service {
             failing_endpoints: failing,
             disabled_endpoints: disabled,
             recent_alerts: alerts,
+            endpoint_count,
+            public_url: self.public_url.clone(),
         })
     }
 }

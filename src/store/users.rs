@@ -11,6 +11,8 @@ pub struct UserRow {
     pub password_hash: String,
     pub is_operator: bool,
     pub created_at: i64,
+    /// Bumped on every password change; a session signed in under another version is over.
+    pub session_version: i64,
 }
 
 #[derive(sqlx::FromRow, Debug, Clone)]
@@ -75,7 +77,7 @@ impl Store {
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>> {
         sqlx::query_as(
-            "SELECT id, email, password_hash, is_operator, created_at FROM users WHERE email = ?",
+            "SELECT id, email, password_hash, is_operator, created_at, session_version FROM users WHERE email = ?",
         )
         .bind(email)
         .fetch_optional(&self.pool)
@@ -84,7 +86,7 @@ impl Store {
 
     pub async fn user(&self, user_id: &str) -> Result<Option<UserRow>> {
         sqlx::query_as(
-            "SELECT id, email, password_hash, is_operator, created_at FROM users WHERE id = ?",
+            "SELECT id, email, password_hash, is_operator, created_at, session_version FROM users WHERE id = ?",
         )
         .bind(user_id)
         .fetch_optional(&self.pool)
@@ -93,9 +95,23 @@ impl Store {
 
     pub async fn all_users(&self) -> Result<Vec<UserRow>> {
         sqlx::query_as(
-            "SELECT id, email, password_hash, is_operator, created_at FROM users ORDER BY email",
+            "SELECT id, email, password_hash, is_operator, created_at, session_version FROM users ORDER BY email",
         )
         .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Sets a user's password hash and bumps their session version, so every session signed
+    /// in before ends; the new version, or `None` when there is no such user.
+    pub async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<Option<i64>> {
+        sqlx::query_scalar(
+            "UPDATE users SET password_hash = ?, session_version = session_version + 1,
+             updated_at = ? WHERE id = ? RETURNING session_version",
+        )
+        .bind(password_hash)
+        .bind(now_ms())
+        .bind(user_id)
+        .fetch_optional(&self.writer)
         .await
     }
 

@@ -3,7 +3,7 @@
 //! role a path needs, and refuses cross-site form posts.
 
 use super::AppState;
-use crate::auth::session::{load_principal, USER_KEY};
+use crate::auth::session::{load_principal, signed_in_user};
 use app::model::Principal;
 use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
@@ -103,12 +103,18 @@ pub async fn gate(
             .into_response();
     }
 
-    let user_id: Option<String> = session.get(USER_KEY).await.ok().flatten();
-    let principal = match user_id {
-        Some(id) => load_principal(&state.service.store, &id)
-            .await
-            .ok()
-            .flatten(),
+    let principal = match signed_in_user(&session).await {
+        Some((id, version)) => {
+            let principal = load_principal(&state.service.store, &id, version)
+                .await
+                .ok()
+                .flatten();
+            if principal.is_none() {
+                // The user is gone or changed their password since: this session is over.
+                let _ = session.flush().await;
+            }
+            principal
+        }
         None => None,
     };
     if let Some(p) = &principal {

@@ -2,9 +2,11 @@
 //! JavaScript.
 
 use super::AppState;
-use crate::auth::session::USER_KEY;
+use crate::auth::session;
+use app::model::{Principal, ServiceError};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::Extension;
 use axum::Form;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -51,10 +53,10 @@ pub async fn sign_in(
         return back_to_login("throttled", &next);
     }
     match state.service.authenticate(&email, &form.password).await {
-        Ok(Some(user_id)) => {
+        Ok(Some((user_id, version))) => {
             // A fresh session id on sign-in, so a planted id cannot be reused (fixation).
             if session.cycle_id().await.is_err()
-                || session.insert(USER_KEY, &user_id).await.is_err()
+                || session::sign_in(&session, &user_id, version).await.is_err()
             {
                 return back_to_login("expired", &next);
             }
@@ -69,6 +71,44 @@ pub async fn sign_in(
 pub async fn sign_out(session: Session) -> Response {
     let _ = session.flush().await;
     Redirect::to("/login").into_response()
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    pub current_password: String,
+    #[serde(default)]
+    pub new_password: String,
+}
+
+/// The Account page's form: changes the signed-in user's password. This session moves to the
+/// new session version (a fresh id, too); every other session of the user ends.
+pub async fn change_password(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    session: Session,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    let result = state
+        .service
+        .change_own_password(&who, &form.current_password, &form.new_password)
+        .await;
+    match result {
+        Ok(version) => {
+            if session.cycle_id().await.is_err()
+                || session::sign_in(&session, &who.user_id, version)
+                    .await
+                    .is_err()
+            {
+                return Redirect::to("/login").into_response();
+            }
+            Redirect::to("/account?changed=1").into_response()
+        }
+        Err(ServiceError::Invalid { field, .. }) => {
+            Redirect::to(&format!("/account?error={field}")).into_response()
+        }
+        Err(_) => Redirect::to("/account?error=internal").into_response(),
+    }
 }
 
 #[derive(Deserialize)]

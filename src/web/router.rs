@@ -78,6 +78,7 @@ pub async fn build(state: AppState, config: &crate::config::Config) -> anyhow::R
         .route("/metrics", get(crate::api::metrics))
         .route("/login", post(login::sign_in))
         .route("/logout", post(login::sign_out))
+        .route("/account/password", post(login::change_password))
         .route("/switch", get(login::switch_shop))
         .route(
             "/shops/{shop}/activity/stream",

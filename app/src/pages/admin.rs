@@ -84,7 +84,9 @@ pub fn ShopsPage() -> impl IntoView {
 #[component]
 pub fn UsersPage() -> impl IntoView {
     let create = ServerAction::<CreateUser>::new();
+    let reset = ServerAction::<ResetPassword>::new();
     let users = Resource::new(move || create.version().get(), |_| list_users());
+    let me = Resource::new(|| (), |_| whoami());
     let shops = Resource::new(|| (), |_| list_shops());
 
     view! {
@@ -118,8 +120,13 @@ pub fn UsersPage() -> impl IntoView {
             </ActionForm>
             {action_error(create.value())}
         </section>
+        {action_error(reset.value())}
+        {move || matches!(reset.value().get(), Some(Ok(()))).then(|| view! {
+            <p class="notice" role="status">"Password reset. That user's sessions have been signed out."</p>
+        })}
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
+                let my_id = me.await.ok().flatten().map(|p| p.user_id).unwrap_or_default();
                 match users.await {
                     Err(e) => view! { <ErrorNote message=error_text(&e)/> }.into_any(),
                     Ok(list) => view! {
@@ -129,6 +136,7 @@ pub fn UsersPage() -> impl IntoView {
                                 <th scope="col">"Role"</th>
                                 <th scope="col">"Shops"</th>
                                 <th scope="col">"Created"</th>
+                                <th scope="col">"Password"</th>
                             </tr></thead>
                             <tbody>
                                 {list.into_iter().map(|u| {
@@ -141,6 +149,19 @@ pub fn UsersPage() -> impl IntoView {
                                             <td>{if u.operator { "operator" } else { "member" }}</td>
                                             <td>{shops}</td>
                                             <td>{format_ms(u.created_at)}</td>
+                                            <td>{if u.id == my_id {
+                                                view! { <a href="/account">"Change on the Account page"</a> }.into_any()
+                                            } else {
+                                                let field = format!("reset-{}", u.id);
+                                                view! {
+                                                    <ActionForm action=reset attr:class="inline-form">
+                                                        <input type="hidden" name="user_id" value=u.id.clone()/>
+                                                        <label for=field.clone()>{format!("New password for {}", u.email)}</label>
+                                                        <input id=field name="password" type="password" autocomplete="new-password" minlength="8" required/>
+                                                        <button type="submit" aria-label=format!("Reset password for {}", u.email)>"Reset password"</button>
+                                                    </ActionForm>
+                                                }.into_any()
+                                            }}</td>
                                         </tr>
                                     }
                                 }).collect_view()}

@@ -1,5 +1,6 @@
 //! One module per page of the panel.
 
+pub mod account;
 pub mod activity;
 pub mod admin;
 pub mod alerts;

@@ -67,7 +67,7 @@ pub fn SettingsPage() -> impl IntoView {
                 return view! { <p class="muted">"API keys and members are managed by the shop's owners."</p> }.into_any();
             }
             view! {
-                <section class="panel">
+                <section class="panel" id="api-keys">
                     <h2>"API keys"</h2>
                     <ActionForm action=create_key attr:class="inline-form">
                         <input type="hidden" name="shop_id" value=shop.get_untracked()/>

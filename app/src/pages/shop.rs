@@ -49,6 +49,47 @@ fn BarChart(title: String, buckets: Vec<Bucket>) -> impl IntoView {
     }
 }
 
+/// The `curl` line that publishes a first event to this installation.
+fn publish_command(public_url: &str) -> String {
+    format!(
+        "curl -X POST {public_url}/api/v1/events \\\n  -H \"Authorization: Bearer $HERALD_API_KEY\" \\\n  \
+         -H 'content-type: application/json' \\\n  \
+         -d '{{\"type\": \"order.created\", \"data\": {{\"order_id\": 42}}}}'"
+    )
+}
+
+/// A shop without endpoints: what to do next, in order.
+#[component]
+fn FirstSteps(shop_id: String, public_url: String, webhooks_enabled: bool) -> impl IntoView {
+    let endpoints = format!("/shops/{shop_id}/endpoints");
+    let keys = format!("/shops/{shop_id}/settings#api-keys");
+    view! {
+        <section class="panel first-steps" aria-labelledby="first-steps-title">
+            <h2 id="first-steps-title">"Next steps"</h2>
+            <ol>
+                <li>
+                    <a href=endpoints.clone()>"Add an endpoint"</a>
+                    ": the URL that should receive this shop's events, and the event types it wants."
+                </li>
+                <li>
+                    "Send a test event: open the endpoint on the "
+                    <a href=endpoints>"Endpoints"</a>
+                    " page and choose “Send test event”; the Logs show the request and the answer."
+                </li>
+                <li>
+                    "Publish from a terminal with an API key ("
+                    <a href=keys>"create an API key"</a>
+                    "):"
+                    <pre class="code"><code>{publish_command(&public_url)}</code></pre>
+                </li>
+            </ol>
+            {(!webhooks_enabled).then(|| view! {
+                <p class="muted">"Events are accepted once webhooks are enabled for this shop (operators: the Shops page)."</p>
+            })}
+        </section>
+    }
+}
+
 #[component]
 pub fn DashboardPage() -> impl IntoView {
     let shop_id = shop_id();
@@ -74,6 +115,9 @@ pub fn DashboardPage() -> impl IntoView {
                             let count = |st: &str| d.queue.iter().find(|(s, _)| s == st).map(|(_, n)| *n).unwrap_or(0);
                             let depth = count("pending") + count("retrying") + count("delivering");
                             view! {
+                                {(d.endpoint_count == 0).then(|| view! {
+                                    <FirstSteps shop_id=s.id.clone() public_url=d.public_url.clone() webhooks_enabled=s.webhooks_enabled/>
+                                })}
                                 <div class="cards stats">
                                     <div class="card"><span class="muted">"Queue depth"</span><strong>{depth}</strong></div>
                                     <div class="card"><span class="muted">"Queue lag"</span><strong>{format!("{:.1} s", d.lag_seconds)}</strong></div>
@@ -109,5 +153,18 @@ pub fn DashboardPage() -> impl IntoView {
                 }.into_any()
             })}
         </Suspense>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_publish_command_names_this_installation() {
+        let cmd = publish_command("https://herald.example.com");
+        assert!(cmd.starts_with("curl -X POST https://herald.example.com/api/v1/events"));
+        assert!(cmd.contains("Authorization: Bearer $HERALD_API_KEY"));
+        assert!(cmd.contains(r#"-d '{"type": "order.created", "data": {"order_id": 42}}'"#));
     }
 }
