@@ -3,7 +3,8 @@ import * as path from "node:path";
 import { expect, Page } from "@playwright/test";
 import { heraldEnv } from "../playwright.config";
 
-const binary = path.resolve(__dirname, "../../target/debug/herald");
+export const binary = path.resolve(__dirname, "../../target/debug/herald");
+export const repoRoot = path.resolve(__dirname, "../..");
 
 /** Runs the herald command line against the test database; returns its last line. */
 export function herald(...args: string[]): string {
@@ -25,8 +26,8 @@ export function unique(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${counter}`;
 }
 
-export async function signIn(page: Page, email: string, password: string) {
-  await page.goto("/login");
+export async function signIn(page: Page, email: string, password: string, base = "") {
+  await page.goto(`${base}/login`);
   await page.getByLabel("Email").fill(email);
   await page.getByLabel("Password").fill(password);
   await page.getByRole("button", { name: "Sign in" }).click();
