@@ -8,7 +8,8 @@
 SHELL := /bin/bash
 WASM_BINDGEN_VERSION := 0.2.130
 # wasm-opt and terser from npm (Debian's binaryen breaks hydration) and cargo's bin directory.
-export PATH := $(CURDIR)/end2end/node_modules/.bin:$(HOME)/.cargo/bin:$(PATH)
+# (cargo installs into $CARGO_HOME/bin, ~/.cargo/bin unless CARGO_HOME says otherwise.)
+export PATH := $(CURDIR)/end2end/node_modules/.bin:$(or $(CARGO_HOME),$(HOME)/.cargo)/bin:$(HOME)/.cargo/bin:$(PATH)
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 # One set of build variables for every cargo command and for the server process. leptos reads

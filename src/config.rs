@@ -112,6 +112,11 @@ pub struct Config {
     )]
     pub lease_seconds: u64,
 
+    /// Bearer token for the per-endpoint series of `GET /metrics`. Without it (or without the
+    /// token configured) a scrape sees installation-wide totals only, nothing of any shop.
+    #[arg(long, env = "HERALD_METRICS_TOKEN", global = true)]
+    pub metrics_token: Option<String>,
+
     /// Log filter in tracing's syntax, e.g. `info` or `herald=debug,tower_http=info`.
     #[arg(long, env = "HERALD_LOG", default_value = "info", global = true)]
     pub log: String,

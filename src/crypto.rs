@@ -52,14 +52,24 @@ impl SecretBox {
         }
         std::fs::create_dir_all(data_dir)?;
         let key: [u8; 32] = rand::random();
-        std::fs::write(&path, hex::encode(key))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        // Written whole into a file only its owner can read (tempfile creates it 0600), then
+        // moved into place without overwriting: no moment in which the key is readable by
+        // others or half-written, and of two processes starting at once the second reads the
+        // first one's key instead of replacing it.
+        let mut tmp = tempfile::NamedTempFile::new_in(data_dir)?;
+        std::io::Write::write_all(&mut tmp, hex::encode(key).as_bytes())?;
+        tmp.as_file().sync_all()?;
+        match tmp.persist_noclobber(&path) {
+            Ok(_) => {
+                tracing::info!(path = %path.display(), "created the secret key file");
+                Ok(Self::from_key(key))
+            }
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+                let text = std::fs::read_to_string(&path)?;
+                Ok(Self::from_key(decode_key(&text)?))
+            }
+            Err(e) => Err(e.error.into()),
         }
-        tracing::info!(path = %path.display(), "created the secret key file");
-        Ok(Self::from_key(key))
     }
 
     pub fn seal(&self, plaintext: &str) -> String {
@@ -109,5 +119,16 @@ mod tests {
         let sealed = SecretBox::load(None, dir.path()).unwrap().seal("x");
         let again = SecretBox::load(None, dir.path()).unwrap();
         assert_eq!(again.open(&sealed).unwrap(), "x");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("secret.key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "only its owner reads the key");
+        }
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 1, "no temporary file is left behind");
     }
 }

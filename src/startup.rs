@@ -93,6 +93,7 @@ impl Server {
             service: service.clone(),
             email_throttle: SignInThrottle::new(config.signin_burst),
             ip_throttle: SignInThrottle::new(config.signin_burst.saturating_mul(6)),
+            metrics_token: config.metrics_token.clone().filter(|t| !t.is_empty()),
         };
         let router = router::build(state, config).await?;
         service.engine.start();

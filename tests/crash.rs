@@ -19,8 +19,13 @@ impl Drop for Herald {
 }
 
 fn start_herald(db: &std::path::Path, port: u16) -> Herald {
+    start_herald_with(db, port, &[])
+}
+
+fn start_herald_with(db: &std::path::Path, port: u16, env: &[(&str, String)]) -> Herald {
     let child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .arg("serve")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env(
             "HERALD_DATABASE_URL",
             format!("sqlite://{}/herald.db", db.display()),
@@ -57,28 +62,81 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Runs the herald command line on the database in `dir`; returns its last line of output.
+fn run_cli(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(args)
+        .env(
+            "HERALD_DATABASE_URL",
+            format!("sqlite://{}/herald.db", dir.display()),
+        )
+        .env("HERALD_DATA_DIR", dir)
+        .env("HERALD_LOG", "warn")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn deliveries_ignore_proxy_variables() {
+    // With HTTP_PROXY set, a client that honours it connects to the proxy, and the guarded
+    // resolver never sees the target. Deliveries go straight to the target instead.
+    let dir = tempfile::tempdir().unwrap();
+    let shop = run_cli(
+        dir.path(),
+        &["shop", "create", "--name", "Proxy", "--enable-webhooks"],
+    );
+    let key = run_cli(
+        dir.path(),
+        &["api-key", "create", "--shop", &shop, "--name", "t"],
+    );
+    let target = Receiver::ok().await;
+    let proxy = Receiver::ok().await;
+    let port = free_port();
+    let proxy_url = format!("http://{}", proxy.addr);
+    let _herald = start_herald_with(
+        dir.path(),
+        port,
+        &[
+            ("HTTP_PROXY", proxy_url.clone()),
+            ("http_proxy", proxy_url.clone()),
+            ("HTTPS_PROXY", proxy_url.clone()),
+            ("ALL_PROXY", proxy_url),
+        ],
+    );
+    wait_healthy(port).await;
+    let api = |path: &str| format!("http://127.0.0.1:{port}/api/v1{path}");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let ep = client
+        .post(api("/endpoints"))
+        .bearer_auth(&key)
+        .json(&json!({"url": target.url("/hook")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ep.status(), 201);
+    let published = client
+        .post(api("/events"))
+        .bearer_auth(&key)
+        .json(&json!({"type": "order.created", "data": {"n": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), 202);
+    target.wait_for(1, 10).await;
+    assert_eq!(proxy.count(), 0, "nothing went through the proxy");
+}
+
 #[tokio::test]
 async fn a_process_killed_mid_delivery_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(args)
-            .env(
-                "HERALD_DATABASE_URL",
-                format!("sqlite://{}/herald.db", dir.path().display()),
-            )
-            .env("HERALD_DATA_DIR", dir.path())
-            .env("HERALD_LOG", "warn")
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .trim()
-            .lines()
-            .last()
-            .unwrap()
-            .to_string()
-    };
+    let run = |args: &[&str]| run_cli(dir.path(), args);
     let shop = run(&["shop", "create", "--name", "Crash", "--enable-webhooks"]);
     let key = run(&["api-key", "create", "--shop", &shop, "--name", "t"]);
 
@@ -104,7 +162,7 @@ async fn a_process_killed_mid_delivery_loses_nothing() {
     let ep: serde_json::Value = client
         .post(api("/endpoints"))
         .bearer_auth(&key)
-        .json(&json!({"url": rx.url("/")}))
+        .json(&json!({"url": rx.url("/"), "timeout_ms": 1000}))
         .send()
         .await
         .unwrap()

@@ -388,6 +388,61 @@ async fn the_unsubscribe_phrase_deactivates_the_endpoint() {
     }
     let (_, alerts) = api.get("/alerts").await;
     assert_eq!(alerts["items"][0]["kind"], "endpoint_deleted");
+    // The evidence stays: what was sent, and the answer that asked to unsubscribe.
+    let delivery = p["deliveries"][0].as_str().unwrap();
+    let (code, d) = api.get(&format!("/deliveries/{delivery}")).await;
+    assert_eq!(code, 200, "{d}");
+    assert_eq!(d["status"], "failed");
+    assert!(d["attempts"][0]["response"]["body"]
+        .as_str()
+        .unwrap()
+        .contains("unsubscribe"));
+    let (_, listed) = api.get("/endpoints").await;
+    assert_eq!(
+        listed["items"],
+        json!([]),
+        "a deleted endpoint is gone from the list"
+    );
+}
+
+#[tokio::test]
+async fn the_unsubscribe_phrase_in_a_2xx_answer_counts_and_the_delivery_succeeds() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::start(|_| {
+        (
+            200,
+            vec![],
+            "ok, please unsubscribe me".into(),
+            Duration::ZERO,
+        )
+    })
+    .await;
+    let (_, ep) = api.post("/endpoints", json!({"url": rx.url("/")})).await;
+    let endpoint = ep["id"].as_str().unwrap();
+    let (_, p) = api
+        .post("/events", json!({"type": "order.created", "data": {}}))
+        .await;
+    let delivery = p["deliveries"][0].as_str().unwrap();
+    let d = api.wait_status(delivery, "succeeded", 5).await;
+    assert_eq!(d["attempt_count"], 1, "delivered, not sent again");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, e) = api.get(&format!("/endpoints/{endpoint}")).await;
+        if e["enabled"] == false {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "endpoint was not disabled: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let (_, alerts) = api.get("/alerts").await;
+    assert_eq!(alerts["items"][0]["kind"], "endpoint_disabled");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.count(), 1);
 }
 
 #[tokio::test]
@@ -783,7 +838,26 @@ async fn bad_input_names_the_field_and_stores_nothing() {
         .send()
         .await
         .unwrap();
-    assert_eq!(raw.status(), 422);
+    assert_eq!(raw.status(), 400, "malformed JSON is a bad request");
+    let e: serde_json::Value = raw.json().await.unwrap();
+    assert_eq!(e["error"]["field"], "body");
+
+    for (path, field) in [
+        ("/deliveries?limit=abc", "limit"),
+        ("/deliveries?limit=0", "limit"),
+        ("/deliveries?status=lost", "status"),
+        ("/deliveries?since=yesterday", "since"),
+    ] {
+        let (code, e) = api.get(path).await;
+        assert_eq!(
+            (code, e["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{path}: {e}"
+        );
+        assert_eq!(e["error"]["code"], "bad_request");
+    }
+    let (code, e) = api.post("/alerts/alr_unknown/acknowledge", json!({})).await;
+    assert_eq!(code, 404, "{e}");
 
     let big = "x".repeat(1024 * 1024 + 10);
     let (code, e) = api
@@ -852,7 +926,7 @@ async fn deliveries_are_listed_newest_first_with_keyset_pagination() {
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(ids, sorted);
     let (code, e) = api.get("/deliveries?status=bogus").await;
-    assert_eq!((code, e["error"]["field"].as_str()), (422, Some("status")));
+    assert_eq!((code, e["error"]["field"].as_str()), (400, Some("status")));
 }
 
 #[tokio::test]
@@ -915,6 +989,49 @@ async fn metrics_are_served_in_prometheus_format() {
 }
 
 #[tokio::test]
+async fn anonymous_metrics_show_nothing_of_any_shop() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.metrics_token = Some("scrape-token-1".into());
+    let app = TestApp::start(config).await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::start(status(500)).await;
+    let (_, ep) = api
+        .post(
+            "/endpoints",
+            json!({"url": rx.url("/"), "retry": {"policy": "schedule", "delays_s": []}}),
+        )
+        .await;
+    let endpoint = ep["id"].as_str().unwrap().to_string();
+    let (_, published) = api
+        .post("/events", json!({"type": "order.created", "data": {}}))
+        .await;
+    api.wait_status(published["deliveries"][0].as_str().unwrap(), "failed", 5)
+        .await;
+    let scrape = |token: Option<&'static str>| {
+        let mut req = reqwest::Client::new().get(app.url("/metrics"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move { req.send().await.unwrap() }
+    };
+    let anonymous = scrape(None).await.text().await.unwrap();
+    assert!(
+        anonymous.contains("herald_delivery_attempts"),
+        "{anonymous}"
+    );
+    assert!(!anonymous.contains(&endpoint), "{anonymous}");
+    assert!(!anonymous.contains("endpoint_failures"));
+    let with_token = scrape(Some("scrape-token-1")).await.text().await.unwrap();
+    assert!(
+        with_token.contains(&format!("endpoint_id=\"{endpoint}\"")),
+        "{with_token}"
+    );
+    assert_eq!(scrape(Some("wrong")).await.status(), 401);
+}
+
+#[tokio::test]
 async fn shutdown_gives_unfinished_deliveries_back_to_the_queue() {
     let app = TestApp::spawn().await;
     let (_, key) = app.api_shop().await;
@@ -966,4 +1083,151 @@ async fn a_delivery_failing_after_its_endpoint_was_disabled_is_held_not_retried(
     assert_eq!(rx.count(), 1, "a disabled endpoint gets no retry");
     let (_, d) = api.get(&format!("/deliveries/{id}")).await;
     assert_eq!(d["status"], "held");
+}
+
+#[tokio::test]
+async fn endpoint_patches_racing_a_disable_or_a_delete_lose_neither() {
+    let app = TestApp::spawn().await;
+    let (shop, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let system = herald::service::Service::system();
+    for _ in 0..3 {
+        let (_, ep) = api
+            .post(
+                "/endpoints",
+                json!({"url": "http://127.0.0.1:9/", "enabled": true}),
+            )
+            .await;
+        let id = ep["id"].as_str().unwrap().to_string();
+        // Many patches of the description, and in the middle the engine's kind of write: a
+        // disable. No patch mentions `enabled`, so the endpoint must end disabled.
+        let patches = (0..20).map(|i| {
+            let api = app.api(&key);
+            let id = id.clone();
+            tokio::spawn(async move {
+                api.patch(
+                    &format!("/endpoints/{id}"),
+                    json!({"description": format!("d{i}")}),
+                )
+                .await
+            })
+        });
+        let patches: Vec<_> = patches.collect();
+        app.service
+            .store
+            .set_endpoint_enabled(
+                &shop,
+                &id,
+                false,
+                Some("test disable"),
+                herald::ids::now_ms(),
+            )
+            .await
+            .unwrap();
+        for p in patches {
+            let (code, e) = p.await.unwrap();
+            assert_eq!(code, 200, "{e}");
+        }
+        let (_, e) = api.get(&format!("/endpoints/{id}")).await;
+        assert_eq!(e["enabled"], false, "a patch re-enabled it: {e}");
+
+        // And a delete in the middle of patches stays a delete.
+        let patches: Vec<_> = (0..20)
+            .map(|i| {
+                let api = app.api(&key);
+                let id = id.clone();
+                tokio::spawn(async move {
+                    api.patch(
+                        &format!("/endpoints/{id}"),
+                        json!({"description": format!("e{i}")}),
+                    )
+                    .await
+                })
+            })
+            .collect();
+        app.service
+            .delete_endpoint(&system, &shop, &id)
+            .await
+            .unwrap();
+        for p in patches {
+            let (code, e) = p.await.unwrap();
+            assert!(code == 200 || code == 404, "{code} {e}");
+        }
+        let (code, _) = api.get(&format!("/endpoints/{id}")).await;
+        assert_eq!(code, 404, "a patch undid the delete");
+    }
+}
+
+#[tokio::test]
+async fn a_publish_racing_a_disable_or_delete_queues_nothing_sendable_and_never_fails() {
+    let app = TestApp::spawn().await;
+    let (shop, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let system = herald::service::Service::system();
+    let rx = Receiver::ok().await;
+    let (_, ep) = api.post("/endpoints", json!({"url": rx.url("/")})).await;
+    let id = ep["id"].as_str().unwrap().to_string();
+    let publishes: Vec<_> = (0..30)
+        .map(|i| {
+            let api = app.api(&key);
+            tokio::spawn(async move {
+                api.post(
+                    "/events",
+                    json!({"type": "order.created", "data": {"i": i}}),
+                )
+                .await
+            })
+        })
+        .collect();
+    app.service
+        .store
+        .set_endpoint_enabled(
+            &shop,
+            &id,
+            false,
+            Some("test disable"),
+            herald::ids::now_ms(),
+        )
+        .await
+        .unwrap();
+    let sent_before = rx.count();
+    for p in publishes {
+        let (code, e) = p.await.unwrap();
+        assert_eq!(code, 202, "{e}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, page) = api.get("/deliveries?status=pending").await;
+    assert_eq!(
+        page["items"],
+        json!([]),
+        "nothing pending to a disabled endpoint"
+    );
+    assert!(
+        rx.count() <= sent_before + 64,
+        "at most what was already leased went out"
+    );
+
+    // Deleted while events are published: every publish answers 202, never a 500.
+    let (_, ep) = api.post("/endpoints", json!({"url": rx.url("/")})).await;
+    let id = ep["id"].as_str().unwrap().to_string();
+    let publishes: Vec<_> = (0..30)
+        .map(|i| {
+            let api = app.api(&key);
+            tokio::spawn(async move {
+                api.post(
+                    "/events",
+                    json!({"type": "order.created", "data": {"j": i}}),
+                )
+                .await
+            })
+        })
+        .collect();
+    app.service
+        .delete_endpoint(&system, &shop, &id)
+        .await
+        .unwrap();
+    for p in publishes {
+        let (code, e) = p.await.unwrap();
+        assert_eq!(code, 202, "{e}");
+    }
 }

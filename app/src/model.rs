@@ -181,6 +181,12 @@ pub enum ServiceError {
         field: String,
         message: String,
     },
+    /// A request that cannot be read at all (malformed JSON, a bad query or path
+    /// parameter): 400, naming the body or the parameter.
+    BadRequest {
+        field: String,
+        message: String,
+    },
     Conflict(String),
     /// A body or a value over its size limit.
     TooLarge(String),
@@ -195,6 +201,21 @@ impl ServiceError {
         }
     }
 
+    pub fn bad_request(field: &str, message: impl Into<String>) -> Self {
+        ServiceError::BadRequest {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// The same complaint about the same field, as a 400: for query and path parameters.
+    pub fn into_bad_request(self) -> Self {
+        match self {
+            ServiceError::Invalid { field, message } => ServiceError::BadRequest { field, message },
+            other => other,
+        }
+    }
+
     pub fn forbidden() -> Self {
         ServiceError::Forbidden("You do not have permission to do this.".into())
     }
@@ -206,6 +227,7 @@ impl ServiceError {
             ServiceError::Forbidden(_) => 403,
             ServiceError::NotFound(_) => 404,
             ServiceError::Invalid { .. } => 422,
+            ServiceError::BadRequest { .. } => 400,
             ServiceError::Conflict(_) => 409,
             ServiceError::TooLarge(_) => 413,
             ServiceError::Internal => 500,
@@ -218,6 +240,7 @@ impl ServiceError {
             ServiceError::Forbidden(_) => "forbidden",
             ServiceError::NotFound(_) => "not_found",
             ServiceError::Invalid { .. } => "invalid",
+            ServiceError::BadRequest { .. } => "bad_request",
             ServiceError::Conflict(_) => "conflict",
             ServiceError::TooLarge(_) => "too_large",
             ServiceError::Internal => "internal",
@@ -226,7 +249,9 @@ impl ServiceError {
 
     pub fn field(&self) -> Option<&str> {
         match self {
-            ServiceError::Invalid { field, .. } => Some(field),
+            ServiceError::Invalid { field, .. } | ServiceError::BadRequest { field, .. } => {
+                Some(field)
+            }
             _ => None,
         }
     }
@@ -242,7 +267,8 @@ impl std::fmt::Display for ServiceError {
             | ServiceError::TooLarge(m) => {
                 write!(f, "{m}")
             }
-            ServiceError::Invalid { field, message } => write!(f, "{field}: {message}"),
+            ServiceError::Invalid { field, message }
+            | ServiceError::BadRequest { field, message } => write!(f, "{field}: {message}"),
             ServiceError::Internal => write!(f, "Something went wrong on the server."),
         }
     }

@@ -284,11 +284,37 @@ fn parse_time(field: &str, v: &str) -> Result<i64, ServiceError> {
         .map_err(|_| ServiceError::invalid(field, "must be an RFC 3339 time or unix milliseconds"))
 }
 
-/// The delivery filter from query parameters (or a JSON body for bulk retry).
+/// The statuses a delivery can have, as the `status` filter accepts them.
+const STATUSES: [&str; 7] = [
+    "pending",
+    "delivering",
+    "retrying",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "held",
+];
+
+/// The delivery filter from query parameters (or a JSON body for bulk retry). A value that
+/// cannot be read is a 400 naming its parameter.
 fn filter_from(q: &HashMap<String, String>) -> Result<DeliveryFilter, ServiceError> {
+    filter_values(q).map_err(ServiceError::into_bad_request)
+}
+
+fn filter_values(q: &HashMap<String, String>) -> Result<DeliveryFilter, ServiceError> {
     let get = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
+    let status = get("status");
+    if let Some(st) = status.as_deref().filter(|st| !STATUSES.contains(st)) {
+        return Err(ServiceError::invalid(
+            "status",
+            format!(
+                "{st} is not a delivery status (one of {})",
+                STATUSES.join(", ")
+            ),
+        ));
+    }
     Ok(DeliveryFilter {
-        status: get("status"),
+        status,
         endpoint_id: get("endpoint_id"),
         event_type: get("event_type"),
         channel: get("channel"),
@@ -307,7 +333,11 @@ pub async fn list_deliveries(
         .get("limit")
         .map(|l| {
             l.parse::<i64>()
-                .map_err(|_| ServiceError::invalid("limit", "must be a number"))
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    ServiceError::bad_request("limit", "must be a number from 1 to 1000")
+                })
         })
         .transpose()?;
     let page = s

@@ -29,7 +29,9 @@ impl IntoResponse for ApiError {
         let e = self.0;
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let message = match &e {
-            ServiceError::Invalid { message, .. } => message.clone(),
+            ServiceError::Invalid { message, .. } | ServiceError::BadRequest { message, .. } => {
+                message.clone()
+            }
             other => other.to_string(),
         };
         let mut body = serde_json::json!({ "error": { "code": e.code(), "message": message } });
@@ -115,7 +117,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                     "The request body is too large.".into(),
                 ))
             } else {
-                ApiError(ServiceError::invalid("body", e.body_text()))
+                ApiError(ServiceError::bad_request("body", e.body_text()))
             }
         })?;
         parse_json(&bytes).map(ApiJson)
@@ -142,12 +144,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 }
             });
         let field = missing.unwrap_or_else(|| if root { "body".to_string() } else { path });
-        let message = if inner.is_syntax() || inner.is_eof() {
-            format!("is not valid JSON ({inner})")
-        } else {
-            inner.to_string()
-        };
-        ApiError(ServiceError::invalid(&field, message))
+        if inner.is_syntax() || inner.is_eof() {
+            // Not JSON at all: a malformed request (400), not a wrong value (422).
+            return ApiError(ServiceError::bad_request(
+                "body",
+                format!("is not valid JSON ({inner})"),
+            ));
+        }
+        ApiError(ServiceError::invalid(&field, inner.to_string()))
     })
 }
 
@@ -193,15 +197,34 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router<AppState> {
         .with_state(state)
 }
 
-/// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// `GET /metrics`: Prometheus text format. Anyone gets the installation-wide series; the
+/// per-endpoint ones (they name every shop's endpoints) need `Authorization: Bearer` with
+/// `HERALD_METRICS_TOKEN`. A wrong token is refused rather than quietly given less.
+pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let with_endpoints = match (presented, state.metrics_token.as_deref()) {
+        (None, _) => false,
+        (Some(p), Some(t)) if same_secret(p, t) => true,
+        (Some(_), _) => {
+            return ApiError(ServiceError::Unauthorized).into_response();
+        }
+    };
     crate::engine::refresh_queue_metrics(&state.service.engine).await;
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.service.engine.metrics().encode(),
+        state.service.engine.metrics().encode(with_endpoints),
     )
         .into_response()
+}
+
+/// Compares two secrets by their SHA-256, so the time taken says nothing about the token.
+fn same_secret(a: &str, b: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(a.as_bytes()) == Sha256::digest(b.as_bytes())
 }

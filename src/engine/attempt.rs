@@ -122,6 +122,27 @@ pub fn headers_json(headers: &[(String, String)]) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
+/// Sets the record's effect to disabling (or deleting) the endpoint, with its alert.
+fn deactivate(rec: &mut AttemptRecord, endpoint: &EndpointRow, delete: bool, reason: String) {
+    let (kind, done) = if delete {
+        ("endpoint_deleted", "deleted")
+    } else {
+        ("endpoint_disabled", "disabled")
+    };
+    rec.alert = Some((
+        kind.into(),
+        format!(
+            "Endpoint {} ({}) was {done}: {reason}.",
+            endpoint.id, endpoint.url
+        ),
+    ));
+    rec.effect = if delete {
+        EndpointEffect::Delete(reason)
+    } else {
+        EndpointEffect::Disable(reason)
+    };
+}
+
 /// Decides what an outcome does: the delivery's next state, the endpoint's, and alerts.
 pub fn decide(
     endpoint: &EndpointRow,
@@ -136,6 +157,7 @@ pub fn decide(
         shop_id: delivery.shop_id.clone(),
         delivery_id: delivery.id.clone(),
         endpoint_id: endpoint.id.clone(),
+        lease_owner: delivery.lease_owner.clone(),
         number,
         status_code: out.status.map(i64::from),
         error_kind: out.error_kind.map(str::to_string),
@@ -151,7 +173,24 @@ pub fn decide(
         effect: EndpointEffect::Succeeded,
         alert: None,
     };
+    // The unsubscribe phrase counts in any answer, a 2xx included (seed 003): a success is
+    // delivered (not sent again) and then the endpoint's unsubscribe action applies.
+    let phrase = endpoint
+        .unsubscribe_phrase
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+        .filter(|_| out.status.is_some())
+        .filter(|p| out.body.to_lowercase().contains(&p.to_lowercase()));
     if out.is_success() && out.error_kind.is_none() {
+        if let Some(p) = phrase {
+            let reason = format!("the response asked to unsubscribe (\"{p}\")");
+            deactivate(
+                &mut rec,
+                endpoint,
+                endpoint.unsubscribe_action == "delete",
+                reason,
+            );
+        }
         return rec;
     }
     rec.effect = EndpointEffect::Failed;
@@ -164,16 +203,11 @@ pub fn decide(
     // Deactivation rules: status codes, the unsubscribe phrase, days of continuous failure.
     let disable_codes: Vec<i64> =
         serde_json::from_str(&endpoint.disable_on_status).unwrap_or_default();
-    let phrase = endpoint
-        .unsubscribe_phrase
-        .as_deref()
-        .filter(|p| !p.trim().is_empty())
-        .filter(|p| out.body.to_lowercase().contains(&p.to_lowercase()));
     let failing_days = match (endpoint.failing_since, endpoint.disable_after_days) {
         (Some(since), Some(days)) if days > 0 && now_ms - since >= days * 86_400_000 => Some(days),
         _ => None,
     };
-    let deactivate = if let Some(code) = out
+    let deactivation = if let Some(code) = out
         .status
         .map(i64::from)
         .filter(|c| disable_codes.contains(c))
@@ -187,29 +221,10 @@ pub fn decide(
     } else {
         failing_days.map(|d| (false, format!("failing continuously for {d} days")))
     };
-    if let Some((delete, reason)) = deactivate {
-        if delete {
-            rec.effect = EndpointEffect::Delete(reason.clone());
-            rec.new_status = "failed";
-            rec.alert = Some((
-                "endpoint_deleted".into(),
-                format!(
-                    "Endpoint {} ({}) was deleted: {reason}.",
-                    endpoint.id, endpoint.url
-                ),
-            ));
-        } else {
-            rec.effect = EndpointEffect::Disable(reason.clone());
-            rec.new_status = "held";
-            rec.next_attempt_at = Some(now_ms);
-            rec.alert = Some((
-                "endpoint_disabled".into(),
-                format!(
-                    "Endpoint {} ({}) was disabled: {reason}.",
-                    endpoint.id, endpoint.url
-                ),
-            ));
-        }
+    if let Some((delete, reason)) = deactivation {
+        rec.new_status = if delete { "failed" } else { "held" };
+        rec.next_attempt_at = (!delete).then_some(now_ms);
+        deactivate(&mut rec, endpoint, delete, reason);
         return rec;
     }
 

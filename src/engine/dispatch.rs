@@ -19,7 +19,7 @@
 use super::activity::Activity;
 use super::{attempt, metrics, Engine, Inner, RecorderTx};
 use crate::ids::now_ms;
-use crate::store::deliveries::Claimed;
+use crate::store::deliveries::{Claimed, LeaseRef};
 use crate::store::endpoints::EndpointRow;
 use crate::store::events::EventRow;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -35,17 +35,25 @@ const PREFETCH_FACTOR: usize = 32;
 const GLOBAL_FACTOR: usize = 8;
 /// Most rows one claim takes.
 const MAX_CLAIM: usize = 1024;
-/// Jobs a worker runs before it makes room for other endpoints' workers.
-const WORKER_TURN: usize = 64;
 
 /// A leased delivery with what sending it needs.
 pub(super) struct Job {
     pub delivery: Claimed,
     pub endpoint: Arc<EndpointRow>,
     pub event: Arc<EventRow>,
-    /// When it was leased; a job that waited half its lease for a worker goes back unsent
-    /// rather than risk being sent after its lease ran out.
-    pub leased_at: i64,
+}
+
+/// Room kept between the end of an attempt (its start plus the endpoint's timeout) and the end
+/// of its lease, for what surrounds the request: signing, scheduling, reading the answer.
+fn lease_margin(lease_ms: i64) -> i64 {
+    (lease_ms / 4).min(2_000)
+}
+
+/// Whether an attempt started now surely ends within the job's lease. One that waited too
+/// long (in the ready queue, for the rate limit) is given back unsent instead: sending it
+/// could outlast the lease while another worker, after the lease ran out, sends it again.
+fn lease_covers(c: &Claimed, ep: &EndpointRow, lease_ms: i64, now: i64) -> bool {
+    now + ep.timeout_ms + lease_margin(lease_ms) <= c.lease_until
 }
 
 /// What the dispatcher remembers between rounds.
@@ -101,6 +109,43 @@ impl Engine {
         self.allowance(endpoint).saturating_sub(busy + ready)
     }
 
+    /// Whether an endpoint has nothing leased (nothing in flight, nothing read ahead).
+    fn is_idle(&self, endpoint: &str) -> bool {
+        !self.lock(&self.inner.workers).contains_key(endpoint)
+            && !self.lock(&self.inner.ready).contains_key(endpoint)
+    }
+
+    /// Read-ahead is speculative: when endpoints with nothing leased need `wanted` leases the
+    /// process has no room for, the endpoints with the most read ahead give that many back
+    /// (from the back of their ready queues, not yet sent). Slow endpoints' backlogs then
+    /// cannot fill the process's leases and keep a healthy endpoint's event waiting.
+    async fn make_room(&self, wanted: usize) -> sqlx::Result<()> {
+        let given: Vec<LeaseRef> = {
+            let mut ready = self.lock(&self.inner.ready);
+            let mut given = Vec::new();
+            while given.len() < wanted {
+                let Some(queue) = ready
+                    .values_mut()
+                    .filter(|q| q.len() > 1)
+                    .max_by_key(|q| q.len())
+                else {
+                    break;
+                };
+                match queue.pop_back() {
+                    Some(job) => given.push(job.delivery.lease()),
+                    None => break,
+                }
+            }
+            given
+        };
+        if given.is_empty() {
+            return Ok(());
+        }
+        self.inner.store.release(&given, now_ms()).await?;
+        self.forget_leased(&given);
+        Ok(())
+    }
+
     /// Deliveries this process may lease now, across all endpoints.
     fn global_room(&self) -> usize {
         (self.inner.config.concurrency.max(1) * GLOBAL_FACTOR)
@@ -113,7 +158,10 @@ impl Engine {
     fn worth_claiming(&self, state: &State, announced: bool) -> bool {
         let room = self.global_room();
         if room == 0 {
-            return false;
+            // Full of read-ahead: still worth a claim for an endpoint with nothing leased,
+            // which others' read-ahead then makes room for (see `make_room`).
+            let hints = self.lock(&self.inner.hints);
+            return hints.iter().chain(&state.backlog).any(|e| self.is_idle(e));
         }
         if announced
             || !self.lock(&self.inner.hints).is_empty()
@@ -129,7 +177,12 @@ impl Engine {
                 .any(|e| self.room_for(e) * 2 >= self.allowance(e))
     }
 
-    /// Starts workers for ready jobs, within the endpoint and global limits.
+    /// Starts workers for ready jobs, up to the endpoint concurrency per endpoint.
+    ///
+    /// A worker holds a global permit only while it sends (see [`run`]), never while it waits
+    /// for its endpoint's rate limit or between jobs. Permits are handed out first come, first
+    /// served, and only one worker per endpoint queues for one at a time, so they go round
+    /// the endpoints: slow endpoints cannot keep every permit for themselves.
     fn spawn_workers(&self, main: &tokio::runtime::Handle, tx: &RecorderTx) {
         let pending: Vec<(String, usize)> = self
             .lock(&self.inner.ready)
@@ -138,20 +191,14 @@ impl Engine {
             .map(|(e, q)| (e.clone(), q.len()))
             .collect();
         for (endpoint, queued) in pending {
-            let busy = self
-                .lock(&self.inner.workers)
-                .get(&endpoint)
-                .copied()
-                .unwrap_or(0);
-            let want = queued.min(self.inner.config.endpoint_concurrency.saturating_sub(busy));
+            let want = {
+                let mut workers = self.lock(&self.inner.workers);
+                let busy = workers.entry(endpoint.clone()).or_insert(0);
+                let want = queued.min(self.inner.config.endpoint_concurrency.saturating_sub(*busy));
+                *busy += want;
+                want
+            };
             for _ in 0..want {
-                let Ok(permit) = self.inner.global.clone().try_acquire_owned() else {
-                    return;
-                };
-                *self
-                    .lock(&self.inner.workers)
-                    .entry(endpoint.clone())
-                    .or_insert(0) += 1;
                 let engine = self.clone();
                 let tx = tx.clone();
                 let endpoint = endpoint.clone();
@@ -162,14 +209,23 @@ impl Engine {
                         *n = n.saturating_sub(1);
                         if *n == 0 {
                             workers.remove(&endpoint);
+                            engine.lock(&engine.inner.gates).remove(&endpoint);
                         }
                     }
                     drop(workers);
-                    drop(permit);
                     engine.inner.wake.notify_one();
                 });
             }
         }
+        self.lock(&self.inner.workers).retain(|_, n| *n > 0);
+    }
+
+    /// The endpoint's turn to queue for a global permit (see `Inner::gates`).
+    fn gate(&self, endpoint: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.lock(&self.inner.gates)
+            .entry(endpoint.to_string())
+            .or_default()
+            .clone()
     }
 
     fn next_job(&self, endpoint: &str) -> Option<Job> {
@@ -288,6 +344,21 @@ async fn claim_round(
             engine.limiter(&ep);
         }
     }
+    // Endpoints with nothing leased first, with room made for them if need be.
+    candidates.sort_by_key(|e| !engine.is_idle(e));
+    let idle_wanted: usize = candidates
+        .iter()
+        .take_while(|e| engine.is_idle(e))
+        .map(|e| {
+            engine
+                .room_for(e)
+                .min(engine.inner.config.endpoint_concurrency.max(1))
+        })
+        .sum();
+    let room = engine.global_room();
+    if room < idle_wanted {
+        engine.make_room(idle_wanted - room).await?;
+    }
     let mut budget = engine.global_room().min(MAX_CLAIM);
     let mut targets: Vec<(String, usize)> = Vec::new();
     for endpoint in candidates {
@@ -299,7 +370,9 @@ async fn claim_round(
         budget -= n;
         targets.push((endpoint, n));
     }
-    let claimed = store.claim_due(now, lease_ms, &targets).await?;
+    let claimed = store
+        .claim_due(now, lease_ms, &engine.lease_token(), &targets)
+        .await?;
     let mut taken: HashMap<&str, usize> = HashMap::new();
     for c in &claimed {
         *taken.entry(c.endpoint_id.as_str()).or_insert(0) += 1;
@@ -316,7 +389,7 @@ async fn claim_round(
     }
     {
         let mut leased = engine.lock_leased();
-        leased.extend(claimed.iter().map(|c| c.id.clone()));
+        leased.extend(claimed.iter().map(Claimed::lease));
     }
     let mut endpoint_ids: Vec<String> = claimed.iter().map(|c| c.endpoint_id.clone()).collect();
     endpoint_ids.sort();
@@ -355,9 +428,9 @@ async fn claim_round(
         Ok(x) => x,
         Err(e) => {
             // Give them back rather than wait for their lease.
-            let ids: Vec<String> = claimed.iter().map(|c| c.id.clone()).collect();
-            let _ = store.release(&ids, now_ms()).await;
-            engine.forget_leased(&ids);
+            let leases: Vec<_> = claimed.iter().map(Claimed::lease).collect();
+            let _ = store.release(&leases, now_ms()).await;
+            engine.forget_leased(&leases);
             return Err(e);
         }
     };
@@ -383,18 +456,24 @@ async fn claim_round(
                     .get(&(c.shop_id.clone(), c.event_id.clone()))
                     .cloned(),
             ) else {
-                gone.push(c.id);
+                gone.push(c.lease());
                 continue;
             };
-            ready
-                .entry(c.endpoint_id.clone())
-                .or_default()
-                .push_back(Job {
+            let queue = ready.entry(c.endpoint_id.clone()).or_default();
+            // Behind every job of its priority or higher, ahead of the lower ones: a high
+            // priority delivery overtakes what was read ahead. (Usually the back: one step.)
+            let at = queue
+                .iter()
+                .rposition(|j| j.delivery.priority <= c.priority)
+                .map_or(0, |i| i + 1);
+            queue.insert(
+                at,
+                Job {
                     delivery: c,
                     endpoint,
                     event,
-                    leased_at: now,
-                });
+                },
+            );
         }
     }
     if !gone.is_empty() {
@@ -405,25 +484,10 @@ async fn claim_round(
     Ok(())
 }
 
-/// Runs an endpoint's ready jobs one after another, for a turn.
+/// Runs an endpoint's ready jobs one after another, until its queue is empty.
 async fn worker(engine: &Engine, endpoint: &str, tx: &RecorderTx) {
-    let lease_ms = engine.inner.config.lease.as_millis() as i64;
-    for _ in 0..WORKER_TURN {
-        let Some(job) = engine.next_job(endpoint) else {
-            return;
-        };
+    while let Some(job) = engine.next_job(endpoint) {
         let id = job.delivery.id.clone();
-        if now_ms() - job.leased_at > lease_ms / 2 {
-            // It waited too long to be sure to finish within its lease: back to the queue.
-            let _ = engine
-                .inner
-                .store
-                .release(std::slice::from_ref(&id), now_ms())
-                .await;
-            engine.lock_leased().remove(&id);
-            engine.inner.announced.store(true, Ordering::SeqCst);
-            continue;
-        }
         run(engine, job, tx).await;
         engine.lock_leased().remove(&id);
         engine.inner.wake.notify_one();
@@ -441,6 +505,18 @@ async fn run(engine: &Engine, job: Job, tx: &RecorderTx) {
     } = job;
     if let Some(limiter) = engine.limiter(&ep) {
         limiter.until_ready().await;
+    }
+    // A global permit for the attempt alone, queued for in turn with the other endpoints.
+    let permit = {
+        let gate = engine.gate(&ep.id);
+        let _turn = gate.lock().await;
+        engine.inner.global.acquire().await
+    };
+    let lease_ms = engine.inner.config.lease.as_millis() as i64;
+    if permit.is_err() || !lease_covers(&c, &ep, lease_ms, now_ms()) {
+        let _ = engine.inner.store.release(&[c.lease()], now_ms()).await;
+        engine.inner.announced.store(true, Ordering::SeqCst);
+        return;
     }
     let number = c.attempt_count + 1;
     let now = now_ms();

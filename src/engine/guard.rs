@@ -35,9 +35,10 @@ const BLOCKED_V4: [([u8; 4], u32); 13] = [
 
 /// Whether Herald refuses to deliver to `ip` (unless private targets are allowed).
 ///
-/// IPv6 forms that carry an IPv4 address (mapped `::ffff:a.b.c.d`, the deprecated compatible
-/// `::a.b.c.d`, and NAT64 `64:ff9b::a.b.c.d`) are judged by that IPv4 address, because they
-/// reach it. Only stable `std` methods are used, so this does not rely on `is_global`.
+/// IPv6 forms that carry an IPv4 address (mapped `::ffff:a.b.c.d`, translated
+/// `::ffff:0:a.b.c.d`, the deprecated compatible `::a.b.c.d`, NAT64 `64:ff9b::a.b.c.d` and
+/// 6to4 `2002:aabb:ccdd::`) are judged by that IPv4 address, because they reach it. Only
+/// stable `std` methods are used, so this does not rely on `is_global`.
 pub fn is_blocked(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_blocked_v4(v4),
@@ -60,22 +61,31 @@ fn is_blocked_v6(ip: Ipv6Addr) -> bool {
     if let Some(v4) = embedded_v4(ip) {
         return is_blocked_v4(v4);
     }
-    let first = ip.segments()[0];
-    (first & 0xfe00) == 0xfc00 // unique local fc00::/7
-        || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
-        || (first & 0xffc0) == 0xfec0 // deprecated site-local fec0::/10, still routed internally
-        || (first & 0xff00) == 0xff00 // multicast ff00::/8
+    let s = ip.segments();
+    (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+        || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+        || (s[0] & 0xffc0) == 0xfec0 // deprecated site-local fec0::/10, still routed internally
+        || (s[0] & 0xff00) == 0xff00 // multicast ff00::/8
+        || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // local-use NAT64 64:ff9b:1::/48
+        || (s[0] == 0x2001 && s[1] == 0) // Teredo 2001::/32: tunnels to an IPv4 it hides
+        || (s[0] == 0x2001 && s[1] == 0xdb8) // documentation 2001:db8::/32
+        || s[..4] == [0x100, 0, 0, 0] // discard-only 100::/64
 }
 
-/// The IPv4 address an IPv6 address delivers to, for the forms that embed one in their last
-/// 32 bits: IPv4-mapped `::ffff:0:0/96`, IPv4-compatible `::/96` and NAT64 `64:ff9b::/96`.
+/// The IPv4 address an IPv6 address delivers to, for the forms that embed one: in the last
+/// 32 bits IPv4-mapped `::ffff:0:0/96`, IPv4-translated `::ffff:0:0:0/96`, IPv4-compatible
+/// `::/96` and NAT64 `64:ff9b::/96`; in bits 16–48 6to4 `2002::/16`.
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return Some(v4);
     }
-    let [.., a, b, c, d] = ip.octets();
-    match &ip.segments()[..6] {
-        [0, 0, 0, 0, 0, 0] | [0x64, 0xff9b, 0, 0, 0, 0] => Some(Ipv4Addr::new(a, b, c, d)),
+    let o = ip.octets();
+    let s = ip.segments();
+    match &s[..6] {
+        [0, 0, 0, 0, 0, 0] | [0x64, 0xff9b, 0, 0, 0, 0] | [0, 0, 0, 0, 0xffff, 0] => {
+            Some(Ipv4Addr::new(o[12], o[13], o[14], o[15]))
+        }
+        [0x2002, ..] => Some(Ipv4Addr::new(o[2], o[3], o[4], o[5])),
         _ => None,
     }
 }
@@ -239,6 +249,25 @@ mod tests {
             "64:ff9b::808:808",
         ] {
             assert!(!is_blocked(ip(addr)), "{addr} should be allowed");
+        }
+    }
+
+    #[test]
+    fn ipv6_forms_that_embed_an_internal_ipv4_are_blocked() {
+        for ip in [
+            "2002:7f00:1::",       // 6to4 of 127.0.0.1
+            "2002:a9fe:a9fe::1",   // 6to4 of 169.254.169.254
+            "::ffff:0:7f00:1",     // IPv4-translated 127.0.0.1
+            "64:ff9b::a00:1",      // NAT64 of 10.0.0.1
+            "64:ff9b:1::8.8.8.8",  // local-use NAT64, whatever it embeds
+            "2001:0:4136:e378::1", // Teredo
+            "2001:db8::1",         // documentation
+            "100::1",              // discard-only
+        ] {
+            assert!(is_blocked(ip.parse().unwrap()), "{ip} must be blocked");
+        }
+        for ip in ["2002:808:808::1", "64:ff9b::808:808", "2606:4700::1111"] {
+            assert!(!is_blocked(ip.parse().unwrap()), "{ip} is public");
         }
     }
 

@@ -1,5 +1,8 @@
 //! Prometheus metrics: deliveries by outcome, attempt latency, per-endpoint failures, and
 //! queue depth and lag read from the store at scrape time.
+//!
+//! Two registries: what anyone may scrape (installation-wide totals), and the per-endpoint
+//! series, which name endpoints of every shop and are served only with `HERALD_METRICS_TOKEN`.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -26,6 +29,8 @@ pub struct StatusLabel {
 
 pub struct Metrics {
     registry: Mutex<Registry>,
+    /// Per-endpoint series: served only to scrapers holding the metrics token.
+    private: Mutex<Registry>,
     /// Attempts by outcome: succeeded, retrying, failed, held.
     pub attempts: Family<OutcomeLabel, Counter>,
     pub attempt_seconds: Histogram,
@@ -54,7 +59,8 @@ impl Default for Metrics {
             "HTTP attempt latency",
             attempt_seconds.clone(),
         );
-        registry.register(
+        let mut private = Registry::with_prefix("herald");
+        private.register(
             "endpoint_failures",
             "Failed attempts per endpoint",
             endpoint_failures.clone(),
@@ -72,6 +78,7 @@ impl Default for Metrics {
         );
         Metrics {
             registry: Mutex::new(registry),
+            private: Mutex::new(private),
             attempts,
             attempt_seconds,
             endpoint_failures,
@@ -83,10 +90,28 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn encode(&self) -> String {
+    /// The text exposition: the installation-wide series, and the per-endpoint ones when
+    /// `with_endpoints` (the scraper showed the metrics token).
+    pub fn encode(&self, with_endpoints: bool) -> String {
         let mut out = String::new();
-        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        let lock = |m: &'_ Mutex<Registry>| {
+            let mut text = String::new();
+            let registry = m.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = prometheus_client::encoding::text::encode_registry(&mut text, &registry);
+            text
+        };
+        out.push_str(&lock(&self.registry));
+        if with_endpoints {
+            out.push_str(&lock(&self.private));
+        }
+        let _ = prometheus_client::encoding::text::encode_eof(&mut out);
         out
+    }
+
+    /// An endpoint is gone: its series go too, so label sets do not grow without bound.
+    pub fn forget_endpoint(&self, endpoint_id: &str) {
+        self.endpoint_failures.remove(&EndpointLabel {
+            endpoint_id: endpoint_id.to_string(),
+        });
     }
 }

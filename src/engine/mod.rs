@@ -18,6 +18,7 @@ pub mod template;
 use crate::crypto::SecretBox;
 use crate::ids::now_ms;
 use crate::store::attempts::{AttemptRecord, EndpointEffect};
+use crate::store::deliveries::LeaseRef;
 use crate::store::endpoints::EndpointRow;
 use crate::store::events::EventRow;
 use crate::store::Store;
@@ -55,6 +56,10 @@ struct Inner {
     global: Arc<Semaphore>,
     /// Workers running per endpoint (each sends one delivery at a time).
     workers: Mutex<HashMap<String, usize>>,
+    /// Per endpoint with workers: the turn to queue for a global permit. One worker of an
+    /// endpoint waits for a permit at a time, so the (first come, first served) queue for
+    /// permits holds at most one waiter per endpoint and permits go round the endpoints.
+    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Leased deliveries per endpoint waiting for a worker.
     ready: Mutex<HashMap<String, VecDeque<dispatch::Job>>>,
     /// Recent attempt duration per endpoint, in ms (see `allowance`).
@@ -64,8 +69,13 @@ struct Inner {
     announced: AtomicBool,
     /// Endpoints [`Engine::wake_endpoints`] announced new work for since the last claim.
     hints: Mutex<HashSet<String>>,
-    /// Deliveries this process has leased and not yet finished, to give back on shutdown.
-    leased: Mutex<HashSet<String>>,
+    /// Deliveries this process has leased and not yet finished (id → lease token), to give
+    /// back on shutdown.
+    leased: Mutex<HashMap<String, String>>,
+    /// This process's part of every lease token, and how many claims it made: a claim's token
+    /// is both, so two claims of one delivery never share a token, even in one process.
+    lease_prefix: String,
+    claims: std::sync::atomic::AtomicU64,
     limiters: Mutex<HashMap<String, (i64, Arc<DefaultDirectRateLimiter>)>>,
     /// Events just published, so claiming their deliveries need not read them back.
     recent: Mutex<recent::RecentEvents>,
@@ -85,11 +95,14 @@ impl Engine {
                 activity: ActivityHub::default(),
                 metrics: metrics::Metrics::default(),
                 workers: Mutex::new(HashMap::new()),
+                gates: Mutex::new(HashMap::new()),
                 ready: Mutex::new(HashMap::new()),
                 pace: Mutex::new(HashMap::new()),
                 announced: AtomicBool::new(true),
                 hints: Mutex::new(HashSet::new()),
-                leased: Mutex::new(HashSet::new()),
+                leased: Mutex::new(HashMap::new()),
+                lease_prefix: crate::ids::new_id("lease"),
+                claims: std::sync::atomic::AtomicU64::new(0),
                 limiters: Mutex::new(HashMap::new()),
                 recent: Mutex::default(),
                 shutdown: watch::channel(false).0,
@@ -201,10 +214,12 @@ impl Engine {
         }
         // Leased and not finished: in flight past the grace, or waiting for a worker.
         self.lock(&self.inner.ready).clear();
-        let ids: Vec<String> = self.lock_leased().drain().collect();
-        if !ids.is_empty() {
-            match self.inner.store.release(&ids, now_ms()).await {
-                Ok(()) => tracing::info!(released = ids.len(), "unfinished deliveries given back"),
+        let leases: Vec<LeaseRef> = self.lock_leased().drain().collect();
+        if !leases.is_empty() {
+            match self.inner.store.release(&leases, now_ms()).await {
+                Ok(()) => {
+                    tracing::info!(released = leases.len(), "unfinished deliveries given back")
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "could not release deliveries; their leases will run out")
                 }
@@ -218,12 +233,45 @@ impl Engine {
         let Some(jobs) = self.lock(&self.inner.ready).remove(endpoint_id) else {
             return;
         };
-        let ids: Vec<String> = jobs.into_iter().map(|j| j.delivery.id).collect();
-        if let Err(e) = self.inner.store.release(&ids, now_ms()).await {
+        let leases: Vec<LeaseRef> = jobs.into_iter().map(|j| j.delivery.lease()).collect();
+        if let Err(e) = self.inner.store.release(&leases, now_ms()).await {
             tracing::error!(error = %e, "could not give back deliveries; their leases will run out");
         }
-        self.forget_leased(&ids);
+        self.forget_leased(&leases);
         self.wake();
+    }
+
+    /// Takes a leased delivery of this shop out of its ready queue, if it waits there (read
+    /// ahead, not yet being sent), and returns its lease: so cancelling it wins over the
+    /// read-ahead, and it is never sent.
+    pub fn take_queued(&self, shop_id: &str, delivery_id: &str) -> Option<LeaseRef> {
+        let job = {
+            let mut ready = self.lock(&self.inner.ready);
+            let (endpoint, at) = ready.iter().find_map(|(endpoint, queue)| {
+                queue
+                    .iter()
+                    .position(|j| j.delivery.id == delivery_id && j.delivery.shop_id == shop_id)
+                    .map(|at| (endpoint.clone(), at))
+            })?;
+            let queue = ready.get_mut(&endpoint)?;
+            let job = queue.remove(at);
+            if queue.is_empty() {
+                ready.remove(&endpoint);
+            }
+            job?
+        };
+        let lease = job.delivery.lease();
+        self.forget_leased(std::slice::from_ref(&lease));
+        Some(lease)
+    }
+
+    /// An endpoint is gone: what the engine kept about it (pace, rate limiter, metric
+    /// series) goes too, so none of it grows with endpoints created and deleted over months.
+    pub fn forget_endpoint(&self, endpoint_id: &str) {
+        self.lock(&self.inner.pace).remove(endpoint_id);
+        self.lock(&self.inner.limiters).remove(endpoint_id);
+        self.inner.metrics.forget_endpoint(endpoint_id);
+        self.inner.sender.forget_endpoint(endpoint_id);
     }
 
     /// Locks one of the engine's maps; a panic elsewhere never poisons the engine.
@@ -231,16 +279,22 @@ impl Engine {
         m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn lock_leased(&self) -> MutexGuard<'_, HashSet<String>> {
+    fn lock_leased(&self) -> MutexGuard<'_, HashMap<String, String>> {
         self.lock(&self.inner.leased)
     }
 
     /// These deliveries are no longer this process's to give back on shutdown.
-    fn forget_leased(&self, ids: &[String]) {
+    fn forget_leased(&self, leases: &[LeaseRef]) {
         let mut leased = self.lock_leased();
-        for id in ids {
+        for (id, _) in leases {
             leased.remove(id);
         }
+    }
+
+    /// A fresh lease token for one claim.
+    fn lease_token(&self) -> String {
+        let n = self.inner.claims.fetch_add(1, Ordering::Relaxed);
+        format!("{}.{n}", self.inner.lease_prefix)
     }
 
     /// The endpoint's rate limiter, if it has a rate limit (kept while the rate stays the same).
@@ -338,10 +392,22 @@ async fn recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver<(AttemptRecord
         }
         let records: Vec<AttemptRecord> = batch.iter().map(|(r, _)| r.clone()).collect();
         let mut delay = Duration::from_millis(50);
-        while let Err(e) = inner.store.record_attempts(&records).await {
-            tracing::error!(error = %e, "could not record attempts; retrying");
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
+        loop {
+            match inner.store.record_attempts(&records).await {
+                Ok(0) => break,
+                Ok(stale) => {
+                    tracing::warn!(
+                        stale,
+                        "attempts recorded after their lease was lost changed nothing"
+                    );
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not record attempts; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
         }
         for (rec, act) in batch {
             inner
@@ -362,6 +428,9 @@ async fn recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver<(AttemptRecord
                 EndpointEffect::Disable(_) | EndpointEffect::Delete(_)
             ) {
                 engine.endpoint_changed(&r.endpoint_id).await;
+            }
+            if matches!(r.effect, EndpointEffect::Delete(_)) {
+                engine.forget_endpoint(&r.endpoint_id);
             }
         }
         if records.iter().any(|r| r.new_status == "retrying") {
@@ -393,15 +462,7 @@ async fn purger(engine: Engine) {
 pub async fn refresh_queue_metrics(engine: &Engine) {
     let inner = &engine.inner;
     if let Ok(counts) = inner.store.queue_counts().await {
-        for status in [
-            "pending",
-            "delivering",
-            "retrying",
-            "succeeded",
-            "failed",
-            "cancelled",
-            "held",
-        ] {
+        for status in ["pending", "delivering", "retrying", "held"] {
             let n = counts
                 .iter()
                 .find(|(s, _)| s == status)

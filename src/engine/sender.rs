@@ -51,8 +51,12 @@ pub struct Sender {
     with_cert: Mutex<HashMap<String, (i64, reqwest::Client)>>,
 }
 
+/// The delivery client. It ignores `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY`: through a
+/// proxy the connection would go to the proxy, and the guarded resolver would never see (and
+/// so never check) the target's address.
 fn builder(allow_private: bool) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .dns_resolver(Arc::new(GuardedResolver { allow_private }))
         .pool_max_idle_per_host(256)
@@ -88,6 +92,14 @@ fn classify(err: &reqwest::Error) -> &'static str {
 }
 
 impl Sender {
+    /// Drops the client kept for an endpoint's client certificate (the endpoint is gone).
+    pub fn forget_endpoint(&self, endpoint_id: &str) {
+        self.with_cert
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(endpoint_id);
+    }
+
     pub fn new(allow_private: bool) -> Self {
         Sender {
             allow_private,

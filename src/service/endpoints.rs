@@ -455,7 +455,7 @@ impl Service {
             updated_at: now,
         };
         self.apply(&mut row, input, shop.require_https)?;
-        self.store.save_endpoint(&row).await.map_err(internal)?;
+        self.store.insert_endpoint(&row).await.map_err(internal)?;
         tracing::info!(endpoint_id = %row.id, shop_id, "endpoint created");
         Ok(self.endpoint_view(&row, Some(secret)))
     }
@@ -469,24 +469,22 @@ impl Service {
     ) -> ServiceResult<EndpointView> {
         require_manage(who, shop_id)?;
         let shop = self.existing_shop(shop_id).await?;
-        let mut row = self.endpoint_row(shop_id, id).await?;
-        let was_enabled = row.enabled;
-        self.apply(&mut row, input, shop.require_https)?;
         let now = now_ms();
-        row.updated_at = now;
-        let enabled = row.enabled;
-        let reason = row.disabled_reason.clone();
-        row.enabled = was_enabled;
-        self.store.save_endpoint(&row).await.map_err(internal)?;
-        if enabled != was_enabled {
-            self.store
-                .set_endpoint_enabled(shop_id, id, enabled, reason.as_deref(), now)
-                .await
-                .map_err(internal)?;
+        let mut was_enabled = true;
+        let row = self
+            .store
+            .modify_endpoint(shop_id, id, now, |row| {
+                was_enabled = row.enabled;
+                self.apply(row, input, shop.require_https)
+            })
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| ServiceError::NotFound(format!("No endpoint with id {id}.")))??;
+        if row.enabled && !was_enabled {
+            // Its held deliveries were resumed.
             self.engine.wake();
         }
         self.engine.endpoint_changed(id).await;
-        let row = self.endpoint_row(shop_id, id).await?;
         Ok(self.endpoint_view(&row, None))
     }
 
@@ -529,6 +527,7 @@ impl Service {
             .map_err(internal)?
         {
             self.engine.endpoint_changed(id).await;
+            self.engine.forget_endpoint(id);
             tracing::info!(endpoint_id = id, shop_id, "endpoint deleted");
             Ok(())
         } else {
@@ -559,14 +558,18 @@ impl Service {
         id: &str,
     ) -> ServiceResult<String> {
         require_manage(who, shop_id)?;
-        let mut row = self.endpoint_row(shop_id, id).await?;
         let secret = signing::generate_secret();
+        let sealed = self.seal(&secret);
         let now = now_ms();
-        row.previous_secret_enc = Some(row.secret_enc.clone());
-        row.previous_secret_until = Some(now + 24 * 3_600_000);
-        row.secret_enc = self.seal(&secret);
-        row.updated_at = now;
-        self.store.save_endpoint(&row).await.map_err(internal)?;
+        self.store
+            .modify_endpoint(shop_id, id, now, |row| {
+                row.previous_secret_enc = Some(std::mem::replace(&mut row.secret_enc, sealed));
+                row.previous_secret_until = Some(now + 24 * 3_600_000);
+                Ok::<(), ServiceError>(())
+            })
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| ServiceError::NotFound(format!("No endpoint with id {id}.")))??;
         self.engine.endpoint_changed(id).await;
         tracing::info!(endpoint_id = id, "signing secret rotated");
         Ok(secret)

@@ -62,7 +62,6 @@ struct Subscriber {
     id: String,
     event_types: Vec<String>,
     channels: Vec<String>,
-    enabled: bool,
     priority: i64,
     unique_pending: bool,
 }
@@ -73,7 +72,6 @@ impl From<&EndpointRow> for Subscriber {
             id: e.id.clone(),
             event_types: serde_json::from_str(&e.event_types).unwrap_or_default(),
             channels: serde_json::from_str(&e.channels).unwrap_or_default(),
-            enabled: e.enabled,
             priority: e.priority,
             unique_pending: e.unique_pending,
         }
@@ -200,7 +198,6 @@ impl Service {
                     endpoint_id: s.id.clone(),
                     priority: s.priority,
                     unique_pending: s.unique_pending,
-                    held: !s.enabled,
                 })
                 .collect();
             let is_known = catalog::builtin(&ev.event_type).is_some()
@@ -238,7 +235,6 @@ impl Service {
             events
                 .iter()
                 .flat_map(|e| &e.targets)
-                .filter(|t| !t.held)
                 .map(|t| t.endpoint_id.as_str()),
         );
         let fresh = published.iter().filter(|p| !p.duplicate).count();

@@ -190,17 +190,34 @@ impl Service {
         id: &str,
     ) -> ServiceResult<DeliveryView> {
         require_manage(who, shop_id)?;
+        let now = now_ms();
+        // Read ahead but not yet being sent: taken out of its ready queue and cancelled.
+        if let Some(lease) = self.engine.take_queued(shop_id, id) {
+            self.store
+                .cancel_leased(&[lease], now)
+                .await
+                .map_err(internal)?;
+        }
         match self
             .store
-            .cancel_delivery(shop_id, id, now_ms())
+            .cancel_delivery(shop_id, id, now)
             .await
             .map_err(internal)?
         {
             None => Err(ServiceError::NotFound(format!("No delivery with id {id}."))),
-            Some(false) => Err(ServiceError::Conflict(
-                "Only a pending, retrying or held delivery can be cancelled.".into(),
-            )),
             Some(true) => self.get_delivery(who, shop_id, id).await,
+            Some(false) => {
+                let view = self.get_delivery(who, shop_id, id).await?;
+                match view.status.as_str() {
+                    "cancelled" => Ok(view),
+                    "delivering" => Err(ServiceError::Conflict(
+                        "This delivery is being sent right now; it can be cancelled once the attempt ends.".into(),
+                    )),
+                    _ => Err(ServiceError::Conflict(
+                        "Only a pending, retrying or held delivery can be cancelled.".into(),
+                    )),
+                }
+            }
         }
     }
 
@@ -274,7 +291,6 @@ impl Service {
                 endpoint_id: ep.id.clone(),
                 priority: 0,
                 unique_pending: false,
-                held: !ep.enabled,
             }],
         };
         let now = now_ms();
@@ -375,10 +391,15 @@ impl Service {
         id: &str,
     ) -> ServiceResult<()> {
         require_manage(who, shop_id)?;
-        self.store
+        if self
+            .store
             .acknowledge_alert(shop_id, id, now_ms())
             .await
-            .map_err(internal)?;
-        Ok(())
+            .map_err(internal)?
+        {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(format!("No alert with id {id}.")))
+        }
     }
 }

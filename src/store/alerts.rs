@@ -33,9 +33,11 @@ impl Store {
         .await
     }
 
+    /// Acknowledges an alert (again is a no-op); false when the shop has no such alert.
     pub async fn acknowledge_alert(&self, shop_id: &str, id: &str, now: i64) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE alerts SET acknowledged_at = ? WHERE shop_id = ? AND id = ? AND acknowledged_at IS NULL",
+            "UPDATE alerts SET acknowledged_at = COALESCE(acknowledged_at, ?)
+             WHERE shop_id = ? AND id = ?",
         )
         .bind(now)
         .bind(shop_id)

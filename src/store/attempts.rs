@@ -22,6 +22,9 @@ pub struct AttemptRecord {
     pub shop_id: String,
     pub delivery_id: String,
     pub endpoint_id: String,
+    /// The token of the lease the attempt was sent under: its outcome is written only while
+    /// that lease is still the delivery's.
+    pub lease_owner: String,
     pub number: i64,
     pub status_code: Option<i64>,
     pub error_kind: Option<String>,
@@ -77,12 +80,18 @@ const COLUMNS: &str =
 impl Store {
     /// Records a batch of attempts in one transaction (SQLite has one writer: batching is
     /// what keeps it from being the limit).
-    pub async fn record_attempts(&self, batch: &[AttemptRecord]) -> Result<()> {
+    ///
+    /// An attempt whose lease was lost (it ran out and the delivery was claimed again) is
+    /// kept as evidence, but changes neither the delivery nor raises its alert: the new
+    /// holder's outcome is the delivery's. Returns how many records were stale so.
+    pub async fn record_attempts(&self, batch: &[AttemptRecord]) -> Result<usize> {
         let mut tx = self.writer.begin().await?;
         // endpoint → (failing now, first failure in this batch, last attempt time)
         let mut health: std::collections::HashMap<&str, (bool, Option<i64>, i64)> =
             Default::default();
         let mut failures: std::collections::HashMap<&str, i64> = Default::default();
+        // The deliveries whose outcome was written: those still leased under the record's token.
+        let mut current: std::collections::HashSet<String> = Default::default();
         // Attempts and the deliveries' new states, a few hundred rows per statement. A
         // delivery deleted meanwhile (its endpoint went) gets no attempt row; one cancelled
         // while in flight stays cancelled.
@@ -111,10 +120,11 @@ impl Store {
             qb.build().execute(&mut *tx).await?;
 
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "WITH v(id, status, attempts, next_at, code, error, at) AS (",
+                "WITH v(id, owner, status, attempts, next_at, code, error, at) AS (",
             );
             qb.push_values(chunk, |mut b, r| {
                 b.push_bind(&r.delivery_id)
+                    .push_bind(&r.lease_owner)
                     .push_bind(r.new_status)
                     .push_bind(r.number)
                     .push_bind(r.next_attempt_at)
@@ -126,13 +136,18 @@ impl Store {
                 ") UPDATE deliveries SET attempt_count = v.attempts,
                  status = CASE WHEN v.status = 'retrying' AND NOT EXISTS (SELECT 1 FROM endpoints e
                    WHERE e.id = deliveries.endpoint_id AND e.enabled = 1) THEN 'held' ELSE v.status END,
-                 next_attempt_at = v.next_at, lease_until = NULL, last_status_code = v.code,
-                 last_error = v.error, updated_at = v.at
-                 FROM v WHERE deliveries.id = v.id AND deliveries.status = 'delivering'",
+                 next_attempt_at = v.next_at, lease_until = NULL, lease_owner = NULL,
+                 last_status_code = v.code, last_error = v.error, updated_at = v.at
+                 FROM v WHERE deliveries.id = v.id AND deliveries.status = 'delivering'
+                 AND deliveries.lease_owner = v.owner RETURNING deliveries.id",
             );
-            qb.build().execute(&mut *tx).await?;
+            let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
+            current.extend(ids);
         }
+        let mut stale = 0;
         for r in batch {
+            let is_current = current.contains(&r.delivery_id);
+            stale += usize::from(!is_current);
             match &r.effect {
                 // Health is written once per endpoint per batch, below.
                 EndpointEffect::Succeeded | EndpointEffect::Failed => {
@@ -158,14 +173,31 @@ impl Store {
                     .await?;
                     super::deliveries::hold_waiting(&mut tx, &r.endpoint_id, r.at).await?;
                 }
-                EndpointEffect::Delete(_) => {
-                    sqlx::query("DELETE FROM endpoints WHERE id = ?")
-                        .bind(&r.endpoint_id)
-                        .execute(&mut *tx)
-                        .await?;
+                EndpointEffect::Delete(reason) => {
+                    // Marked deleted, not removed: the cascade would take the deliveries and
+                    // this very attempt, the owner's only record of what happened.
+                    sqlx::query(
+                        "UPDATE endpoints SET enabled = 0, deleted_at = ?, disabled_reason = ?,
+                         last_attempt_at = ?, updated_at = ? WHERE id = ?",
+                    )
+                    .bind(r.at)
+                    .bind(reason)
+                    .bind(r.at)
+                    .bind(r.at)
+                    .bind(&r.endpoint_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL,
+                         updated_at = ? WHERE endpoint_id = ? AND status IN ('pending', 'retrying', 'held')",
+                    )
+                    .bind(r.at)
+                    .bind(&r.endpoint_id)
+                    .execute(&mut *tx)
+                    .await?;
                 }
             }
-            if let Some((kind, message)) = &r.alert {
+            if let Some((kind, message)) = r.alert.as_ref().filter(|_| is_current) {
                 sqlx::query(
                     "INSERT INTO alerts (id, shop_id, kind, endpoint_id, delivery_id, message, created_at)
                      VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -199,7 +231,8 @@ impl Store {
             );
             qb.build().execute(&mut *tx).await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        Ok(stale)
     }
 
     pub async fn attempts_of_delivery(

@@ -51,6 +51,22 @@ pub struct Claimed {
     pub endpoint_id: String,
     pub attempt_count: i64,
     pub created_at: i64,
+    /// 0 high, 1 normal, 2 low: the ready queue sends higher priorities first.
+    pub priority: i64,
+    /// The token this claim wrote; every later write for the delivery must name it.
+    pub lease_owner: String,
+    /// When the lease runs out: the claim's lease plus the endpoint's timeout, so an attempt
+    /// started within the lease always finishes within it.
+    pub lease_until: i64,
+}
+
+/// A lease to end: (delivery id, the token its claim wrote).
+pub type LeaseRef = (String, String);
+
+impl Claimed {
+    pub fn lease(&self) -> LeaseRef {
+        (self.id.clone(), self.lease_owner.clone())
+    }
 }
 
 fn push_filter<'a>(qb: &mut QueryBuilder<'a, Sqlite>, f: &'a DeliveryFilter) {
@@ -233,19 +249,28 @@ impl Store {
     ///
     /// Each endpoint is a seek of its own in the per-endpoint queue index: a large backlog at
     /// one endpoint neither slows the claim nor keeps another endpoint's deliveries out of it.
+    ///
+    /// The claim writes `owner` as the lease's token. The lease runs `lease_ms` plus the
+    /// endpoint's timeout: a job sent while `lease_ms` has not run out finishes within it.
     pub async fn claim_due(
         &self,
         now: i64,
         lease_ms: i64,
+        owner: &str,
         targets: &[(String, usize)],
     ) -> Result<Vec<Claimed>> {
         let mut claimed = Vec::new();
         for chunk in targets.chunks(100) {
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "UPDATE deliveries SET status = 'delivering', lease_until = ",
+                "UPDATE deliveries SET status = 'delivering', lease_owner = ",
             );
-            qb.push_bind(now + lease_ms)
-                .push(", updated_at = ")
+            qb.push_bind(owner)
+                .push(", lease_until = ")
+                .push_bind(now + lease_ms)
+                .push(
+                    " + COALESCE((SELECT timeout_ms FROM endpoints e
+                       WHERE e.id = deliveries.endpoint_id), 0), updated_at = ",
+                )
                 .push_bind(now)
                 .push(" WHERE rowid IN (");
             for (i, (endpoint, n)) in chunk.iter().enumerate() {
@@ -256,13 +281,20 @@ impl Store {
                     "SELECT rid FROM (SELECT rowid AS rid FROM deliveries WHERE endpoint_id = ",
                 )
                 .push_bind(endpoint)
+                // A disabled endpoint's deliveries are held, not sent, whatever raced.
+                .push(" AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = ")
+                .push_bind(endpoint)
+                .push(" AND e.enabled = 1)")
                 .push(" AND status IN ('pending', 'retrying') AND next_attempt_at <= ")
                 .push_bind(now)
                 .push(" ORDER BY priority, next_attempt_at LIMIT ")
                 .push_bind(*n as i64)
                 .push(")");
             }
-            qb.push(") RETURNING id, shop_id, event_id, endpoint_id, attempt_count, created_at");
+            qb.push(
+                ") RETURNING id, shop_id, event_id, endpoint_id, attempt_count, created_at,
+                 priority, lease_owner, lease_until",
+            );
             claimed.extend(qb.build_query_as().fetch_all(&self.writer).await?);
         }
         Ok(claimed)
@@ -272,7 +304,7 @@ impl Store {
     pub async fn release_expired_leases(&self, now: i64) -> Result<u64> {
         Ok(sqlx::query(&format!(
             "UPDATE deliveries SET status = {RELEASED_STATUS},
-             next_attempt_at = ?, lease_until = NULL, updated_at = ?
+             next_attempt_at = ?, lease_until = NULL, lease_owner = NULL, updated_at = ?
              WHERE status = 'delivering' AND lease_until <= ?"
         ))
         .bind(now)
@@ -285,35 +317,38 @@ impl Store {
 
     /// Gives back leased deliveries without an attempt (on shutdown, or when their endpoint
     /// changed before they were sent).
-    pub async fn release(&self, ids: &[String], now: i64) -> Result<()> {
+    pub async fn release(&self, leases: &[LeaseRef], now: i64) -> Result<()> {
         self.end_leases(
             &format!("status = {RELEASED_STATUS}, next_attempt_at = ?1, updated_at = ?1"),
-            ids,
+            leases,
             now,
         )
         .await
     }
 
     /// Cancels leased deliveries that cannot be sent (their event is gone).
-    pub async fn cancel_leased(&self, ids: &[String], now: i64) -> Result<()> {
+    pub async fn cancel_leased(&self, leases: &[LeaseRef], now: i64) -> Result<()> {
         self.end_leases(
             "status = 'cancelled', next_attempt_at = NULL, updated_at = ?1",
-            ids,
+            leases,
             now,
         )
         .await
     }
 
-    /// Ends the leases of `ids` still leased, applying `set` (where `?1` is `now`).
-    async fn end_leases(&self, set: &str, ids: &[String], now: i64) -> Result<()> {
-        // The ids go as one JSON array, whatever their number.
+    /// Ends the leases still held under the given tokens, applying `set` (where `?1` is
+    /// `now`). A lease that ran out and was claimed again is the new holder's: untouched.
+    async fn end_leases(&self, set: &str, leases: &[LeaseRef], now: i64) -> Result<()> {
+        // The (id, owner) pairs go as one JSON array, whatever their number.
         let sql = format!(
-            "UPDATE deliveries SET {set}, lease_until = NULL
-             WHERE status = 'delivering' AND id IN (SELECT value FROM json_each(?2))"
+            "UPDATE deliveries SET {set}, lease_until = NULL, lease_owner = NULL
+             FROM (SELECT value ->> 0 AS id, value ->> 1 AS owner FROM json_each(?2)) AS l
+             WHERE deliveries.id = l.id AND deliveries.status = 'delivering'
+             AND deliveries.lease_owner = l.owner"
         );
         sqlx::query(&sql)
             .bind(now)
-            .bind(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()))
+            .bind(serde_json::to_string(leases).unwrap_or_else(|_| "[]".into()))
             .execute(&self.writer)
             .await?;
         Ok(())
@@ -367,11 +402,15 @@ impl Store {
         Ok((counts, oldest.map(|t| now - t)))
     }
 
-    /// Queue depth by status across every shop, for metrics.
+    /// Open deliveries (waiting, leased, held) by status across every shop, for metrics:
+    /// counted in the `deliveries_open` index, never by scanning the table.
     pub async fn queue_counts(&self) -> Result<Vec<(String, i64)>> {
-        sqlx::query_as("SELECT status, COUNT(*) FROM deliveries GROUP BY status")
-            .fetch_all(&self.pool)
-            .await
+        sqlx::query_as(
+            "SELECT status, COUNT(*) FROM deliveries INDEXED BY deliveries_open
+             WHERE status IN ('pending', 'retrying', 'delivering', 'held') GROUP BY status",
+        )
+        .fetch_all(&self.pool)
+        .await
     }
 
     /// The oldest due time among waiting deliveries (for the lag metric).

@@ -45,21 +45,12 @@ const COLUMNS: &str = "id, shop_id, url, description, enabled, event_types, chan
     last_attempt_at, created_at, updated_at";
 
 impl Store {
-    /// Inserts an endpoint or updates every column of an existing one (the service builds the
-    /// whole row). An update in place: `REPLACE` would delete the row and cascade to its
-    /// deliveries.
-    pub async fn save_endpoint(&self, e: &EndpointRow) -> Result<()> {
-        let updates = COLUMNS
-            .split(',')
-            .map(str::trim)
-            .filter(|c| !matches!(*c, "id" | "shop_id" | "created_at"))
-            .map(|c| format!("{c} = excluded.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+    /// Inserts a new endpoint (the service builds the whole row; changes go through
+    /// [`Store::modify_endpoint`]).
+    pub async fn insert_endpoint(&self, e: &EndpointRow) -> Result<()> {
         sqlx::query(&format!(
             "INSERT INTO endpoints ({COLUMNS}) VALUES
-             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (id) DO UPDATE SET {updates}"
+             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(&e.id)
         .bind(&e.shop_id)
@@ -98,7 +89,7 @@ impl Store {
 
     pub async fn endpoint(&self, shop_id: &str, id: &str) -> Result<Option<EndpointRow>> {
         sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM endpoints WHERE shop_id = ? AND id = ?"
+            "SELECT {COLUMNS} FROM endpoints WHERE shop_id = ? AND id = ? AND deleted_at IS NULL"
         ))
         .bind(shop_id)
         .bind(id)
@@ -108,7 +99,7 @@ impl Store {
 
     pub async fn endpoints_of_shop(&self, shop_id: &str) -> Result<Vec<EndpointRow>> {
         sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM endpoints WHERE shop_id = ? ORDER BY created_at"
+            "SELECT {COLUMNS} FROM endpoints WHERE shop_id = ? AND deleted_at IS NULL ORDER BY created_at"
         ))
         .bind(shop_id)
         .fetch_all(&self.pool)
@@ -127,6 +118,82 @@ impl Store {
             q = q.bind(id);
         }
         q.fetch_all(&self.pool).await
+    }
+
+    /// Reads an endpoint and writes back what `change` makes of its settings, in one
+    /// transaction on the one writer: a change the engine made meanwhile (a disable) is not
+    /// overwritten, and a delete meanwhile is not undone (`None`: there is no such endpoint).
+    /// Only the settings are written, and `enabled` when `change` altered it, its waiting
+    /// deliveries held or resumed in the same transaction. `change` may refuse (`Some(Err)`),
+    /// and then nothing is written.
+    pub async fn modify_endpoint<E>(
+        &self,
+        shop_id: &str,
+        id: &str,
+        now: i64,
+        change: impl FnOnce(&mut EndpointRow) -> std::result::Result<(), E>,
+    ) -> Result<Option<std::result::Result<EndpointRow, E>>> {
+        let mut tx = self.writer.begin().await?;
+        let found: Option<EndpointRow> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM endpoints WHERE shop_id = ? AND id = ? AND deleted_at IS NULL"
+        ))
+        .bind(shop_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(mut row) = found else {
+            return Ok(None);
+        };
+        let was_enabled = row.enabled;
+        if let Err(e) = change(&mut row) {
+            return Ok(Some(Err(e)));
+        }
+        row.updated_at = now;
+        sqlx::query(
+            "UPDATE endpoints SET url = ?, description = ?, event_types = ?, channels = ?,
+             basic_auth_username = ?, basic_auth_password_enc = ?, headers = ?, content_type = ?,
+             template = ?, retry = ?, timeout_ms = ?, priority = ?, unique_pending = ?,
+             disable_on_status = ?, unsubscribe_phrase = ?, unsubscribe_action = ?,
+             disable_after_days = ?, client_certificate_enc = ?, rate_limit_per_second = ?,
+             secret_enc = ?, previous_secret_enc = ?, previous_secret_until = ?, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(&row.url)
+        .bind(&row.description)
+        .bind(&row.event_types)
+        .bind(&row.channels)
+        .bind(&row.basic_auth_username)
+        .bind(&row.basic_auth_password_enc)
+        .bind(&row.headers)
+        .bind(&row.content_type)
+        .bind(&row.template)
+        .bind(&row.retry)
+        .bind(row.timeout_ms)
+        .bind(row.priority)
+        .bind(row.unique_pending)
+        .bind(&row.disable_on_status)
+        .bind(&row.unsubscribe_phrase)
+        .bind(&row.unsubscribe_action)
+        .bind(row.disable_after_days)
+        .bind(&row.client_certificate_enc)
+        .bind(row.rate_limit_per_second)
+        .bind(&row.secret_enc)
+        .bind(&row.previous_secret_enc)
+        .bind(row.previous_secret_until)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if row.enabled != was_enabled {
+            let reason = row.disabled_reason.clone();
+            set_enabled(&mut tx, id, row.enabled, reason.as_deref(), now).await?;
+            if row.enabled {
+                row.disabled_reason = None;
+                row.failing_since = None;
+            }
+        }
+        tx.commit().await?;
+        Ok(Some(Ok(row)))
     }
 
     pub async fn delete_endpoint(&self, shop_id: &str, id: &str) -> Result<bool> {
@@ -149,31 +216,53 @@ impl Store {
         now: i64,
     ) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
-            "UPDATE endpoints SET enabled = ?, disabled_reason = ?, failing_since = NULL,
-             updated_at = ? WHERE shop_id = ? AND id = ?",
+        let exists: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM endpoints WHERE shop_id = ? AND id = ? AND deleted_at IS NULL",
         )
-        .bind(enabled)
-        .bind(if enabled { None } else { reason })
-        .bind(now)
         .bind(shop_id)
         .bind(id)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        if enabled {
-            sqlx::query(
-                "UPDATE deliveries SET status = CASE WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END,
-                 next_attempt_at = ?, updated_at = ? WHERE endpoint_id = ? AND status = 'held'",
-            )
-            .bind(now)
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        } else {
-            super::deliveries::hold_waiting(&mut tx, id, now).await?;
+        if exists.is_none() {
+            return Ok(false);
         }
+        set_enabled(&mut tx, id, enabled, reason, now).await?;
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(true)
     }
+}
+
+/// Enables or disables an endpoint and moves its waiting deliveries with it: disabling holds
+/// them, enabling resumes them at once. Every path that enables an endpoint comes here.
+async fn set_enabled(
+    conn: &mut sqlx::SqliteConnection,
+    id: &str,
+    enabled: bool,
+    reason: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE endpoints SET enabled = ?, disabled_reason = ?, failing_since = NULL,
+         updated_at = ? WHERE id = ?",
+    )
+    .bind(enabled)
+    .bind(if enabled { None } else { reason })
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    if enabled {
+        sqlx::query(
+            "UPDATE deliveries SET status = CASE WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END,
+             next_attempt_at = ?, updated_at = ? WHERE endpoint_id = ? AND status = 'held'",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    } else {
+        super::deliveries::hold_waiting(conn, id, now).await?;
+    }
+    Ok(())
 }

@@ -11,8 +11,6 @@ pub struct Target {
     pub endpoint_id: String,
     pub priority: i64,
     pub unique_pending: bool,
-    /// The endpoint is disabled: the delivery waits as `held` until it is re-enabled.
-    pub held: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -151,10 +149,18 @@ async fn insert_bulk(
             out.push(already_published(tx, shop_id, &ev.id).await?);
         }
     }
+    let mut queued = 0;
     for chunk in rows.chunks(CHUNK) {
+        // Held or pending is read from the endpoint inside this write, not from what the
+        // caller saw before it: a disable racing the publish cannot leave a pending delivery
+        // to a disabled endpoint. An endpoint deleted meanwhile gets no delivery (and the
+        // publish no foreign-key failure).
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO deliveries (id, shop_id, event_id, endpoint_id, event_type, channels,
-             entity_key, status, priority, next_attempt_at, created_at, updated_at) ",
+             entity_key, status, priority, next_attempt_at, created_at, updated_at)
+             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7,
+             CASE WHEN e.enabled THEN 'pending' ELSE 'held' END, v.column8, v.column9,
+             v.column9, v.column9 FROM (",
         );
         qb.push_values(chunk, |mut b, (id, ev, t)| {
             b.push_bind(*id)
@@ -164,15 +170,98 @@ async fn insert_bulk(
                 .push_bind(&ev.event_type)
                 .push_bind(&ev.channels)
                 .push_bind(&ev.entity_key)
-                .push_bind(if t.held { "held" } else { "pending" })
                 .push_bind(ev.priority.unwrap_or(t.priority))
-                .push_bind(now)
-                .push_bind(now)
                 .push_bind(now);
         });
-        qb.build().execute(&mut *tx).await?;
+        qb.push(") AS v JOIN endpoints e ON e.id = v.column4");
+        queued += qb.build().execute(&mut *tx).await?.rows_affected() as usize;
+    }
+    if queued < rows.len() {
+        forget_unqueued(tx, shop_id, &mut out).await?;
     }
     Ok(out)
+}
+
+/// Some endpoints went while publishing: the events' records and answers list only the
+/// deliveries that were queued.
+async fn forget_unqueued(
+    tx: &mut sqlx::SqliteConnection,
+    shop_id: &str,
+    out: &mut [Published],
+) -> Result<()> {
+    let all: Vec<&String> = out
+        .iter()
+        .filter(|p| !p.duplicate)
+        .flat_map(|p| &p.deliveries)
+        .collect();
+    let existing: String = sqlx::query_scalar(
+        "SELECT json_group_array(id) FROM deliveries WHERE id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(serde_json::to_string(&all).unwrap_or_else(|_| "[]".into()))
+    .fetch_one(&mut *tx)
+    .await?;
+    let existing: std::collections::HashSet<String> =
+        serde_json::from_str(&existing).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    for p in out.iter_mut().filter(|p| !p.duplicate) {
+        let before = p.deliveries.len();
+        p.deliveries.retain(|d| existing.contains(d));
+        if p.deliveries.len() < before {
+            sqlx::query("UPDATE events SET deliveries = ? WHERE shop_id = ? AND id = ?")
+                .bind(serde_json::to_string(&p.deliveries).unwrap_or_else(|_| "[]".into()))
+                .bind(shop_id)
+                .bind(&p.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Replaces an unsent delivery (queued, retrying or held) of the same entity at this endpoint
+/// with the new event; returns its id. The event it carried before no longer lists it.
+async fn replace_unsent(
+    tx: &mut sqlx::SqliteConnection,
+    shop_id: &str,
+    ev: &NewEvent,
+    key: &str,
+    t: &Target,
+    priority: i64,
+    now: i64,
+) -> Result<Option<String>> {
+    let found: Option<(String, String)> = sqlx::query_as(
+        "SELECT id, event_id FROM deliveries INDEXED BY deliveries_entity
+         WHERE endpoint_id = ? AND entity_key = ? AND entity_key IS NOT NULL
+         AND status IN ('pending', 'retrying', 'held') LIMIT 1",
+    )
+    .bind(&t.endpoint_id)
+    .bind(key)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((id, old_event)) = found else {
+        return Ok(None);
+    };
+    sqlx::query(
+        "UPDATE deliveries SET event_id = ?, event_type = ?, channels = ?, priority = ?,
+         updated_at = ? WHERE id = ?",
+    )
+    .bind(&ev.id)
+    .bind(&ev.event_type)
+    .bind(&ev.channels)
+    .bind(priority)
+    .bind(now)
+    .bind(&id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE events SET deliveries = (SELECT json_group_array(value) FROM json_each(events.deliveries)
+         WHERE value != ?) WHERE shop_id = ? AND id = ?",
+    )
+    .bind(&id)
+    .bind(shop_id)
+    .bind(&old_event)
+    .execute(&mut *tx)
+    .await?;
+    Ok(Some(id))
 }
 
 impl Store {
@@ -218,52 +307,40 @@ impl Store {
             let mut ids = Vec::with_capacity(ev.targets.len());
             for t in &ev.targets {
                 let priority = ev.priority.unwrap_or(t.priority);
-                if t.unique_pending {
-                    if let Some(key) = &ev.entity_key {
-                        // Replace a delivery of the same entity that has not been sent yet
-                        // (queued, or held while its endpoint is disabled).
-                        let replaced: Option<String> = sqlx::query_scalar(
-                            "UPDATE deliveries SET event_id = ?, event_type = ?, channels = ?,
-                             priority = ?, updated_at = ?
-                             WHERE id = (SELECT id FROM deliveries WHERE endpoint_id = ?
-                               AND entity_key = ? AND status IN ('pending', 'held') LIMIT 1)
-                             RETURNING id",
-                        )
-                        .bind(&ev.id)
-                        .bind(&ev.event_type)
-                        .bind(&ev.channels)
-                        .bind(priority)
-                        .bind(now)
-                        .bind(&t.endpoint_id)
-                        .bind(key)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        if let Some(id) = replaced {
-                            ids.push(id);
-                            continue;
-                        }
+                if let Some(key) = ev.entity_key.as_deref().filter(|_| t.unique_pending) {
+                    if let Some(id) =
+                        replace_unsent(&mut tx, shop_id, ev, key, t, priority, now).await?
+                    {
+                        ids.push(id);
+                        continue;
                     }
                 }
                 let id = new_id("dlv");
-                sqlx::query(
+                // Held or pending read inside the write; an endpoint deleted meanwhile gets
+                // nothing (see `insert_bulk`).
+                let queued = sqlx::query(
                     "INSERT INTO deliveries (id, shop_id, event_id, endpoint_id, event_type, channels,
                      entity_key, status, priority, next_attempt_at, created_at, updated_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     SELECT ?, ?, ?, id, ?, ?, ?, CASE WHEN enabled THEN 'pending' ELSE 'held' END,
+                     ?, ?, ?, ? FROM endpoints WHERE id = ?",
                 )
                 .bind(&id)
                 .bind(shop_id)
                 .bind(&ev.id)
-                .bind(&t.endpoint_id)
                 .bind(&ev.event_type)
                 .bind(&ev.channels)
                 .bind(&ev.entity_key)
-                .bind(if t.held { "held" } else { "pending" })
                 .bind(priority)
                 .bind(now)
                 .bind(now)
                 .bind(now)
+                .bind(&t.endpoint_id)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+                if queued == 0 {
+                    continue;
+                }
                 ids.push(id);
             }
             sqlx::query("UPDATE events SET deliveries = ? WHERE shop_id = ? AND id = ?")

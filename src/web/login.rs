@@ -21,12 +21,45 @@ pub struct SignInForm {
 }
 
 /// Only same-site paths are followed after sign-in, never another host.
+///
+/// Browsers drop tabs and newlines from URLs and read `\\` as `/`, so `/\t/evil.example` and
+/// `/\\evil.example` mean `//evil.example`: another host. Such characters, and their
+/// percent-encoded forms (`/%09/evil.example`, `/%2F/evil.example`), are refused outright;
+/// what remains is a path on this host.
 fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+    let decoded = percent_decode(next);
+    let suspicious = |s: &str| s.chars().any(|c| c.is_control() || c == '\\');
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !suspicious(next)
+        && !suspicious(&decoded)
+        && !decoded.starts_with("//");
+    if local {
         next
     } else {
         "/"
     }
+}
+
+/// `%XX` sequences decoded (once, lossily), for judging what a browser would make of a URL.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn back_to_login(error: &str, next: &str) -> Response {
@@ -141,5 +174,30 @@ mod tests {
         assert_eq!(safe_next("//evil.example"), "/");
         assert_eq!(safe_next("https://evil.example"), "/");
         assert_eq!(safe_next(""), "/");
+        assert_eq!(
+            safe_next("/shops/shp_1/queue?status=failed"),
+            "/shops/shp_1/queue?status=failed"
+        );
+    }
+
+    #[test]
+    fn next_tricks_that_browsers_read_as_another_host_end_on_this_one() {
+        for next in [
+            "/%09/evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "/\\evil.example",
+            "/\\/evil.example",
+            "\\\\evil.example",
+            "/%5Cevil.example",
+            "/%2F/evil.example",
+            "/%2f%2fevil.example",
+            "%2F%2Fevil.example",
+            "/%0a/evil.example",
+            "https:/evil.example",
+        ] {
+            assert_eq!(safe_next(next), "/", "{next:?}");
+        }
     }
 }

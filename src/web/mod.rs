@@ -19,6 +19,8 @@ pub struct AppState {
     pub email_throttle: SignInThrottle,
     /// Throttles sign-in attempts per client address (looser: people share addresses).
     pub ip_throttle: SignInThrottle,
+    /// `HERALD_METRICS_TOKEN`: opens the per-endpoint series of `/metrics`.
+    pub metrics_token: Option<String>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -43,6 +43,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         concurrency: 64,
         endpoint_concurrency: 8,
         lease_seconds: 60,
+        metrics_token: None,
         log: "warn".into(),
     }
 }

@@ -1,0 +1,230 @@
+//! The engine under pressure: leases have owners and cover their attempt (a delivery is never
+//! sent twice at once, and a holder that lost its lease never overwrites the current state);
+//! slow endpoints cannot take every permit; priority and cancel act on what was read ahead.
+
+mod common;
+
+use common::receiver::Receiver;
+use common::*;
+use serde_json::json;
+use std::time::Duration;
+
+/// Herald with this lease, a shop's API, and an endpoint with this timeout at `rx`.
+async fn with_lease(
+    lease_seconds: u64,
+    timeout_ms: u64,
+    rx: &Receiver,
+) -> (tempfile::TempDir, TestApp, Api) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.lease_seconds = lease_seconds;
+    let app = TestApp::start(config).await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let (code, ep) = api
+        .post(
+            "/endpoints",
+            json!({"url": rx.url("/hook"), "timeout_ms": timeout_ms}),
+        )
+        .await;
+    assert_eq!(code, 201, "{ep}");
+    (dir, app, api)
+}
+
+async fn publish_one(api: &Api) -> String {
+    let (code, published) = api
+        .post(
+            "/events",
+            json!({"type": "order.created", "data": {"n": 1}}),
+        )
+        .await;
+    assert_eq!(code, 202, "{published}");
+    published["deliveries"][0].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn an_attempt_that_outlasts_the_configured_lease_is_sent_once() {
+    // The receiver takes 2 s; the lease is 1 s, the endpoint's timeout 3 s. The lease must
+    // cover the attempt, or the sweep gives it back mid-flight and a second worker sends it.
+    let rx = Receiver::start(|_| (200, vec![], "ok".into(), Duration::from_secs(2))).await;
+    let (_dir, app, api) = with_lease(1, 3_000, &rx).await;
+    let delivery = publish_one(&api).await;
+    let done = api.wait_status(&delivery, "succeeded", 10).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(rx.count(), 1, "sent exactly once");
+    assert_eq!(done["attempt_count"], 1);
+    drop(app);
+}
+
+#[tokio::test]
+async fn a_record_from_a_holder_that_lost_its_lease_changes_nothing() {
+    let rx = Receiver::start(|_| (200, vec![], "ok".into(), Duration::from_millis(800))).await;
+    let (_dir, app, api) = with_lease(30, 5_000, &rx).await;
+    let delivery = publish_one(&api).await;
+    rx.wait_for(1, 5).await;
+    // While the attempt is in flight, the lease passes to another holder (as when it ran out
+    // and another node claimed the delivery).
+    sqlx::query("UPDATE deliveries SET lease_owner = 'another-holder' WHERE id = ?")
+        .bind(&delivery)
+        .execute(&app.service.store.writer)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (status, owner): (String, Option<String>) =
+        sqlx::query_as("SELECT status, lease_owner FROM deliveries WHERE id = ?")
+            .bind(&delivery)
+            .fetch_one(&app.service.store.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "delivering", "the new holder's state stands");
+    assert_eq!(owner.as_deref(), Some("another-holder"));
+    let attempts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM attempts WHERE delivery_id = ?")
+        .bind(&delivery)
+        .fetch_one(&app.service.store.pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 1, "the attempt is kept as evidence");
+}
+
+/// Herald with the default engine limits (256 in flight, 32 per endpoint) unless changed.
+async fn default_limits(
+    change: impl FnOnce(&mut herald::config::Config),
+) -> (tempfile::TempDir, TestApp, Api) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.concurrency = 256;
+    config.endpoint_concurrency = 32;
+    change(&mut config);
+    let app = TestApp::start(config).await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    (dir, app, api)
+}
+
+async fn endpoint(api: &Api, body: serde_json::Value) -> String {
+    let (code, ep) = api.post("/endpoints", body).await;
+    assert_eq!(code, 201, "{ep}");
+    ep["id"].as_str().unwrap().to_string()
+}
+
+/// Publishes `n` events of one type in batches of 1,000; returns their delivery ids.
+async fn publish_many(api: &Api, n: usize, event_type: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for start in (0..n).step_by(1000) {
+        let batch: Vec<_> = (start..(start + 1000).min(n))
+            .map(|i| json!({"type": event_type, "data": {"i": i}}))
+            .collect();
+        let (code, out) = api.post("/events/batch", json!(batch)).await;
+        assert_eq!(code, 202, "{out}");
+        for item in out["items"].as_array().unwrap() {
+            for d in item["deliveries"].as_array().unwrap() {
+                ids.push(d.as_str().unwrap().to_string());
+            }
+        }
+    }
+    ids
+}
+
+fn event_ids(rx: &Receiver) -> Vec<String> {
+    rx.requests()
+        .iter()
+        .map(|r| r.headers["webhook-id"].to_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_high_priority_event_overtakes_a_deep_backlog_read_ahead() {
+    let (_dir, _app, api) = default_limits(|_| {}).await;
+    // 32 at a time, 10 ms each: the 4,000-event backlog takes over a second to send.
+    let rx = Receiver::start(|_| (200, vec![], "ok".into(), Duration::from_millis(10))).await;
+    endpoint(&api, json!({"url": rx.url("/")})).await;
+    publish_many(&api, 4000, "order.created").await;
+    rx.wait_for(200, 10).await;
+    let (code, urgent) = api
+        .post(
+            "/events",
+            json!({"type": "order.created", "data": {"urgent": true}, "priority": "high"}),
+        )
+        .await;
+    assert_eq!(code, 202, "{urgent}");
+    let urgent_id = urgent["id"].as_str().unwrap().to_string();
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(at) = event_ids(&rx).iter().position(|id| *id == urgent_id) {
+            assert!(
+                at < 3000,
+                "sent as number {at} of 4,001: it did not overtake"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "not sent within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_read_ahead_but_not_yet_sent_can_be_cancelled() {
+    let (_dir, _app, api) = default_limits(|c| c.endpoint_concurrency = 1).await;
+    let rx = Receiver::start(|_| (200, vec![], "ok".into(), Duration::from_millis(200))).await;
+    endpoint(&api, json!({"url": rx.url("/")})).await;
+    let deliveries = publish_many(&api, 5, "order.created").await;
+    rx.wait_for(1, 5).await;
+    let last = deliveries.last().unwrap();
+    let (_, before) = api.get(&format!("/deliveries/{last}")).await;
+    assert_eq!(before["status"], "delivering", "leased ahead: {before}");
+    let (code, cancelled) = api
+        .post(&format!("/deliveries/{last}/cancel"), json!({}))
+        .await;
+    assert_eq!(
+        (code, cancelled["status"].as_str()),
+        (200, Some("cancelled")),
+        "{cancelled}"
+    );
+    rx.wait_for(4, 5).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(rx.count(), 4, "the cancelled delivery was never sent");
+    let (_, after) = api.get(&format!("/deliveries/{last}")).await;
+    assert_eq!(after["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn slow_endpoints_cannot_take_every_global_permit() {
+    // 8 permits; four endpoints whose receivers never answer within their 1 s timeout, each
+    // with a backlog; two more wait on a rate limit of 1 a second. A healthy endpoint's event
+    // must go out within about one slow attempt.
+    let (_dir, _app, api) = default_limits(|c| c.concurrency = 8).await;
+    let stuck = Receiver::start(|_| (200, vec![], "late".into(), Duration::from_secs(5))).await;
+    for _ in 0..4 {
+        endpoint(
+            &api,
+            json!({"url": stuck.url("/"), "timeout_ms": 1000, "event_types": ["order.created"]}),
+        )
+        .await;
+    }
+    let limited = Receiver::ok().await;
+    for _ in 0..2 {
+        endpoint(&api, json!({"url": limited.url("/"), "rate_limit_per_second": 1, "event_types": ["order.created"]})).await;
+    }
+    let healthy = Receiver::ok().await;
+    endpoint(
+        &api,
+        json!({"url": healthy.url("/"), "event_types": ["ticket.created"]}),
+    )
+    .await;
+    publish_many(&api, 200, "order.created").await;
+    stuck.wait_for(8, 5).await;
+    let started = std::time::Instant::now();
+    let (code, _) = api
+        .post("/events", json!({"type": "ticket.created", "data": {}}))
+        .await;
+    assert_eq!(code, 202);
+    healthy.wait_for(1, 3).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1_800),
+        "the healthy endpoint waited {:?}",
+        started.elapsed()
+    );
+}
