@@ -112,6 +112,16 @@ pub struct Config {
     )]
     pub lease_seconds: u64,
 
+    /// Seconds a stop (SIGTERM, Ctrl-C) may take: requests and attempts in flight finish
+    /// within it, what is unfinished then is given back to the queue, and the process ends.
+    #[arg(
+        long,
+        env = "HERALD_SHUTDOWN_GRACE_SECONDS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub shutdown_grace_seconds: u64,
+
     /// Bearer token for the per-endpoint series of `GET /metrics`. Without it (or without the
     /// token configured) a scrape sees installation-wide totals only, nothing of any shop.
     #[arg(long, env = "HERALD_METRICS_TOKEN", global = true)]

@@ -9,14 +9,17 @@ use crate::service::{Limits, Service};
 use crate::store::Store;
 use crate::web::{router, AppState};
 use leptos::prelude::LeptosOptions;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// A bound, ready-to-serve Herald.
 pub struct Server {
     listener: tokio::net::TcpListener,
     router: axum::Router,
     pub service: Service,
+    /// How long a stop may take, from the signal to the end (`HERALD_SHUTDOWN_GRACE_SECONDS`).
+    grace: std::time::Duration,
 }
 
 /// Opens the store (migrated) and the service with its engine, not yet started.
@@ -101,6 +104,7 @@ impl Server {
             listener,
             router,
             service,
+            grace: std::time::Duration::from_secs(config.shutdown_grace_seconds),
         })
     }
 
@@ -110,22 +114,48 @@ impl Server {
             .expect("bound listener has an address")
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    /// Serves until `shutdown` completes, then stops within the grace: claiming stops and
+    /// activity streams end at once, requests in flight finish, attempts in flight finish and
+    /// are recorded, and what is still unfinished at the end of the grace is given back to
+    /// the queue. Connections still open then are dropped.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(
+        let engine = self.service.engine.clone();
+        // When the signal came; the grace counts from then.
+        let signalled = Arc::new((std::sync::OnceLock::new(), tokio::sync::Notify::new()));
+        let serve = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await?;
-        self.service
-            .engine
-            .shutdown(std::time::Duration::from_secs(10))
-            .await;
+        .with_graceful_shutdown({
+            let (engine, signalled) = (engine.clone(), signalled.clone());
+            async move {
+                shutdown.await;
+                let _ = signalled.0.set(tokio::time::Instant::now());
+                signalled.1.notify_one();
+                engine.stop_claiming();
+            }
+        })
+        .into_future();
+        let grace = self.grace;
+        tokio::select! {
+            result = serve => result?,
+            _ = async {
+                signalled.1.notified().await;
+                tokio::time::sleep(grace).await;
+            } => tracing::warn!("connections still open at the end of the grace are dropped"),
+        }
+        let deadline = signalled
+            .0
+            .get()
+            .copied()
+            .unwrap_or_else(tokio::time::Instant::now)
+            + grace;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        engine.shutdown(left).await;
         Ok(())
     }
 }

@@ -213,3 +213,96 @@ async fn a_process_killed_mid_delivery_loses_nothing() {
     drop(second);
     assert_eq!(status, "succeeded");
 }
+
+#[tokio::test]
+async fn sigterm_ends_the_process_within_the_grace_with_activity_streams_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let shop = run_cli(
+        dir.path(),
+        &["shop", "create", "--name", "Stop", "--enable-webhooks"],
+    );
+    let key = run_cli(
+        dir.path(),
+        &["api-key", "create", "--shop", &shop, "--name", "t"],
+    );
+    // An attempt that would hang far past the grace.
+    let rx = Receiver::start(|_| (200, vec![], "ok".into(), Duration::from_secs(30))).await;
+    let port = free_port();
+    let mut herald = start_herald_with(
+        dir.path(),
+        port,
+        &[("HERALD_SHUTDOWN_GRACE_SECONDS", "2".to_string())],
+    );
+    wait_healthy(port).await;
+    let api = |path: &str| format!("http://127.0.0.1:{port}/api/v1{path}");
+    let client = reqwest::Client::new();
+    let ep = client
+        .post(api("/endpoints"))
+        .bearer_auth(&key)
+        .json(&json!({"url": rx.url("/"), "timeout_ms": 30000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ep.status(), 201);
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let s = client
+            .get(api("/activity"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(s.status(), 200);
+        streams.push(s);
+    }
+    let published: serde_json::Value = client
+        .post(api("/events"))
+        .bearer_auth(&key)
+        .json(&json!({"type": "order.created", "data": {"n": 1}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let delivery = published["deliveries"][0].as_str().unwrap().to_string();
+    rx.wait_for(1, 10).await;
+
+    let started = std::time::Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &herald.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = loop {
+        if let Some(status) = herald.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still running {:?} after SIGTERM",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_500),
+        "it waited for the attempt"
+    );
+    drop(streams);
+
+    // The unfinished attempt went back to the queue, not lost and not left leased.
+    let (state, lease): (String, Option<i64>) = {
+        let db = dir.path().join("herald.db");
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::query_as("SELECT status, lease_until FROM deliveries WHERE id = ?")
+            .bind(&delivery)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!((state.as_str(), lease), ("pending", None));
+}

@@ -228,3 +228,30 @@ async fn slow_endpoints_cannot_take_every_global_permit() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_lease_left_by_a_dead_process_is_released_at_once_without_a_busy_loop() {
+    let rx = Receiver::ok().await;
+    let (_dir, app, api) = with_lease(60, 1_000, &rx).await;
+    let delivery = publish_one(&api).await;
+    api.wait_status(&delivery, "succeeded", 5).await;
+    // As if a process that died held it: leased, its lease run out a moment ago. The release
+    // tick is 15 s away; the engine must not spin on it meanwhile.
+    sqlx::query(
+        "UPDATE deliveries SET status = 'delivering', lease_owner = 'dead-process',
+         lease_until = ? WHERE id = ?",
+    )
+    .bind(herald::ids::now_ms() - 1)
+    .bind(&delivery)
+    .execute(&app.service.store.writer)
+    .await
+    .unwrap();
+    let rounds = || app.service.engine.metrics().claim_rounds.get();
+    publish_one(&api).await; // a claim round notes when the next lease ends
+    rx.wait_for(3, 3).await;
+    api.wait_status(&delivery, "succeeded", 3).await;
+    let before = rounds();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let idle = rounds() - before;
+    assert!(idle < 10, "{idle} claim rounds in an idle second");
+}

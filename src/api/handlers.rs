@@ -449,5 +449,6 @@ pub async fn acknowledge_alert(
 
 /// `GET /activity`: server-sent events, one per published event, attempt and state change.
 pub async fn activity(State(s): State<AppState>, auth: ApiAuth) -> Response {
-    crate::web::activity::sse(s.service.engine.activity().stream(auth.shop_id))
+    let engine = &s.service.engine;
+    crate::web::activity::sse(engine.activity().stream(auth.shop_id), engine.stopping())
 }

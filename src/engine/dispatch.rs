@@ -61,8 +61,11 @@ fn lease_covers(c: &Claimed, ep: &EndpointRow, lease_ms: i64, now: i64) -> bool 
 struct State {
     /// Endpoints whose last claim took all the room they had: more may be due for them.
     backlog: HashSet<String>,
-    /// When the next delivery falls due or lease runs out, if nothing is due now.
+    /// When the next delivery falls due, if nothing is due now.
     next_due: Option<i64>,
+    /// When the next lease runs out (perhaps already): its delivery is released then, at
+    /// once, rather than claimed for in vain until the next release tick.
+    next_lease_end: Option<i64>,
     /// Turns the order endpoints are served in when a claim cannot take all they have room for.
     turn: usize,
 }
@@ -257,8 +260,10 @@ pub(super) async fn dispatcher(engine: Engine, tx: RecorderTx, main: tokio::runt
             break;
         }
         let now = now_ms();
-        if now - last_release >= (lease_ms / 4).max(250) {
+        let lease_ran_out = state.next_lease_end.is_some_and(|t| t <= now);
+        if lease_ran_out || now - last_release >= (lease_ms / 4).max(250) {
             last_release = now;
+            state.next_lease_end = None;
             match inner.store.release_expired_leases(now).await {
                 Ok(n) if n > 0 => {
                     tracing::warn!(
@@ -285,8 +290,10 @@ pub(super) async fn dispatcher(engine: Engine, tx: RecorderTx, main: tokio::runt
             engine.spawn_workers(&main, &tx);
             continue;
         }
-        let wait = state
-            .next_due
+        let wait = [state.next_due, state.next_lease_end]
+            .into_iter()
+            .flatten()
+            .min()
             .map(|t| (t - now_ms()).clamp(1, lease_ms.max(1000)))
             .unwrap_or(lease_ms.clamp(1000, 5000));
         tokio::select! {
@@ -313,6 +320,7 @@ async fn claim_round(
 ) -> sqlx::Result<()> {
     let store = &engine.inner.store;
     let now = now_ms();
+    engine.inner.metrics.claim_rounds.inc();
     let mut candidates: Vec<String> = std::mem::take(&mut *engine.lock(&engine.inner.hints))
         .into_iter()
         .chain(state.backlog.drain())
@@ -383,7 +391,7 @@ async fn claim_round(
         }
     }
     // The next delivery to fall due that no claim has seen yet (a seek, not a scan).
-    state.next_due = store.next_wakeup(now).await?;
+    (state.next_due, state.next_lease_end) = store.next_wakeup(now).await?;
     if claimed.is_empty() {
         return Ok(());
     }

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub attempt_seconds: Histogram,
     pub endpoint_failures: Family<EndpointLabel, Counter>,
     pub events_published: Counter,
+    /// Claim queries run: steady when idle, so a busy loop shows.
+    pub claim_rounds: Counter,
     pub queue_depth: Family<StatusLabel, Gauge>,
     pub queue_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
@@ -47,6 +49,7 @@ impl Default for Metrics {
         let attempt_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let endpoint_failures = Family::<EndpointLabel, Counter>::default();
         let events_published = Counter::default();
+        let claim_rounds = Counter::default();
         let queue_depth = Family::<StatusLabel, Gauge>::default();
         let queue_lag_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(
@@ -70,6 +73,11 @@ impl Default for Metrics {
             "Events accepted",
             events_published.clone(),
         );
+        registry.register(
+            "claim_rounds",
+            "Claim queries run by the dispatcher",
+            claim_rounds.clone(),
+        );
         registry.register("queue_depth", "Deliveries by status", queue_depth.clone());
         registry.register(
             "queue_lag_seconds",
@@ -83,6 +91,7 @@ impl Default for Metrics {
             attempt_seconds,
             endpoint_failures,
             events_published,
+            claim_rounds,
             queue_depth,
             queue_lag_seconds,
         }

@@ -80,6 +80,9 @@ struct Inner {
     /// Events just published, so claiming their deliveries need not read them back.
     recent: Mutex<recent::RecentEvents>,
     shutdown: watch::Sender<bool>,
+    /// Set when the engine thread has ended: the dispatcher stopped and the recorder wrote
+    /// everything handed to it.
+    stopped: watch::Sender<bool>,
 }
 
 impl Engine {
@@ -106,6 +109,7 @@ impl Engine {
                 limiters: Mutex::new(HashMap::new()),
                 recent: Mutex::default(),
                 shutdown: watch::channel(false).0,
+                stopped: watch::channel(false).0,
             }),
         }
     }
@@ -188,8 +192,9 @@ impl Engine {
                 };
                 rt.block_on(async move {
                     let recorder = tokio::spawn(recorder(engine.clone(), rx));
-                    dispatch::dispatcher(engine, tx, main).await;
+                    dispatch::dispatcher(engine.clone(), tx, main).await;
                     let _ = recorder.await;
+                    let _ = engine.inner.stopped.send(true);
                 });
             });
         if let Err(e) = spawned {
@@ -201,14 +206,16 @@ impl Engine {
     /// recorded; what is still unfinished then is given back to the queue at once, so another
     /// process need not wait for the lease to run out.
     pub async fn shutdown(&self, grace: Duration) {
-        let _ = self.inner.shutdown.send(true);
-        self.wake();
+        let deadline = tokio::time::Instant::now() + grace;
+        self.stop_claiming();
         let total = self.inner.config.concurrency.max(1) as u32;
-        let finished = tokio::time::timeout(grace, self.inner.global.acquire_many(total))
+        let finished = tokio::time::timeout_at(deadline, self.inner.global.acquire_many(total))
             .await
             .is_ok();
-        // Give the recorder a moment to write the last batch.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The recorder writes what the finished attempts handed it, then the engine thread
+        // ends (when every worker has let go of it): wait for that, not for a fixed time.
+        let mut stopped = self.inner.stopped.subscribe();
+        let _ = tokio::time::timeout_at(deadline, stopped.wait_for(|s| *s)).await;
         if !finished {
             tracing::warn!("attempts still in flight at shutdown are given back unrecorded");
         }
@@ -224,6 +231,21 @@ impl Engine {
                     tracing::error!(error = %e, "could not release deliveries; their leases will run out")
                 }
             }
+        }
+    }
+
+    /// The first step of shutting down: no more claims, and live activity streams end (so
+    /// the HTTP server's graceful shutdown is not held open by them).
+    pub fn stop_claiming(&self) {
+        let _ = self.inner.shutdown.send(true);
+        self.wake();
+    }
+
+    /// Completes when shutdown has begun.
+    pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.inner.shutdown.subscribe();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
         }
     }
 

@@ -354,18 +354,25 @@ impl Store {
         Ok(())
     }
 
-    /// When the next waiting delivery falls due after `now`, or the next lease runs out.
-    pub async fn next_wakeup(&self, now: i64) -> Result<Option<i64>> {
-        sqlx::query_scalar(
-            "SELECT MIN(t) FROM (
-               SELECT MIN(next_attempt_at) AS t FROM deliveries
-               WHERE status IN ('pending', 'retrying') AND next_attempt_at > ?
-               UNION ALL
-               SELECT MIN(lease_until) AS t FROM deliveries WHERE status = 'delivering')",
+    /// When the next waiting delivery falls due after `now`, and when the next lease runs out
+    /// (perhaps already: a lease not yet released).
+    pub async fn next_wakeup(&self, now: i64) -> Result<(Option<i64>, Option<i64>)> {
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM deliveries
+             WHERE status IN ('pending', 'retrying') AND next_attempt_at > ?",
         )
         .bind(now)
         .fetch_one(&self.pool)
-        .await
+        .await?;
+        let lease_end: Option<i64> = sqlx::query_scalar(
+            // The partial index's own condition, spelled out, lets SQLite use it.
+            "SELECT MIN(lease_until) FROM deliveries INDEXED BY deliveries_open
+             WHERE status IN ('pending', 'retrying', 'delivering', 'held')
+             AND status = 'delivering'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((due, lease_end))
     }
 
     /// Deliveries per channel label in a shop.

@@ -7,10 +7,14 @@ use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 
-/// Activity as server-sent events named by kind, with keep-alives.
-pub fn sse(stream: impl futures::Stream<Item = Activity> + Send + 'static) -> Response {
+/// Activity as server-sent events named by kind, with keep-alives. The stream ends when
+/// `until` completes (Herald shutting down), so an open Activity page cannot hold up a stop.
+pub fn sse(
+    stream: impl futures::Stream<Item = Activity> + Send + 'static,
+    until: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Response {
     use futures::StreamExt;
-    let events = stream.map(|a| {
+    let events = stream.take_until(until).map(|a| {
         Ok::<_, std::convert::Infallible>(
             Event::default()
                 .event(a.kind.clone())
@@ -25,5 +29,6 @@ pub fn sse(stream: impl futures::Stream<Item = Activity> + Send + 'static) -> Re
 
 /// `GET /shops/{shop}/activity/stream`.
 pub async fn stream(State(state): State<AppState>, Path(shop): Path<String>) -> Response {
-    sse(state.service.engine.activity().stream(shop))
+    let engine = &state.service.engine;
+    sse(engine.activity().stream(shop), engine.stopping())
 }

@@ -44,6 +44,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         endpoint_concurrency: 8,
         lease_seconds: 60,
         metrics_token: None,
+        shutdown_grace_seconds: 10,
         log: "warn".into(),
     }
 }
