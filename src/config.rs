@@ -122,6 +122,16 @@ pub struct Config {
     )]
     pub shutdown_grace_seconds: u64,
 
+    /// For tests and soak benchmarks: every shop keeps its logs and failed deliveries this
+    /// many seconds instead of its own retention settings.
+    #[arg(long, env = "HERALD_RETENTION_SECONDS", global = true, value_parser = clap::value_parser!(u64).range(1..))]
+    pub retention_seconds: Option<u64>,
+
+    /// Reverse proxies whose `X-Forwarded-For` is believed, as addresses or networks
+    /// (`10.0.0.1,10.1.0.0/16`). Without it the client address is the connection's peer.
+    #[arg(long, env = "HERALD_TRUSTED_PROXIES", global = true, value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Bearer token for the per-endpoint series of `GET /metrics`. Without it (or without the
     /// token configured) a scrape sees installation-wide totals only, nothing of any shop.
     #[arg(long, env = "HERALD_METRICS_TOKEN", global = true)]
@@ -217,4 +227,12 @@ pub enum ApiKeyCommand {
         #[arg(long)]
         name: String,
     },
+}
+
+/// An address (`10.0.0.1`, `::1`) or a network (`10.0.0.0/8`).
+fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is not an IP address or network such as 10.0.0.0/8"))
 }

@@ -83,6 +83,11 @@ impl SecretBox {
         format!("{PREFIX}{}", B64.encode(out))
     }
 
+    /// Whether a stored value is sealed (and not plaintext from before it was).
+    pub fn is_sealed(value: &str) -> bool {
+        value.starts_with(PREFIX)
+    }
+
     pub fn open(&self, sealed: &str) -> anyhow::Result<String> {
         let raw = sealed
             .strip_prefix(PREFIX)

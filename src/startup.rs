@@ -27,6 +27,17 @@ pub async fn open_service(config: &Config) -> anyhow::Result<Service> {
     let store = Store::connect(&config.database_url).await?;
     store.migrate().await?;
     let secrets = SecretBox::load(config.secret_key.as_deref(), &config.data_dir)?;
+    // Fail closed: with a key that does not open what is stored, nothing could be signed.
+    if let Some(sealed) = store.any_sealed_secret().await? {
+        if let Err(e) = secrets.open(&sealed) {
+            anyhow::bail!(
+                "the secret key does not open the stored endpoint secrets ({e}). Start with the \
+                 HERALD_SECRET_KEY (or {}/secret.key) they were sealed with.",
+                config.data_dir.display()
+            );
+        }
+    }
+    seal_plain_headers(&store, &secrets).await?;
     let engine = Engine::new(
         store.clone(),
         secrets,
@@ -35,6 +46,7 @@ pub async fn open_service(config: &Config) -> anyhow::Result<Service> {
             endpoint_concurrency: config.endpoint_concurrency,
             lease: std::time::Duration::from_secs(config.lease_seconds.max(1)),
             allow_private_targets: config.allow_private_targets,
+            retention_override: config.retention_seconds.map(std::time::Duration::from_secs),
         },
     );
     Ok(Service::new(
@@ -44,6 +56,29 @@ pub async fn open_service(config: &Config) -> anyhow::Result<Service> {
             max_event_bytes: config.max_event_bytes,
         },
     ))
+}
+
+/// Extra header values stored in plaintext (before they were sealed at rest) are sealed now,
+/// once; an endpoint changed meanwhile is left to its new, sealed, values.
+async fn seal_plain_headers(store: &Store, secrets: &SecretBox) -> anyhow::Result<()> {
+    for (id, stored) in store.all_endpoint_headers().await? {
+        let mut headers: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&stored).unwrap_or_default();
+        let mut changed = false;
+        for value in headers.values_mut() {
+            if let Some(v) = value.as_str().filter(|v| !SecretBox::is_sealed(v)) {
+                *value = serde_json::Value::String(secrets.seal(v));
+                changed = true;
+            }
+        }
+        if changed {
+            let sealed = serde_json::Value::Object(headers).to_string();
+            store
+                .replace_endpoint_headers(&id, &stored, &sealed)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Where the built assets are: `target/site` under the working directory unless cargo-leptos
@@ -97,6 +132,8 @@ impl Server {
             email_throttle: SignInThrottle::new(config.signin_burst),
             ip_throttle: SignInThrottle::new(config.signin_burst.saturating_mul(6)),
             metrics_token: config.metrics_token.clone().filter(|t| !t.is_empty()),
+            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+            public_origin: config.public_url.as_deref().and_then(crate::web::origin_of),
         };
         let router = router::build(state, config).await?;
         service.engine.start();

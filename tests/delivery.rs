@@ -500,6 +500,35 @@ async fn private_targets_are_blocked_unless_allowed() {
 }
 
 #[tokio::test]
+async fn unique_pending_also_replaces_a_delivery_waiting_to_retry() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::start(status(500)).await;
+    let (_, ep) = api
+        .post(
+            "/endpoints",
+            json!({"url": rx.url("/"), "unique_pending": true,
+                   "retry": {"policy": "schedule", "delays_s": [3600]}}),
+        )
+        .await;
+    assert!(ep["id"].is_string(), "{ep}");
+    let event =
+        |v: i64| json!({"type": "order.updated", "data": {"v": v}, "entity_key": "order-9"});
+    let (_, a) = api.post("/events", event(1)).await;
+    let first = a["deliveries"][0].as_str().unwrap().to_string();
+    api.wait_status(&first, "retrying", 5).await;
+    let (_, b) = api.post("/events", event(2)).await;
+    assert_eq!(
+        b["deliveries"],
+        json!([first]),
+        "the retrying item carries the new event"
+    );
+    let (_, d) = api.get(&format!("/deliveries/{first}")).await;
+    assert_eq!(d["event_id"], b["id"]);
+}
+
+#[tokio::test]
 async fn unique_pending_replaces_a_waiting_delivery_of_the_same_entity() {
     let app = TestApp::spawn().await;
     let (_, key) = app.api_shop().await;
@@ -538,6 +567,14 @@ async fn unique_pending_replaces_a_waiting_delivery_of_the_same_entity() {
     );
     let (_, list) = api.get(&format!("/deliveries?endpoint_id={ep_id}")).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
+    let (_, replaced) = api
+        .get(&format!("/events/{}", a["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(
+        replaced["deliveries"],
+        json!([]),
+        "the replaced event no longer lists the delivery it gave up: {replaced}"
+    );
 
     api.patch(&format!("/endpoints/{ep_id}"), json!({"enabled": true}))
         .await;
@@ -761,15 +798,86 @@ async fn retention_purges_old_failed_deliveries_and_logs() {
     let id = p["deliveries"][0].as_str().unwrap();
     api.wait_status(id, "failed", 5).await;
     let store = &app.service.store;
+    let now = herald::ids::now_ms();
     assert_eq!(
-        store.purge_expired(herald::ids::now_ms()).await.unwrap(),
-        (0, 0),
+        store.purge_expired(now, None).await.unwrap().total(),
+        0,
         "fresh ones stay"
     );
-    let later = herald::ids::now_ms() + 31 * 86_400_000;
-    assert_eq!(store.purge_expired(later).await.unwrap(), (1, 1));
+    let later = now + 31 * 86_400_000;
+    let purged = store.purge_expired(later, None).await.unwrap();
+    // The delivery, then its event (nothing refers to it any more) and its alert.
+    assert_eq!(
+        (purged.deliveries, purged.events, purged.alerts, purged.more),
+        (1, 1, 1, false),
+        "{purged:?}"
+    );
     let (code, _) = api.get(&format!("/deliveries/{id}")).await;
     assert_eq!(code, 404);
+    let (code, _) = api
+        .get(&format!("/events/{}", p["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn retention_removes_every_kind_of_row_it_no_longer_keeps() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let ok = Receiver::ok().await;
+    let failing = Receiver::start(status(500)).await;
+    api.post(
+        "/endpoints",
+        json!({"url": ok.url("/"), "event_types": ["order.created"]}),
+    )
+    .await;
+    api.post(
+        "/endpoints",
+        json!({"url": failing.url("/"), "event_types": ["order.paid"],
+               "retry": {"policy": "schedule", "delays_s": [3600]}}),
+    )
+    .await;
+    let (_, held_ep) = api
+        .post(
+            "/endpoints",
+            json!({"url": ok.url("/held"), "enabled": false, "event_types": ["order.shipped"]}),
+        )
+        .await;
+    assert_eq!(held_ep["enabled"], false);
+    let mut ids = Vec::new();
+    for t in ["order.created", "order.paid", "order.shipped"] {
+        let (_, p) = api.post("/events", json!({"type": t, "data": {}})).await;
+        ids.push(p["deliveries"][0].as_str().unwrap().to_string());
+    }
+    api.wait_status(&ids[0], "succeeded", 5).await;
+    api.wait_status(&ids[1], "retrying", 5).await;
+    api.wait_status(&ids[2], "held", 5).await;
+
+    // Past the retry retention (7 days) but within the log retention (30 days): the retrying
+    // and held deliveries go, the succeeded one and its attempt stay.
+    let store = &app.service.store;
+    let count = |table: &'static str| async move {
+        sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&store.pool)
+            .await
+            .unwrap()
+    };
+    let in_8_days = herald::ids::now_ms() + 8 * 86_400_000;
+    while store.purge_expired(in_8_days, None).await.unwrap().total() > 0 {}
+    assert_eq!(count("deliveries").await, 1);
+    assert_eq!(count("attempts").await, 1);
+    assert_eq!(
+        count("events").await,
+        1,
+        "only the delivered event is still referenced"
+    );
+    // Past the log retention: nothing of it is left.
+    let in_31_days = herald::ids::now_ms() + 31 * 86_400_000;
+    while store.purge_expired(in_31_days, None).await.unwrap().total() > 0 {}
+    for table in ["deliveries", "attempts", "events", "alerts"] {
+        assert_eq!(count(table).await, 0, "{table}");
+    }
 }
 
 #[tokio::test]
@@ -1230,4 +1338,56 @@ async fn a_publish_racing_a_disable_or_delete_queues_nothing_sendable_and_never_
         let (code, e) = p.await.unwrap();
         assert_eq!(code, 202, "{e}");
     }
+}
+
+#[tokio::test]
+async fn extra_headers_are_sealed_at_rest_and_masked_in_attempts_and_for_viewers() {
+    use app::model::{Membership, Principal, ShopRole};
+    let app = TestApp::spawn().await;
+    let (shop, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::ok().await;
+    let (code, ep) = api
+        .post(
+            "/endpoints",
+            json!({"url": rx.url("/"), "headers": {"X-Api-Token": "s3cret-value"}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{ep}");
+    let id = ep["id"].as_str().unwrap().to_string();
+    let stored: String = sqlx::query_scalar("SELECT headers FROM endpoints WHERE id = ?")
+        .bind(&id)
+        .fetch_one(&app.service.store.pool)
+        .await
+        .unwrap();
+    assert!(
+        !stored.contains("s3cret-value"),
+        "stored in the clear: {stored}"
+    );
+
+    let (_, p) = api
+        .post("/events", json!({"type": "order.created", "data": {}}))
+        .await;
+    let delivery = p["deliveries"][0].as_str().unwrap();
+    let d = api.wait_status(delivery, "succeeded", 5).await;
+    assert_eq!(rx.requests()[0].headers["x-api-token"], "s3cret-value");
+    assert_eq!(
+        d["attempts"][0]["request"]["headers"]["x-api-token"], "••••••",
+        "{d}"
+    );
+
+    let (_, owner_view) = api.get(&format!("/endpoints/{id}")).await;
+    assert_eq!(owner_view["headers"]["X-Api-Token"], "s3cret-value");
+    let viewer = Principal {
+        user_id: "usr_viewer".into(),
+        email: "viewer@example.com".into(),
+        operator: false,
+        memberships: vec![Membership {
+            shop_id: shop.clone(),
+            shop_name: "Shop".into(),
+            role: ShopRole::Viewer,
+        }],
+    };
+    let seen = app.service.get_endpoint(&viewer, &shop, &id).await.unwrap();
+    assert_eq!(seen.headers["X-Api-Token"], "••••••");
 }

@@ -255,3 +255,48 @@ async fn a_lease_left_by_a_dead_process_is_released_at_once_without_a_busy_loop(
     let idle = rounds() - before;
     assert!(idle < 10, "{idle} claim rounds in an idle second");
 }
+
+#[tokio::test]
+async fn secrets_that_do_not_open_send_nothing_and_say_why() {
+    let rx = Receiver::ok().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.secret_key = Some("11".repeat(32));
+    let app = TestApp::start(config.clone()).await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let ep = endpoint(
+        &api,
+        json!({"url": rx.url("/"), "basic_auth": {"username": "u", "password": "p"},
+        "retry": {"policy": "schedule", "delays_s": [3600]}}),
+    )
+    .await;
+    // A sealed password that no key opens (as after a key change for this one value).
+    let other = herald::crypto::SecretBox::load(Some(&"22".repeat(32)), dir.path()).unwrap();
+    sqlx::query("UPDATE endpoints SET basic_auth_password_enc = ? WHERE id = ?")
+        .bind(other.seal("p"))
+        .bind(&ep)
+        .execute(&app.service.store.writer)
+        .await
+        .unwrap();
+    app.service.engine.endpoint_changed(&ep).await;
+    let delivery = publish_one(&api).await;
+    let d = api.wait_status(&delivery, "retrying", 5).await;
+    assert_eq!(d["attempts"][0]["error_kind"], "secret", "{d}");
+    assert_eq!(rx.count(), 0, "nothing went out without its password");
+    let (_, alerts) = api.get("/alerts").await;
+    let kinds: Vec<_> = alerts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].clone())
+        .collect();
+    assert!(kinds.contains(&json!("secret_unavailable")), "{alerts}");
+    drop(app);
+
+    // Started with another key, Herald refuses and says why.
+    config.secret_key = Some("33".repeat(32));
+    let refused = herald::startup::Server::build(&config).await;
+    let message = format!("{:#}", refused.err().expect("refuses to start"));
+    assert!(message.contains("secret key does not open"), "{message}");
+}

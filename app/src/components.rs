@@ -31,7 +31,22 @@ pub fn Layout() -> impl IntoView {
     let me = Resource::new(|| (), |_| whoami());
     let shops = Resource::new(|| (), |_| list_shops());
     let location = use_location();
-    let shop = Memo::new(move |_| current_shop(&location.pathname.get()));
+    // On the server the path of a render never changes, and the Suspense blocks below may run
+    // on different threads at once: reading one memo from several threads while it computes
+    // panics inside reactive_graph (seen as an aborted page). So the server reads the path
+    // once, into plain values; in the browser they follow client-side navigation.
+    #[cfg(feature = "ssr")]
+    let (path, shop) = {
+        let path = location.pathname.get_untracked();
+        let shop = current_shop(&path);
+        (Signal::stored(path), Signal::stored(shop))
+    };
+    #[cfg(not(feature = "ssr"))]
+    let (path, shop) = {
+        let path: Signal<String> = location.pathname.into();
+        let shop = Signal::derive(move || current_shop(&path.get()));
+        (path, shop)
+    };
 
     view! {
         <header class="topbar">
@@ -79,7 +94,7 @@ pub fn Layout() -> impl IntoView {
                     {move || Suspend::new(async move {
                         let p = me.await.ok().flatten();
                         let operator = p.as_ref().map(|p| p.operator).unwrap_or(false);
-                        let current = location.pathname.get();
+                        let current = path.get();
                         let shop_links = shop.get().map(|id| {
                             let manage = p.as_ref().map(|p| p.can_manage(&id)).unwrap_or(false);
                             view! {

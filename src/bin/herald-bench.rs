@@ -2,7 +2,11 @@
 //! delivering to a fast receiver in a separate process, beside the raw limit of a bare HTTP
 //! client posting to the same receiver. Writes `target/bench/report.json`.
 //!
-//! Usage: `herald-bench [--events N] [--fan-events N] [--herald PATH]`;
+//! Then a soak: a fresh Herald with a short retention under a steady publish rate, its
+//! database size and RSS sampled over time, and the 1-endpoint burst again on it.
+//!
+//! Usage: `herald-bench [--events N] [--fan-events N] [--soak-seconds N] [--soak-rate N]
+//! [--herald PATH]`;
 //! `herald-bench receiver` is the receiver process it starts itself. `HERALD_BENCH_LOG` sets
 //! Herald's log filter (default `warn`), e.g. `sqlx::query=debug` to time every statement.
 
@@ -98,6 +102,30 @@ fn peak_rss_kib(pid: u32) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// The database's size on disk: the file, its write-ahead log and shared memory.
+fn db_bytes(dir: &std::path::Path) -> u64 {
+    ["herald.db", "herald.db-wal", "herald.db-shm"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn mib(bytes: u64) -> f64 {
+    (bytes as f64 / 1_048_576.0 * 10.0).round() / 10.0
 }
 
 fn percentile_ms(sorted: &[u64], p: f64) -> f64 {
@@ -259,6 +287,88 @@ impl Bench {
         })
     }
 
+    /// A steady publish rate (batches of 100, 20 a second at 2,000/s) for `seconds`, sampling
+    /// the database's size and Herald's RSS every `every`: with retention at work both must
+    /// level off. The delivery rate is what the receiver got over the run.
+    async fn soak(&self, pid: u32, dir: &std::path::Path, rate: u64, seconds: u64) -> Value {
+        self.reset_receiver().await;
+        let start = Instant::now();
+        let every = Duration::from_secs((seconds / 12).max(5));
+        let publisher = {
+            let client = self.client.clone();
+            let url = format!("{}/api/v1/events/batch", self.herald);
+            let key = self.key.clone();
+            tokio::spawn(async move {
+                let per_tick = (rate / 20).max(1);
+                let mut ticker = tokio::time::interval(Duration::from_millis(50));
+                let mut sent = 0u64;
+                while start.elapsed() < Duration::from_secs(seconds) {
+                    ticker.tick().await;
+                    let batch: Vec<Value> = (0..per_tick)
+                        .map(|i| {
+                            json!({"type": "order.created", "data": {"order_id": sent + i,
+                            "total": {"amount": "149.90", "currency": "EUR"}}})
+                        })
+                        .collect();
+                    let r = client
+                        .post(&url)
+                        .bearer_auth(&key)
+                        .json(&batch)
+                        .send()
+                        .await;
+                    assert!(
+                        r.is_ok_and(|r| r.status().is_success()),
+                        "soak batch refused"
+                    );
+                    sent += per_tick;
+                }
+                sent
+            })
+        };
+        let mut samples = Vec::new();
+        while !publisher.is_finished() {
+            tokio::time::sleep(every.min(
+                Duration::from_secs(seconds).saturating_sub(start.elapsed())
+                    + Duration::from_millis(100),
+            ))
+            .await;
+            let received = self.receiver_stats().await["count"].as_u64().unwrap_or(0);
+            let sample = json!({
+                "t_s": start.elapsed().as_secs(),
+                "db_mib": mib(db_bytes(dir)),
+                "rss_mib": mib(rss_kib(pid) * 1024),
+                "received": received,
+            });
+            println!("    {sample}");
+            samples.push(sample);
+        }
+        let sent = publisher.await.unwrap();
+        let complete = self.wait_received(sent, Duration::from_secs(120)).await;
+        let elapsed = start.elapsed().as_secs_f64();
+        let received = self.receiver_stats().await["count"].as_u64().unwrap_or(0);
+        // Levelling off: the second half's largest size against the first half's.
+        let half = |key: &str, second: bool| {
+            let n = samples.len();
+            let range = if second { n / 2..n } else { 0..n / 2 };
+            samples[range]
+                .iter()
+                .filter_map(|s| s[key].as_f64())
+                .fold(0.0_f64, f64::max)
+        };
+        json!({
+            "rate_per_s": rate,
+            "seconds": seconds,
+            "events": sent,
+            "complete": complete,
+            "deliveries_per_s": (received as f64 / elapsed).round(),
+            "db_mib_max_first_half": half("db_mib", false),
+            "db_mib_max_second_half": half("db_mib", true),
+            "rss_mib_max_first_half": half("rss_mib", false),
+            "rss_mib_max_second_half": half("rss_mib", true),
+            "samples": samples,
+        })
+    }
+
     /// The raw limit: a bare client posting similar bodies with Herald's concurrency.
     async fn raw_limit(&self, requests: usize, concurrency: usize) -> Value {
         self.reset_receiver().await;
@@ -309,6 +419,12 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(events / 10);
     let herald_bin = arg("--herald").unwrap_or_else(|| "target/release/herald".into());
+    let soak_seconds: u64 = arg("--soak-seconds")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(180);
+    let soak_rate: u64 = arg("--soak-rate")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
     let concurrency = 256;
 
     // The receiver, in its own process.
@@ -326,68 +442,16 @@ async fn main() {
     let rx_port: u16 = line.trim().parse().expect("receiver port");
     let mut children = Children(vec![rx]);
 
-    // Herald on a fresh database.
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}/herald.db", dir.path().display());
-    let env = |c: &mut Command| {
-        c.env("HERALD_DATABASE_URL", &db)
-            .env("HERALD_DATA_DIR", dir.path())
-            .env(
-                "HERALD_LOG",
-                std::env::var("HERALD_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .env("HERALD_ALLOW_PRIVATE_TARGETS", "1")
-            .env("HERALD_ADMIN_PASSWORD", "bench-password-1");
-    };
-    let cli = |args: &[&str]| {
-        let mut c = Command::new(&herald_bin);
-        c.args(args);
-        env(&mut c);
-        let out = c.output().expect("herald runs");
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .trim()
-            .lines()
-            .last()
-            .unwrap()
-            .to_string()
-    };
-    let shop = cli(&["shop", "create", "--name", "Bench", "--enable-webhooks"]);
-    let key = cli(&["api-key", "create", "--shop", &shop, "--name", "bench"]);
-    let port = free_port();
-    let mut serve = Command::new(&herald_bin);
-    serve
-        .arg("serve")
-        .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null());
-    env(&mut serve);
-    let herald = serve.spawn().expect("herald starts");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .build()
+        .unwrap();
+    let receiver = format!("http://127.0.0.1:{rx_port}");
+    let (b, herald, dir) = launch(&herald_bin, &client, &receiver, &[]).await;
     let herald_pid = herald.id();
     children.0.push(herald);
-
-    let b = Bench {
-        client: reqwest::Client::builder()
-            .pool_max_idle_per_host(512)
-            .build()
-            .unwrap(),
-        herald: format!("http://127.0.0.1:{port}"),
-        receiver: format!("http://127.0.0.1:{rx_port}"),
-        key,
-    };
-    for _ in 0..200 {
-        let up = b.client.get(format!("{}/healthz", b.herald)).send().await;
-        if up.is_ok_and(|r| r.status().is_success()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let hook = json!({"url": format!("{}/hook", b.receiver)});
-    b.post("/endpoints", &hook).await;
+    let _keep = &dir;
 
     println!(
         "Herald bench: {events} events to 1 endpoint, {fan_events} events to 10 endpoints \
@@ -417,6 +481,49 @@ async fn main() {
         ten["deliveries_per_s"], ten["publish_events_per_s"], ten["seconds"]
     );
     let rss = peak_rss_kib(herald_pid);
+    if let Some(mut first) = children.0.pop() {
+        let _ = first.kill();
+        let _ = first.wait();
+    }
+
+    // The soak: a fresh Herald keeping everything only `retention` seconds, a steady rate,
+    // then the 1-endpoint burst again with the purge at work on a full database.
+    let retention = soak_seconds / 6;
+    println!(
+        "  soak: {soak_rate} events/s for {soak_seconds} s, retention {retention} s \
+         (database size and RSS every {} s):",
+        (soak_seconds / 12).max(5)
+    );
+    let retention_env = retention.to_string();
+    let (sb, soaker, soak_dir) = launch(
+        &herald_bin,
+        &client,
+        &receiver,
+        &[("HERALD_RETENTION_SECONDS", retention_env.as_str())],
+    )
+    .await;
+    let soak_pid = soaker.id();
+    children.0.push(soaker);
+    let soak = sb
+        .soak(soak_pid, soak_dir.path(), soak_rate, soak_seconds)
+        .await;
+    let after_soak = sb.throughput(events, 1).await;
+    let kept = after_soak["deliveries_per_s"].as_f64().unwrap_or(0.0)
+        / one["deliveries_per_s"].as_f64().unwrap_or(1.0).max(1.0);
+    println!(
+        "  soak: {} deliveries/s; database {} → {} MiB, RSS {} → {} MiB (first half → second half max)",
+        soak["deliveries_per_s"],
+        soak["db_mib_max_first_half"],
+        soak["db_mib_max_second_half"],
+        soak["rss_mib_max_first_half"],
+        soak["rss_mib_max_second_half"]
+    );
+    println!(
+        "  1 endpoint after the soak, retention at work: {} deliveries/s ({:.0} % of the fresh run); database {} MiB",
+        after_soak["deliveries_per_s"],
+        kept * 100.0,
+        mib(db_bytes(soak_dir.path()))
+    );
     let ratio = one["deliveries_per_s"].as_f64().unwrap_or(0.0)
         / raw["requests_per_s"].as_f64().unwrap_or(1.0).max(1.0);
     println!(
@@ -431,6 +538,9 @@ async fn main() {
         "one_endpoint": one,
         "ten_endpoints": ten,
         "peak_rss_mib": rss / 1024,
+        "soak": soak,
+        "one_endpoint_after_soak": after_soak,
+        "after_soak_ratio": (kept * 1000.0).round() / 1000.0,
         "ratio_to_raw_limit": (ratio * 1000.0).round() / 1000.0,
         "durability": "every attempt recorded in SQLite (WAL, synchronous=NORMAL) in batched transactions; figures count receipts at the receiver",
     });
@@ -442,4 +552,71 @@ async fn main() {
     .unwrap();
     println!("  report: target/bench/report.json");
     drop(children);
+}
+
+/// Herald on a fresh database in a temporary directory, with a shop, an API key and one
+/// endpoint at the receiver; `extra` adds to its environment.
+async fn launch(
+    herald_bin: &str,
+    client: &reqwest::Client,
+    receiver: &str,
+    extra: &[(&str, &str)],
+) -> (Bench, Child, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/herald.db", dir.path().display());
+    let env = |c: &mut Command| {
+        c.env("HERALD_DATABASE_URL", &db)
+            .env("HERALD_DATA_DIR", dir.path())
+            .env(
+                "HERALD_LOG",
+                std::env::var("HERALD_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .env("HERALD_ALLOW_PRIVATE_TARGETS", "1")
+            .env("HERALD_ADMIN_PASSWORD", "bench-password-1")
+            .envs(extra.iter().copied());
+    };
+    let cli = |args: &[&str]| {
+        let mut c = Command::new(herald_bin);
+        c.args(args);
+        env(&mut c);
+        let out = c.output().expect("herald runs");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .lines()
+            .last()
+            .unwrap()
+            .to_string()
+    };
+    let shop = cli(&["shop", "create", "--name", "Bench", "--enable-webhooks"]);
+    let key = cli(&["api-key", "create", "--shop", &shop, "--name", "bench"]);
+    let port = free_port();
+    let mut serve = Command::new(herald_bin);
+    serve
+        .arg("serve")
+        .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null());
+    env(&mut serve);
+    let herald = serve.spawn().expect("herald starts");
+    let b = Bench {
+        client: client.clone(),
+        herald: format!("http://127.0.0.1:{port}"),
+        receiver: receiver.to_string(),
+        key,
+    };
+    for _ in 0..200 {
+        let up = b.client.get(format!("{}/healthz", b.herald)).send().await;
+        if up.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.post("/endpoints", &json!({"url": format!("{receiver}/hook")}))
+        .await;
+    (b, herald, dir)
 }

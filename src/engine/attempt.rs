@@ -35,6 +35,10 @@ pub struct Secrets {
     /// The current signing key, and the previous one while it still signs after a rotation.
     pub signing_keys: Vec<Vec<u8>>,
     pub basic_auth: Option<(String, String)>,
+    /// The client certificate and key (PEM), when the endpoint has one.
+    pub client_certificate: Option<String>,
+    /// The endpoint's extra headers, values opened: (lowercase name, value).
+    pub headers: Vec<(String, String)>,
 }
 
 /// The request body for an event at an endpoint: its template rendered, or the default envelope.
@@ -87,32 +91,33 @@ pub fn prepare(
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
         headers.push(("authorization".to_string(), format!("Basic {token}")));
     }
-    let extra: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&endpoint.headers).unwrap_or_default();
-    for (k, v) in extra {
-        let lower = k.to_ascii_lowercase();
-        if RESERVED_HEADERS.contains(&lower.as_str()) {
+    let mut secret_headers = Vec::new();
+    for (name, value) in &secrets.headers {
+        if RESERVED_HEADERS.contains(&name.as_str()) {
             continue;
         }
-        if let Some(v) = v.as_str() {
-            headers.push((lower, v.to_string()));
-        }
+        headers.push((name.clone(), value.clone()));
+        secret_headers.push(name.clone());
     }
     Prepared {
         url: endpoint.url.clone(),
         headers,
+        secret_headers,
         body,
         timeout: Duration::from_millis(endpoint.timeout_ms.clamp(100, 60_000) as u64),
     }
 }
 
-/// Headers as stored with an attempt: the authorization value is masked.
-pub fn headers_json(headers: &[(String, String)]) -> String {
+/// Headers as stored with an attempt: exactly what was sent, but the authorization value and
+/// those of `secret` (the endpoint's extra headers) are masked.
+pub fn headers_json(headers: &[(String, String)], secret: &[String]) -> String {
     let map: serde_json::Map<String, serde_json::Value> = headers
         .iter()
         .map(|(k, v)| {
             let v = if k.eq_ignore_ascii_case("authorization") {
                 "Basic ••••••"
+            } else if secret.iter().any(|s| s.eq_ignore_ascii_case(k)) {
+                "••••••"
             } else {
                 v
             };
@@ -120,6 +125,21 @@ pub fn headers_json(headers: &[(String, String)]) -> String {
         })
         .collect();
     serde_json::Value::Object(map).to_string()
+}
+
+/// An endpoint URL as alerts and logs show it: without its query string (which often carries
+/// a token) and without a user or password.
+pub fn display_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            u.set_fragment(None);
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => url.split(['?', '#']).next().unwrap_or_default().to_string(),
+    }
 }
 
 /// Sets the record's effect to disabling (or deleting) the endpoint, with its alert.
@@ -133,7 +153,8 @@ fn deactivate(rec: &mut AttemptRecord, endpoint: &EndpointRow, delete: bool, rea
         kind.into(),
         format!(
             "Endpoint {} ({}) was {done}: {reason}.",
-            endpoint.id, endpoint.url
+            endpoint.id,
+            display_url(&endpoint.url)
         ),
     ));
     rec.effect = if delete {
@@ -163,9 +184,9 @@ pub fn decide(
         error_kind: out.error_kind.map(str::to_string),
         error_message: out.error_message.clone(),
         duration_ms: out.duration.as_millis() as i64,
-        request_headers: headers_json(&req.headers),
+        request_headers: headers_json(&req.headers, &req.secret_headers),
         request_body: req.body.clone(),
-        response_headers: out.status.map(|_| headers_json(&out.headers)),
+        response_headers: out.status.map(|_| headers_json(&out.headers, &[])),
         response_body: out.status.map(|_| out.body.clone()),
         at: now_ms,
         new_status: "succeeded",
@@ -246,11 +267,42 @@ pub fn decide(
                 format!(
                     "Delivery {} of {event_type} to {} failed after {number} attempt{} (last: {what}).",
                     delivery.id,
-                    endpoint.url,
+                    display_url(&endpoint.url),
                     if number == 1 { "" } else { "s" }
                 ),
             ));
         }
     }
     rec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_in_alerts_and_logs_lose_their_query_string() {
+        assert_eq!(
+            display_url("https://hooks.example.com/in?token=s3cret#x"),
+            "https://hooks.example.com/in"
+        );
+        assert_eq!(
+            display_url("https://u:p@example.com/a"),
+            "https://example.com/a"
+        );
+    }
+
+    #[test]
+    fn recorded_headers_mask_authorization_and_the_extra_headers() {
+        let sent = vec![
+            ("authorization".to_string(), "Basic dTpw".to_string()),
+            ("x-api-token".to_string(), "s3cret".to_string()),
+            ("x-herald-attempt".to_string(), "1".to_string()),
+        ];
+        let recorded: serde_json::Value =
+            serde_json::from_str(&headers_json(&sent, &["x-api-token".to_string()])).unwrap();
+        assert_eq!(recorded["authorization"], "Basic ••••••");
+        assert_eq!(recorded["x-api-token"], "••••••");
+        assert_eq!(recorded["x-herald-attempt"], "1");
+    }
 }

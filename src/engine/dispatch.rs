@@ -231,6 +231,22 @@ impl Engine {
             .clone()
     }
 
+    /// Whether the endpoint has jobs waiting for a worker (and the engine is not stopping).
+    fn has_ready(&self, endpoint: &str) -> bool {
+        !*self.inner.shutdown.borrow()
+            && self
+                .lock(&self.inner.ready)
+                .get(endpoint)
+                .is_some_and(|q| !q.is_empty())
+    }
+
+    /// The endpoint's rate limiter, as the last claim of it found (see [`Engine::limiter`]).
+    fn known_limiter(&self, endpoint: &str) -> Option<Arc<governor::DefaultDirectRateLimiter>> {
+        self.lock(&self.inner.limiters)
+            .get(endpoint)
+            .map(|(_, l)| l.clone())
+    }
+
     fn next_job(&self, endpoint: &str) -> Option<Job> {
         if *self.inner.shutdown.borrow() {
             return None;
@@ -494,16 +510,34 @@ async fn claim_round(
 
 /// Runs an endpoint's ready jobs one after another, until its queue is empty.
 async fn worker(engine: &Engine, endpoint: &str, tx: &RecorderTx) {
-    while let Some(job) = engine.next_job(endpoint) {
+    while engine.has_ready(endpoint) {
+        // The rate limit first, then a global permit, queued for in turn with the other
+        // endpoints; only then is a job taken. Until that moment it stays in the ready queue,
+        // where read-ahead can be given back to others (`make_room`) and cancelled.
+        if let Some(limiter) = engine.known_limiter(endpoint) {
+            limiter.until_ready().await;
+        }
+        let permit = {
+            let gate = engine.gate(endpoint);
+            let _turn = gate.lock().await;
+            engine.inner.global.acquire().await
+        };
+        let Ok(permit) = permit else {
+            return;
+        };
+        let Some(job) = engine.next_job(endpoint) else {
+            return;
+        };
         let id = job.delivery.id.clone();
         run(engine, job, tx).await;
+        drop(permit);
         engine.lock_leased().remove(&id);
         engine.inner.wake.notify_one();
     }
 }
 
-/// One attempt: waits for the endpoint's rate limit, sends, decides, and passes the outcome to
-/// the recorder.
+/// One attempt, its global permit held by the caller: sends, decides, and passes the outcome
+/// to the recorder.
 async fn run(engine: &Engine, job: Job, tx: &RecorderTx) {
     let Job {
         delivery: c,
@@ -511,39 +545,58 @@ async fn run(engine: &Engine, job: Job, tx: &RecorderTx) {
         event: ev,
         ..
     } = job;
-    if let Some(limiter) = engine.limiter(&ep) {
-        limiter.until_ready().await;
-    }
-    // A global permit for the attempt alone, queued for in turn with the other endpoints.
-    let permit = {
-        let gate = engine.gate(&ep.id);
-        let _turn = gate.lock().await;
-        engine.inner.global.acquire().await
-    };
     let lease_ms = engine.inner.config.lease.as_millis() as i64;
-    if permit.is_err() || !lease_covers(&c, &ep, lease_ms, now_ms()) {
+    if !lease_covers(&c, &ep, lease_ms, now_ms()) {
         let _ = engine.inner.store.release(&[c.lease()], now_ms()).await;
         engine.inner.announced.store(true, Ordering::SeqCst);
         return;
     }
     let number = c.attempt_count + 1;
     let now = now_ms();
-    let secrets = engine.open_secrets(&ep, now);
-    let req = attempt::prepare(&ep, &ev, &c, number, &secrets, now);
-    let cert = ep
-        .client_certificate_enc
-        .as_deref()
-        .and_then(|s| engine.inner.secrets.open(s).ok());
-    let out = engine
-        .inner
-        .sender
-        .send(
-            &req,
-            cert.as_deref()
-                .map(|pem| (ep.id.as_str(), ep.updated_at, pem)),
-        )
-        .await;
-    let rec = attempt::decide(&ep, &c, &ev.event_type, number, &req, &out, now_ms());
+    let mut secret_alert = None;
+    let (req, out) = match engine.open_secrets(&ep, now) {
+        Ok(secrets) => {
+            let req = attempt::prepare(&ep, &ev, &c, number, &secrets, now);
+            let cert = secrets
+                .client_certificate
+                .as_deref()
+                .map(|pem| (ep.id.as_str(), ep.updated_at, pem));
+            let out = engine.inner.sender.send(&req, cert).await;
+            (req, out)
+        }
+        Err(why) => {
+            // Nothing is sent: the attempt fails (and retries by the policy, in case the key
+            // is put right), and the owner is told once per endpoint and process.
+            let unsigned = attempt::Secrets {
+                signing_keys: Vec::new(),
+                basic_auth: None,
+                client_certificate: None,
+                headers: Vec::new(),
+            };
+            let req = attempt::prepare(&ep, &ev, &c, number, &unsigned, now);
+            tracing::error!(endpoint_id = %ep.id, "{why}");
+            if engine.first_secret_failure(&ep.id) {
+                secret_alert = Some((
+                    "secret_unavailable".to_string(),
+                    format!(
+                        "Endpoint {} ({}): {why}.",
+                        ep.id,
+                        attempt::display_url(&ep.url)
+                    ),
+                ));
+            }
+            let out = super::sender::Outcome {
+                error_kind: Some("secret"),
+                error_message: Some(why),
+                ..Default::default()
+            };
+            (req, out)
+        }
+    };
+    let mut rec = attempt::decide(&ep, &c, &ev.event_type, number, &req, &out, now_ms());
+    if rec.alert.is_none() {
+        rec.alert = secret_alert;
+    }
     let act = Activity {
         shop_id: c.shop_id.clone(),
         kind: "attempt".into(),

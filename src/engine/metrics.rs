@@ -38,6 +38,8 @@ pub struct Metrics {
     pub events_published: Counter,
     /// Claim queries run: steady when idle, so a busy loop shows.
     pub claim_rounds: Counter,
+    /// Rows retention removed (deliveries, attempts, events, alerts).
+    pub purged: Counter,
     pub queue_depth: Family<StatusLabel, Gauge>,
     pub queue_lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
@@ -50,6 +52,7 @@ impl Default for Metrics {
         let endpoint_failures = Family::<EndpointLabel, Counter>::default();
         let events_published = Counter::default();
         let claim_rounds = Counter::default();
+        let purged = Counter::default();
         let queue_depth = Family::<StatusLabel, Gauge>::default();
         let queue_lag_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(
@@ -78,6 +81,7 @@ impl Default for Metrics {
             "Claim queries run by the dispatcher",
             claim_rounds.clone(),
         );
+        registry.register("purged_rows", "Rows removed by retention", purged.clone());
         registry.register("queue_depth", "Deliveries by status", queue_depth.clone());
         registry.register(
             "queue_lag_seconds",
@@ -92,6 +96,7 @@ impl Default for Metrics {
             endpoint_failures,
             events_published,
             claim_rounds,
+            purged,
             queue_depth,
             queue_lag_seconds,
         }

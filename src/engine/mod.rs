@@ -37,6 +37,8 @@ pub struct EngineConfig {
     pub endpoint_concurrency: usize,
     pub lease: Duration,
     pub allow_private_targets: bool,
+    /// Replaces every shop's retentions (`HERALD_RETENTION_SECONDS`, for tests and soaks).
+    pub retention_override: Option<Duration>,
 }
 
 /// Handle to the running engine. Cheap to clone.
@@ -77,6 +79,8 @@ struct Inner {
     lease_prefix: String,
     claims: std::sync::atomic::AtomicU64,
     limiters: Mutex<HashMap<String, (i64, Arc<DefaultDirectRateLimiter>)>>,
+    /// Endpoints whose secrets would not open, alerted about once since start.
+    secret_failures: Mutex<HashSet<String>>,
     /// Events just published, so claiming their deliveries need not read them back.
     recent: Mutex<recent::RecentEvents>,
     shutdown: watch::Sender<bool>,
@@ -107,6 +111,7 @@ impl Engine {
                 lease_prefix: crate::ids::new_id("lease"),
                 claims: std::sync::atomic::AtomicU64::new(0),
                 limiters: Mutex::new(HashMap::new()),
+                secret_failures: Mutex::new(HashSet::new()),
                 recent: Mutex::default(),
                 shutdown: watch::channel(false).0,
                 stopped: watch::channel(false).0,
@@ -292,8 +297,16 @@ impl Engine {
     pub fn forget_endpoint(&self, endpoint_id: &str) {
         self.lock(&self.inner.pace).remove(endpoint_id);
         self.lock(&self.inner.limiters).remove(endpoint_id);
+        self.lock(&self.inner.secret_failures).remove(endpoint_id);
         self.inner.metrics.forget_endpoint(endpoint_id);
         self.inner.sender.forget_endpoint(endpoint_id);
+    }
+
+    /// Whether this is the first attempt since start whose secrets would not open for this
+    /// endpoint (then the owner gets an alert; the next ones only fail).
+    fn first_secret_failure(&self, endpoint_id: &str) -> bool {
+        self.lock(&self.inner.secret_failures)
+            .insert(endpoint_id.to_string())
     }
 
     /// Locks one of the engine's maps; a panic elsewhere never poisons the engine.
@@ -340,35 +353,57 @@ impl Engine {
         }
     }
 
-    /// The endpoint's plaintext secrets for one attempt.
-    fn open_secrets(&self, ep: &EndpointRow, now: i64) -> attempt::Secrets {
-        let open = |s: &str| self.inner.secrets.open(s).ok();
-        let mut keys = Vec::new();
-        if let Some(k) = open(&ep.secret_enc).and_then(|s| signing::decode_secret(&s).ok()) {
-            keys.push(k);
-        }
+    /// The endpoint's plaintext secrets for one attempt, or why they cannot be had. Fails
+    /// closed: a secret that does not open (the key changed) stops the attempt, so nothing goes
+    /// out unsigned, without its basic-auth password or without its client certificate.
+    fn open_secrets(&self, ep: &EndpointRow, now: i64) -> Result<attempt::Secrets, String> {
+        let open = |what: &str, sealed: &str| {
+            self.inner.secrets.open(sealed).map_err(|e| {
+                format!("the endpoint's {what} could not be opened ({e}); nothing was sent")
+            })
+        };
+        let signing = open("signing secret", &ep.secret_enc)?;
+        let mut keys = vec![signing::decode_secret(&signing).map_err(|_| {
+            "the endpoint's signing secret is malformed; nothing was sent".to_string()
+        })?];
         if ep.previous_secret_until.is_some_and(|until| until > now) {
             if let Some(k) = ep
                 .previous_secret_enc
                 .as_deref()
-                .and_then(open)
+                .and_then(|s| self.inner.secrets.open(s).ok())
                 .and_then(|s| signing::decode_secret(&s).ok())
             {
                 keys.push(k);
             }
         }
-        let basic_auth = ep.basic_auth_username.clone().map(|u| {
-            let p = ep
-                .basic_auth_password_enc
-                .as_deref()
-                .and_then(open)
-                .unwrap_or_default();
-            (u, p)
-        });
-        attempt::Secrets {
+        let basic_auth = match (&ep.basic_auth_username, &ep.basic_auth_password_enc) {
+            (Some(u), Some(p)) => Some((u.clone(), open("basic-auth password", p)?)),
+            (Some(u), None) => Some((u.clone(), String::new())),
+            _ => None,
+        };
+        let client_certificate = ep
+            .client_certificate_enc
+            .as_deref()
+            .map(|c| open("client certificate", c))
+            .transpose()?;
+        let stored: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&ep.headers).unwrap_or_default();
+        let mut headers = Vec::with_capacity(stored.len());
+        for (name, value) in stored {
+            let v = value.as_str().unwrap_or_default();
+            let v = if SecretBox::is_sealed(v) {
+                open(&format!("header {name}"), v)?
+            } else {
+                v.to_string()
+            };
+            headers.push((name.to_ascii_lowercase(), v));
+        }
+        Ok(attempt::Secrets {
             signing_keys: keys,
             basic_auth,
-        }
+            client_certificate,
+            headers,
+        })
     }
 }
 
@@ -462,19 +497,48 @@ async fn recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver<(AttemptRecord
     }
 }
 
-/// Purges what retention no longer keeps, every few minutes.
+/// Purges what retention no longer keeps: a round over every shop, again at once (after a
+/// breath for the writer) while rounds come back full, else every ten seconds. Each statement
+/// removes at most a small batch, so the purge keeps up with the delivery rate without ever
+/// holding the writer long.
 async fn purger(engine: Engine) {
     let mut shutdown = engine.inner.shutdown.subscribe();
+    let override_ms = engine
+        .inner
+        .config
+        .retention_override
+        .map(|d| d.as_millis() as i64);
     loop {
-        match engine.inner.store.purge_expired(now_ms()).await {
-            Ok((a, d)) if a + d > 0 => {
-                tracing::info!(attempts = a, deliveries = d, "retention purge")
+        let pause = match engine
+            .inner
+            .store
+            .purge_expired(now_ms(), override_ms)
+            .await
+        {
+            Ok(p) => {
+                if p.total() > 0 {
+                    tracing::debug!(
+                        deliveries = p.deliveries,
+                        attempts = p.attempts,
+                        events = p.events,
+                        alerts = p.alerts,
+                        "retention purge"
+                    );
+                    engine.inner.metrics.purged.inc_by(p.total());
+                }
+                if p.more {
+                    Duration::from_millis(5)
+                } else {
+                    Duration::from_secs(10)
+                }
             }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "retention purge failed"),
-        }
+            Err(e) => {
+                tracing::error!(error = %e, "retention purge failed");
+                Duration::from_secs(10)
+            }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = shutdown.changed() => return,
         }
     }

@@ -15,6 +15,8 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 pub struct Prepared {
     pub url: String,
     pub headers: Vec<(String, String)>,
+    /// Names of the headers whose values are secret (masked when the attempt is recorded).
+    pub secret_headers: Vec<String>,
     pub body: String,
     pub timeout: Duration,
 }

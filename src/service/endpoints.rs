@@ -244,7 +244,15 @@ impl Service {
                     }
                 }
             }
-            row.headers = serde_json::Value::Object(headers).to_string();
+            // Extra headers carry tokens: their values are sealed at rest like the password.
+            let sealed: serde_json::Map<String, serde_json::Value> = headers
+                .into_iter()
+                .map(|(name, value)| {
+                    let v = value.as_str().unwrap_or_default();
+                    (name, serde_json::Value::String(self.seal(v)))
+                })
+                .collect();
+            row.headers = serde_json::Value::Object(sealed).to_string();
         }
         if let Some(p) = input.payload {
             if let Some(ct) = p.content_type {
@@ -365,7 +373,45 @@ impl Service {
         Ok(())
     }
 
+    /// The endpoint's extra headers with their values opened for those who manage the shop,
+    /// masked for everyone else (they carry tokens).
+    fn headers_view(
+        &self,
+        row: &EndpointRow,
+        reveal: bool,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let stored: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&row.headers).unwrap_or_default();
+        stored
+            .into_iter()
+            .map(|(name, value)| {
+                let v = value.as_str().unwrap_or_default();
+                let shown = if !reveal {
+                    "••••••".to_string()
+                } else if crate::crypto::SecretBox::is_sealed(v) {
+                    self.engine
+                        .secrets()
+                        .open(v)
+                        .unwrap_or_else(|_| "(cannot be opened with this secret key)".into())
+                } else {
+                    v.to_string()
+                };
+                (name, serde_json::Value::String(shown))
+            })
+            .collect()
+    }
+
     pub fn endpoint_view(&self, row: &EndpointRow, secret: Option<String>) -> EndpointView {
+        self.endpoint_view_as(row, secret, true)
+    }
+
+    /// The view of an endpoint for a reader who may (`reveal`) or may not see header values.
+    pub fn endpoint_view_as(
+        &self,
+        row: &EndpointRow,
+        secret: Option<String>,
+        reveal: bool,
+    ) -> EndpointView {
         EndpointView {
             id: row.id.clone(),
             url: row.url.clone(),
@@ -381,7 +427,7 @@ impl Service {
                     username,
                     password_set: row.basic_auth_password_enc.is_some(),
                 }),
-            headers: serde_json::from_str(&row.headers).unwrap_or_default(),
+            headers: self.headers_view(row, reveal),
             payload: Payload {
                 content_type: row.content_type.clone(),
                 template: row.template.clone(),
@@ -496,7 +542,7 @@ impl Service {
     ) -> ServiceResult<EndpointView> {
         require_read(who, shop_id)?;
         let row = self.endpoint_row(shop_id, id).await?;
-        Ok(self.endpoint_view(&row, None))
+        Ok(self.endpoint_view_as(&row, None, who.can_manage(shop_id)))
     }
 
     pub async fn list_endpoints(
@@ -510,7 +556,11 @@ impl Service {
             .endpoints_of_shop(shop_id)
             .await
             .map_err(internal)?;
-        Ok(rows.iter().map(|r| self.endpoint_view(r, None)).collect())
+        let reveal = who.can_manage(shop_id);
+        Ok(rows
+            .iter()
+            .map(|r| self.endpoint_view_as(r, None, reveal))
+            .collect())
     }
 
     pub async fn delete_endpoint(

@@ -248,29 +248,6 @@ impl Store {
         .fetch_all(&self.pool)
         .await
     }
-
-    /// Removes what the shops' retention settings no longer keep: attempts older than the log
-    /// retention, and failed or cancelled deliveries older than the failed retention.
-    pub async fn purge_expired(&self, now: i64) -> Result<(u64, u64)> {
-        let attempts = sqlx::query(
-            "DELETE FROM attempts WHERE id IN (SELECT a.id FROM attempts a JOIN shops s ON s.id = a.shop_id
-             WHERE a.at < ? - s.log_retention_days * 86400000 LIMIT 10000)",
-        )
-        .bind(now)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        let deliveries = sqlx::query(
-            "DELETE FROM deliveries WHERE id IN (SELECT d.id FROM deliveries d JOIN shops s ON s.id = d.shop_id
-             WHERE d.status IN ('failed', 'cancelled') AND d.updated_at < ? - s.failed_retention_hours * 3600000
-             LIMIT 10000)",
-        )
-        .bind(now)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        Ok((attempts, deliveries))
-    }
 }
 
 /// An attempt with its delivery's event type, for the Logs page.

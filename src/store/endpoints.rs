@@ -196,6 +196,36 @@ impl Store {
         Ok(Some(Ok(row)))
     }
 
+    /// Every endpoint's extra headers as stored: (id, headers JSON).
+    pub async fn all_endpoint_headers(&self) -> Result<Vec<(String, String)>> {
+        sqlx::query_as("SELECT id, headers FROM endpoints WHERE headers != '{}'")
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// Replaces an endpoint's stored extra headers, if they are still `before`.
+    pub async fn replace_endpoint_headers(
+        &self,
+        id: &str,
+        before: &str,
+        after: &str,
+    ) -> Result<()> {
+        sqlx::query("UPDATE endpoints SET headers = ? WHERE id = ? AND headers = ?")
+            .bind(after)
+            .bind(id)
+            .bind(before)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// One stored signing secret (sealed), to check at start that the key opens them.
+    pub async fn any_sealed_secret(&self) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT secret_enc FROM endpoints LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+    }
+
     pub async fn delete_endpoint(&self, shop_id: &str, id: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM endpoints WHERE shop_id = ? AND id = ?")
             .bind(shop_id)

@@ -8,6 +8,7 @@ pub mod deliveries;
 pub mod endpoints;
 pub mod event_types;
 pub mod events;
+pub mod retention;
 pub mod shops;
 pub mod users;
 

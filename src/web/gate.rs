@@ -58,9 +58,15 @@ fn allowed(p: &Principal, req: &Requirement) -> bool {
 
 /// A state-changing request from another site (a forged form post) is refused. Browsers send
 /// `Origin` on cross-origin posts and `Sec-Fetch-Site` on every request.
-fn is_cross_site(req: &Request) -> bool {
+///
+/// With `HERALD_PUBLIC_URL` set, the origin must be that URL's (behind a proxy the `Host`
+/// header may be the proxy's idea of the upstream, not what the browser used).
+fn is_cross_site(req: &Request, public_origin: Option<&str>) -> bool {
     let headers = req.headers();
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        if let Some(expected) = public_origin {
+            return !origin.eq_ignore_ascii_case(expected);
+        }
         let host = headers
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
@@ -87,6 +93,21 @@ pub fn forbidden_page() -> Response {
         .into_response()
 }
 
+/// The session store saves a session only when it changes, and its 7-day expiry moves only
+/// on a save: an active session would expire 7 days after sign-in. A session in use is saved
+/// again once a day, so only 7 days of inactivity end it.
+async fn keep_alive(session: &Session) {
+    const DAY_MS: i64 = 86_400_000;
+    let now = crate::ids::now_ms();
+    let saved: Option<i64> = session.get(SAVED_KEY).await.ok().flatten();
+    if saved.is_none_or(|t| now - t >= DAY_MS) {
+        let _ = session.insert(SAVED_KEY, now).await;
+    }
+}
+
+/// When the session was last saved by [`keep_alive`], in ms.
+const SAVED_KEY: &str = "saved_at";
+
 pub async fn gate(
     State(state): State<AppState>,
     session: Session,
@@ -95,7 +116,10 @@ pub async fn gate(
 ) -> Response {
     let path = req.uri().path().to_string();
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if unsafe_method && !path.starts_with("/api/v1") && is_cross_site(&req) {
+    if unsafe_method
+        && !path.starts_with("/api/v1")
+        && is_cross_site(&req, state.public_origin.as_deref())
+    {
         return (
             StatusCode::FORBIDDEN,
             "Cross-site form posts are not accepted.",
@@ -119,6 +143,7 @@ pub async fn gate(
     };
     if let Some(p) = &principal {
         req.extensions_mut().insert(p.clone());
+        keep_alive(&session).await;
     }
     if is_public(&path) {
         return next.run(req).await;

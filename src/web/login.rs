@@ -74,15 +74,17 @@ fn back_to_login(error: &str, next: &str) -> Response {
 pub async fn sign_in(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     session: Session,
     Form(form): Form<SignInForm>,
 ) -> Response {
     let next = safe_next(&form.next).to_string();
     let email = form.email.trim().to_lowercase();
+    let ip = super::client_ip(peer.ip(), &headers, &state.trusted_proxies);
     let allowed = state.email_throttle.attempt(&[format!("email:{email}")])
-        && state.ip_throttle.attempt(&[format!("ip:{}", peer.ip())]);
+        && state.ip_throttle.attempt(&[format!("ip:{ip}")]);
     if !allowed {
-        tracing::warn!(ip = %peer.ip(), "sign-in throttled");
+        tracing::warn!(%ip, "sign-in throttled");
         return back_to_login("throttled", &next);
     }
     match state.service.authenticate(&email, &form.password).await {

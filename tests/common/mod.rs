@@ -45,6 +45,8 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         lease_seconds: 60,
         metrics_token: None,
         shutdown_grace_seconds: 10,
+        retention_seconds: None,
+        trusted_proxies: Vec::new(),
         log: "warn".into(),
     }
 }

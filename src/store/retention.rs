@@ -1,0 +1,189 @@
+//! Retention: what a shop's settings no longer keep is removed, in small batches that each
+//! hold the one writer for a few milliseconds, through the indexes the queue and the pages
+//! already have (no scan of a whole table, no index of its own to slow every write).
+//!
+//! After the shop's log retention: attempts, succeeded deliveries, alerts, and endpoints
+//! deleted by an unsubscribe answer once their deliveries are gone. After its retry
+//! retention: failed, cancelled and held deliveries, and those still retrying (the
+//! exponential policy's slow lane) — seed 000: "failed items are deleted after 24 hours".
+//! Events go once nothing refers to them and they are older than the shorter of the two (a
+//! repeated event id is recognised as long as the event is kept). Deliveries and the ages compared are their creation times (a delivery id is a
+//! ULID, so "created before" is a range of the `(shop_id, status, id)` index).
+
+use super::{Result, Store};
+
+/// Most rows one purge statement removes (cascaded attempts aside).
+pub const PURGE_BATCH: i64 = 500;
+
+/// How long one shop keeps its logs and its failed deliveries, in ms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retention {
+    pub logs_ms: i64,
+    pub failed_ms: i64,
+}
+
+/// What one round removed; `more` when a batch came back full, so more is already due.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Purged {
+    pub deliveries: u64,
+    pub attempts: u64,
+    pub events: u64,
+    pub alerts: u64,
+    pub more: bool,
+}
+
+impl Purged {
+    pub fn total(&self) -> u64 {
+        self.deliveries + self.attempts + self.events + self.alerts
+    }
+
+    fn add(&mut self, other: Purged) {
+        self.deliveries += other.deliveries;
+        self.attempts += other.attempts;
+        self.events += other.events;
+        self.alerts += other.alerts;
+        self.more |= other.more;
+    }
+}
+
+/// The smallest delivery id created at `ms` or later: ids before it were created earlier.
+fn delivery_id_at(ms: i64) -> String {
+    let cutoff = ulid::Ulid::from_parts(ms.max(0) as u64, 0);
+    format!("dlv_{}", cutoff.to_string().to_lowercase())
+}
+
+impl Store {
+    /// Every shop with its retention settings: (shop id, log days, failed hours).
+    pub async fn shop_retentions(&self) -> Result<Vec<(String, i64, i64)>> {
+        sqlx::query_as("SELECT id, log_retention_days, failed_retention_hours FROM shops")
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// One round over every shop. `override_ms` replaces every shop's two retentions (tests
+    /// and benchmarks: `HERALD_RETENTION_SECONDS`).
+    pub async fn purge_expired(&self, now: i64, override_ms: Option<i64>) -> Result<Purged> {
+        let mut total = Purged::default();
+        for (shop, days, hours) in self.shop_retentions().await? {
+            let retention = match override_ms {
+                Some(ms) => Retention {
+                    logs_ms: ms,
+                    failed_ms: ms,
+                },
+                None => Retention {
+                    logs_ms: days * 86_400_000,
+                    failed_ms: hours * 3_600_000,
+                },
+            };
+            total.add(self.purge_shop(&shop, retention, now).await?);
+            tokio::task::yield_now().await;
+        }
+        Ok(total)
+    }
+
+    /// One batch of each kind of expired row of one shop; each statement is its own short
+    /// transaction, so the engine gets the writer between them.
+    pub async fn purge_shop(&self, shop_id: &str, r: Retention, now: i64) -> Result<Purged> {
+        let logs_cutoff = now - r.logs_ms;
+        let failed_cutoff = now - r.failed_ms;
+        let mut out = Purged::default();
+        let mut count = |n: u64, into: &mut u64| {
+            *into += n;
+            out.more |= n >= PURGE_BATCH as u64;
+        };
+        let mut deliveries = 0;
+        for (status, cutoff) in [
+            ("succeeded", logs_cutoff),
+            ("failed", failed_cutoff),
+            ("cancelled", failed_cutoff),
+            ("held", failed_cutoff),
+            ("retrying", failed_cutoff),
+        ] {
+            // Their attempts go with them (ON DELETE CASCADE).
+            let n = sqlx::query(
+                "DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries
+                 WHERE shop_id = ?1 AND status = ?2 AND id < ?3 ORDER BY id LIMIT ?4)",
+            )
+            .bind(shop_id)
+            .bind(status)
+            .bind(delivery_id_at(cutoff))
+            .bind(PURGE_BATCH)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+            count(n, &mut deliveries);
+        }
+        // Attempt ids grow with time: the oldest come first, and the look stops at a batch.
+        let mut attempts = 0;
+        let n = sqlx::query(
+            "DELETE FROM attempts WHERE id IN (SELECT id FROM (SELECT id, at FROM attempts
+             WHERE shop_id = ?1 ORDER BY id LIMIT ?3) WHERE at < ?2)",
+        )
+        .bind(shop_id)
+        .bind(logs_cutoff)
+        .bind(PURGE_BATCH)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        count(n, &mut attempts);
+        let mut events = 0;
+        let events_cutoff = now - r.logs_ms.min(r.failed_ms);
+        let n = sqlx::query(
+            "DELETE FROM events WHERE rowid IN (SELECT e.rowid FROM events e
+             WHERE e.shop_id = ?1 AND e.created_at < ?2 AND NOT EXISTS (SELECT 1 FROM deliveries d
+               WHERE d.shop_id = e.shop_id AND d.event_id = e.id)
+             ORDER BY e.created_at LIMIT ?3)",
+        )
+        .bind(shop_id)
+        .bind(events_cutoff)
+        .bind(PURGE_BATCH)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        count(n, &mut events);
+        let mut alerts = 0;
+        let n = sqlx::query(
+            "DELETE FROM alerts WHERE rowid IN (SELECT rowid FROM alerts
+             WHERE shop_id = ?1 AND created_at < ?2 ORDER BY created_at LIMIT ?3)",
+        )
+        .bind(shop_id)
+        .bind(logs_cutoff)
+        .bind(PURGE_BATCH)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        count(n, &mut alerts);
+        sqlx::query(
+            "DELETE FROM endpoints WHERE shop_id = ?1 AND deleted_at < ?2
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.endpoint_id = endpoints.id)",
+        )
+        .bind(shop_id)
+        .bind(logs_cutoff)
+        .execute(&self.writer)
+        .await?;
+        out.deliveries = deliveries;
+        out.attempts = attempts;
+        out.events = events;
+        out.alerts = alerts;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cutoff_id_sorts_between_the_ids_created_before_and_after_it() {
+        let before = crate::ids::new_id("dlv");
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        let cutoff = delivery_id_at(crate::ids::now_ms());
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        let after = crate::ids::new_id("dlv");
+        assert!(
+            before < cutoff && cutoff < after,
+            "{before} {cutoff} {after}"
+        );
+        assert_eq!(cutoff.len(), before.len());
+    }
+}
