@@ -61,7 +61,6 @@ pub fn origin_of(url: &str) -> Option<String> {
         .then(|| origin.ascii_serialization().to_ascii_lowercase())
 }
 
-
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
         state.leptos_options.clone()
