@@ -1137,6 +1137,17 @@ async fn anonymous_metrics_show_nothing_of_any_shop() {
         "{with_token}"
     );
     assert_eq!(scrape(Some("wrong")).await.status(), 401);
+    // A deleted endpoint's series go with it: label sets do not grow for ever.
+    let (code, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/endpoints/{endpoint}"),
+            None,
+        )
+        .await;
+    assert_eq!(code, 204);
+    let after = scrape(Some("scrape-token-1")).await.text().await.unwrap();
+    assert!(!after.contains(&endpoint), "{after}");
 }
 
 #[tokio::test]

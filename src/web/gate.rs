@@ -194,6 +194,34 @@ mod tests {
         assert_eq!(requirement("/"), Requirement::SignedIn);
     }
 
+    fn post_from(origin: &str, host: &str) -> Request {
+        axum::http::Request::builder()
+            .method("POST")
+            .header(header::ORIGIN, origin)
+            .header(header::HOST, host)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    }
+
+    #[test]
+    fn forms_must_come_from_the_public_url_when_it_is_set() {
+        let public = Some("https://herald.example.com");
+        // Behind a proxy the Host header is the upstream's, not what the browser used.
+        let ours = post_from("https://herald.example.com", "127.0.0.1:3000");
+        assert!(!is_cross_site(&ours, public));
+        let forged = post_from("https://evil.example", "herald.example.com");
+        assert!(is_cross_site(&forged, public));
+        // Without a public URL, the origin is compared with the Host header.
+        assert!(!is_cross_site(
+            &post_from("http://127.0.0.1:3000", "127.0.0.1:3000"),
+            None
+        ));
+        assert!(is_cross_site(
+            &post_from("http://evil.example", "127.0.0.1:3000"),
+            None
+        ));
+    }
+
     #[test]
     fn the_api_and_assets_are_public_to_the_gate() {
         assert!(is_public("/api/v1/events"));
