@@ -87,11 +87,6 @@ impl Store {
         let logs_cutoff = now - r.logs_ms;
         let failed_cutoff = now - r.failed_ms;
         let mut out = Purged::default();
-        let mut count = |n: u64, into: &mut u64| {
-            *into += n;
-            out.more |= n >= PURGE_BATCH as u64;
-        };
-        let mut deliveries = 0;
         for (status, cutoff) in [
             ("succeeded", logs_cutoff),
             ("failed", failed_cutoff),
@@ -99,60 +94,45 @@ impl Store {
             ("held", failed_cutoff),
             ("retrying", failed_cutoff),
         ] {
-            // Their attempts go with them (ON DELETE CASCADE).
-            let n = sqlx::query(
+            // Their attempts go with them (ON DELETE CASCADE). `status` is one of the above.
+            let sql = format!(
                 "DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries
-                 WHERE shop_id = ?1 AND status = ?2 AND id < ?3 ORDER BY id LIMIT ?4)",
-            )
-            .bind(shop_id)
-            .bind(status)
-            .bind(delivery_id_at(cutoff))
-            .bind(PURGE_BATCH)
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
-            count(n, &mut deliveries);
+                 WHERE shop_id = ?1 AND status = '{status}' AND id < ?2 ORDER BY id LIMIT ?3)"
+            );
+            out.deliveries += self
+                .purge_batch(&sql, shop_id, delivery_id_at(cutoff), &mut out.more)
+                .await?;
         }
         // Attempt ids grow with time: the oldest come first, and the look stops at a batch.
-        let mut attempts = 0;
-        let n = sqlx::query(
-            "DELETE FROM attempts WHERE id IN (SELECT id FROM (SELECT id, at FROM attempts
-             WHERE shop_id = ?1 ORDER BY id LIMIT ?3) WHERE at < ?2)",
-        )
-        .bind(shop_id)
-        .bind(logs_cutoff)
-        .bind(PURGE_BATCH)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        count(n, &mut attempts);
-        let mut events = 0;
-        let events_cutoff = now - r.logs_ms.min(r.failed_ms);
-        let n = sqlx::query(
-            "DELETE FROM events WHERE rowid IN (SELECT e.rowid FROM events e
-             WHERE e.shop_id = ?1 AND e.created_at < ?2 AND NOT EXISTS (SELECT 1 FROM deliveries d
-               WHERE d.shop_id = e.shop_id AND d.event_id = e.id)
-             ORDER BY e.created_at LIMIT ?3)",
-        )
-        .bind(shop_id)
-        .bind(events_cutoff)
-        .bind(PURGE_BATCH)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        count(n, &mut events);
-        let mut alerts = 0;
-        let n = sqlx::query(
-            "DELETE FROM alerts WHERE rowid IN (SELECT rowid FROM alerts
-             WHERE shop_id = ?1 AND created_at < ?2 ORDER BY created_at LIMIT ?3)",
-        )
-        .bind(shop_id)
-        .bind(logs_cutoff)
-        .bind(PURGE_BATCH)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        count(n, &mut alerts);
+        out.attempts = self
+            .purge_batch(
+                "DELETE FROM attempts WHERE id IN (SELECT id FROM (SELECT id, at FROM attempts
+                 WHERE shop_id = ?1 ORDER BY id LIMIT ?3) WHERE at < ?2)",
+                shop_id,
+                logs_cutoff,
+                &mut out.more,
+            )
+            .await?;
+        out.events = self
+            .purge_batch(
+                "DELETE FROM events WHERE rowid IN (SELECT e.rowid FROM events e
+                 WHERE e.shop_id = ?1 AND e.created_at < ?2 AND NOT EXISTS (SELECT 1 FROM deliveries d
+                   WHERE d.shop_id = e.shop_id AND d.event_id = e.id)
+                 ORDER BY e.created_at LIMIT ?3)",
+                shop_id,
+                now - r.logs_ms.min(r.failed_ms),
+                &mut out.more,
+            )
+            .await?;
+        out.alerts = self
+            .purge_batch(
+                "DELETE FROM alerts WHERE rowid IN (SELECT rowid FROM alerts
+                 WHERE shop_id = ?1 AND created_at < ?2 ORDER BY created_at LIMIT ?3)",
+                shop_id,
+                logs_cutoff,
+                &mut out.more,
+            )
+            .await?;
         sqlx::query(
             "DELETE FROM endpoints WHERE shop_id = ?1 AND deleted_at < ?2
              AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.endpoint_id = endpoints.id)",
@@ -161,11 +141,30 @@ impl Store {
         .bind(logs_cutoff)
         .execute(&self.writer)
         .await?;
-        out.deliveries = deliveries;
-        out.attempts = attempts;
-        out.events = events;
-        out.alerts = alerts;
         Ok(out)
+    }
+
+    /// Runs one purge statement (`?1` the shop, `?2` the cutoff, `?3` the batch size); sets
+    /// `more` when the batch came back full.
+    async fn purge_batch<C>(
+        &self,
+        sql: &str,
+        shop_id: &str,
+        cutoff: C,
+        more: &mut bool,
+    ) -> Result<u64>
+    where
+        C: for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send,
+    {
+        let n = sqlx::query(sql)
+            .bind(shop_id)
+            .bind(cutoff)
+            .bind(PURGE_BATCH)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        *more |= n >= PURGE_BATCH as u64;
+        Ok(n)
     }
 }
 
