@@ -444,3 +444,73 @@ async fn a_shop_without_endpoints_shows_the_first_steps_with_this_installations_
     assert!(page.contains(&format!("curl -X POST http://{}/api/v1/events", app.addr)));
     assert!(page.contains(&format!("/shops/{shop}/settings#api-keys")));
 }
+
+/// Point 16 of the hardening issue: no inline script runs unless the page's nonce names it.
+#[tokio::test]
+async fn pages_allow_inline_scripts_only_by_their_nonce() {
+    let app = TestApp::spawn().await;
+    let client = app.client();
+    let mut nonces = Vec::new();
+    for _ in 0..2 {
+        let page = client.get(app.url("/login")).send().await.unwrap();
+        let csp = page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let script_src = csp
+            .split(';')
+            .map(str::trim)
+            .find(|d| d.starts_with("script-src"))
+            .unwrap_or_else(|| panic!("no script-src in {csp}"));
+        assert!(!script_src.contains("unsafe-inline"), "{csp}");
+        let nonce = script_src
+            .split_whitespace()
+            .find_map(|s| s.strip_prefix("'nonce-")?.strip_suffix('\''))
+            .unwrap_or_else(|| panic!("no nonce in {csp}"))
+            .to_string();
+        assert!(nonce.len() >= 16, "{nonce}");
+        let body = page.text().await.unwrap();
+        let scripts: Vec<&str> = body.split("<script").skip(1).collect();
+        assert!(!scripts.is_empty(), "{body}");
+        for s in scripts {
+            let tag = &s[..s.find('>').unwrap()];
+            assert!(tag.contains(&format!("nonce=\"{nonce}\"")), "<script{tag}>");
+        }
+        nonces.push(nonce);
+    }
+    assert_ne!(nonces[0], nonces[1], "a nonce is used once");
+    // Other responses name no nonce: no inline script at all.
+    let api = client.get(app.url("/healthz")).send().await.unwrap();
+    let csp = api.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self' 'wasm-unsafe-eval';"),
+        "{csp}"
+    );
+}
+
+/// Point 16: a session in use is saved again (its expiry moves), so only inactivity ends it.
+/// The store would otherwise keep the expiry of the last save: 7 days after sign-in.
+#[tokio::test]
+async fn a_session_in_use_moves_its_expiry() {
+    let app = TestApp::spawn().await;
+    let client = app.signed_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    // As if the last save were almost 7 days ago: a minute left. (The store keeps the
+    // expiry as RFC 3339 text and compares it as text.)
+    sqlx::query(
+        "UPDATE sessions SET expiry_date = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+60 seconds')",
+    )
+    .execute(&app.service.store.writer)
+    .await
+    .unwrap();
+    // The next use (the keep-alive saves once a day; the sign-in itself did not).
+    let page = client.get(app.url("/admin/shops")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let (moved, expiry): (bool, String) = sqlx::query_as(
+        "SELECT MAX(expiry_date) > strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+6 days'), MAX(expiry_date)
+         FROM sessions",
+    )
+    .fetch_one(&app.service.store.writer)
+    .await
+    .unwrap();
+    assert!(moved, "the expiry moved to 7 days from now: {expiry}");
+}

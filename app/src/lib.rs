@@ -16,8 +16,34 @@ use leptos_router::{
     path, SsrMode,
 };
 
+/// The Content-Security-Policy of Herald's responses. Inline scripts run only with the
+/// page's nonce (the hydration script and the serialized resources carry it; leptos makes one
+/// per request); responses that are not pages get none, so no inline script runs at all.
+pub fn content_security_policy(nonce: Option<&str>) -> String {
+    let inline = nonce.map(|n| format!(" 'nonce-{n}'")).unwrap_or_default();
+    format!(
+        "default-src 'self'; script-src 'self'{inline} 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:; \
+         frame-ancestors 'none'; form-action 'self'; base-uri 'self'; object-src 'none'"
+    )
+}
+
+/// Names this page's nonce in its Content-Security-Policy header (server side only).
+fn send_page_policy() {
+    #[cfg(feature = "ssr")]
+    if let (Some(nonce), Some(res)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) {
+        if let Ok(value) = http::HeaderValue::from_str(&content_security_policy(Some(&nonce))) {
+            res.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
+        }
+    }
+}
+
 /// The HTML document around the app; the server renders it for every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    send_page_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">

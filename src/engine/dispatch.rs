@@ -517,13 +517,20 @@ async fn worker(engine: &Engine, endpoint: &str, tx: &RecorderTx) {
         if let Some(limiter) = engine.known_limiter(endpoint) {
             limiter.until_ready().await;
         }
-        let permit = {
-            let gate = engine.gate(endpoint);
-            let _turn = gate.lock().await;
-            engine.inner.global.acquire().await
-        };
-        let Ok(permit) = permit else {
-            return;
+        // A free permit is taken at once (none is free while others queue: the semaphore
+        // hands released permits to its waiters first); only when none is free does the
+        // endpoint queue, one worker at a time, behind the other endpoints.
+        let permit = match engine.inner.global.try_acquire() {
+            Ok(permit) => permit,
+            Err(tokio::sync::TryAcquireError::Closed) => return,
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                let gate = engine.gate(endpoint);
+                let _turn = gate.lock().await;
+                let Ok(permit) = engine.inner.global.acquire().await else {
+                    return;
+                };
+                permit
+            }
         };
         let Some(job) = engine.next_job(endpoint) else {
             return;

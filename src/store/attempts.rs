@@ -90,11 +90,35 @@ impl Store {
         let mut health: std::collections::HashMap<&str, (bool, Option<i64>, i64)> =
             Default::default();
         let mut failures: std::collections::HashMap<&str, i64> = Default::default();
-        // The deliveries whose outcome was written: those still leased under the record's token.
-        let mut current: std::collections::HashSet<String> = Default::default();
+        // An alert belongs to the attempt's outcome: raised only while the lease is still the
+        // record's (checked before the outcome below ends it). Alerts are rare: one statement
+        // each.
+        for r in batch {
+            if let Some((kind, message)) = &r.alert {
+                sqlx::query(
+                    "INSERT INTO alerts (id, shop_id, kind, endpoint_id, delivery_id, message, created_at)
+                     SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM deliveries
+                       WHERE id = ? AND status = 'delivering' AND lease_owner = ?)",
+                )
+                .bind(new_id("alr"))
+                .bind(&r.shop_id)
+                .bind(kind)
+                .bind(&r.endpoint_id)
+                .bind(&r.delivery_id)
+                .bind(message)
+                .bind(r.at)
+                .bind(&r.delivery_id)
+                .bind(&r.lease_owner)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         // Attempts and the deliveries' new states, a few hundred rows per statement. A
         // delivery deleted meanwhile (its endpoint went) gets no attempt row; one cancelled
-        // while in flight stays cancelled.
+        // while in flight stays cancelled. A current record changes exactly one delivery and a
+        // stale one none, so the rows changed count the stale ones (no RETURNING: each row
+        // returned would be one more message from SQLite's worker thread).
+        let mut stale = 0;
         for chunk in batch.chunks(150) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO attempts (shop_id, delivery_id, endpoint_id, number, status_code, error_kind,
@@ -139,15 +163,12 @@ impl Store {
                  next_attempt_at = v.next_at, lease_until = NULL, lease_owner = NULL,
                  last_status_code = v.code, last_error = v.error, updated_at = v.at
                  FROM v WHERE deliveries.id = v.id AND deliveries.status = 'delivering'
-                 AND deliveries.lease_owner = v.owner RETURNING deliveries.id",
+                 AND deliveries.lease_owner = v.owner",
             );
-            let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
-            current.extend(ids);
+            let changed = qb.build().execute(&mut *tx).await?.rows_affected() as usize;
+            stale += chunk.len().saturating_sub(changed);
         }
-        let mut stale = 0;
         for r in batch {
-            let is_current = current.contains(&r.delivery_id);
-            stale += usize::from(!is_current);
             match &r.effect {
                 // Health is written once per endpoint per batch, below.
                 EndpointEffect::Succeeded | EndpointEffect::Failed => {
@@ -196,21 +217,6 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
-            }
-            if let Some((kind, message)) = r.alert.as_ref().filter(|_| is_current) {
-                sqlx::query(
-                    "INSERT INTO alerts (id, shop_id, kind, endpoint_id, delivery_id, message, created_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(new_id("alr"))
-                .bind(&r.shop_id)
-                .bind(kind)
-                .bind(&r.endpoint_id)
-                .bind(&r.delivery_id)
-                .bind(message)
-                .bind(r.at)
-                .execute(&mut *tx)
-                .await?;
             }
         }
         // Every endpoint's health in one statement: a statement per endpoint would be a round

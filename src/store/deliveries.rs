@@ -373,17 +373,16 @@ impl Store {
     /// When the next waiting delivery falls due after `now`, and when the next lease runs out
     /// (perhaps already: a lease not yet released).
     pub async fn next_wakeup(&self, now: i64) -> Result<(Option<i64>, Option<i64>)> {
-        let due: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM deliveries
-             WHERE status IN ('pending', 'retrying') AND next_attempt_at > ?",
-        )
+        // One statement for both: each is a message to and from SQLite's worker thread, and
+        // this runs after every claim.
+        Ok(sqlx::query_as(&format!(
+            "SELECT (SELECT MIN(next_attempt_at) FROM deliveries
+               WHERE status IN ('pending', 'retrying') AND next_attempt_at > ?),
+             ({NEXT_LEASE_END})"
+        ))
         .bind(now)
         .fetch_one(&self.pool)
-        .await?;
-        let lease_end: Option<i64> = sqlx::query_scalar(NEXT_LEASE_END)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok((due, lease_end))
+        .await?)
     }
 
     /// Deliveries per channel label in a shop.

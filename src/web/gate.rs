@@ -97,12 +97,17 @@ pub fn forbidden_page() -> Response {
 /// on a save: an active session would expire 7 days after sign-in. A session in use is saved
 /// again once a day, so only 7 days of inactivity end it.
 async fn keep_alive(session: &Session) {
-    const DAY_MS: i64 = 86_400_000;
     let now = crate::ids::now_ms();
     let saved: Option<i64> = session.get(SAVED_KEY).await.ok().flatten();
-    if saved.is_none_or(|t| now - t >= DAY_MS) {
+    if due_for_saving(saved, now) {
         let _ = session.insert(SAVED_KEY, now).await;
     }
+}
+
+/// Whether a session last saved at `saved` (by [`keep_alive`]) is saved again now.
+fn due_for_saving(saved: Option<i64>, now: i64) -> bool {
+    const DAY_MS: i64 = 86_400_000;
+    saved.is_none_or(|t| now - t >= DAY_MS)
 }
 
 /// When the session was last saved by [`keep_alive`], in ms.
@@ -175,6 +180,14 @@ pub async fn gate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_in_use_is_saved_once_a_day() {
+        let day = 86_400_000;
+        assert!(due_for_saving(None, 5));
+        assert!(!due_for_saving(Some(1_000), 1_000 + day - 1));
+        assert!(due_for_saving(Some(1_000), 1_000 + day));
+    }
 
     #[test]
     fn paths_map_to_the_role_they_need() {
