@@ -167,6 +167,11 @@ test("a viewer sees the shop but every action is disabled and refused", async ({
 });
 
 test("the main pages render and are screenshotted", async ({ page }) => {
+  // The Content-Security-Policy lets the page's own scripts run (hydration) and nothing else.
+  const violations: string[] = [];
+  page.on("console", (m) => {
+    if (/Content Security Policy/i.test(m.text())) violations.push(m.text());
+  });
   const shop = shopWithUser("owner");
   await signIn(page, shop.email, shop.password);
   for (const [path, heading] of [
@@ -180,6 +185,7 @@ test("the main pages render and are screenshotted", async ({ page }) => {
   await page.goto(`/shops/${shop.shopId}/catalog?q=ticket.updated`);
   await page.getByText("ticket.updated").first().click();
   await expect(page.getByRole("button", { name: "Copy ticket.updated sample" })).toBeVisible();
+  expect(violations).toEqual([]);
 });
 
 test("an owner cannot open another shop's pages", async ({ page }) => {

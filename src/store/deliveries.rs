@@ -375,14 +375,14 @@ impl Store {
     pub async fn next_wakeup(&self, now: i64) -> Result<(Option<i64>, Option<i64>)> {
         // One statement for both: each is a message to and from SQLite's worker thread, and
         // this runs after every claim.
-        Ok(sqlx::query_as(&format!(
+        sqlx::query_as(&format!(
             "SELECT (SELECT MIN(next_attempt_at) FROM deliveries
                WHERE status IN ('pending', 'retrying') AND next_attempt_at > ?),
              ({NEXT_LEASE_END})"
         ))
         .bind(now)
         .fetch_one(&self.pool)
-        .await?)
+        .await
     }
 
     /// Deliveries per channel label in a shop.
