@@ -30,10 +30,53 @@ pub struct Store {
     pub writer: SqlitePool,
 }
 
+/// Which store a `HERALD_DATABASE_URL` names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreUrl {
+    /// `sqlite://path` or `sqlite:path`: the embedded default.
+    Sqlite(String),
+    /// `postgres://…` or `postgresql://…`.
+    Postgres(String),
+}
+
+impl StoreUrl {
+    /// Reads a database URL by its scheme, refusing what Herald cannot open (never taking it
+    /// as a file name: `postgres://db/herald` would otherwise become a local directory
+    /// `postgres:`). Errors name the variable and the scheme, never the URL (it may carry a
+    /// password).
+    pub fn parse(url: &str) -> Result<StoreUrl, String> {
+        let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("sqlite") => Ok(StoreUrl::Sqlite(url.to_string())),
+            Some("postgres" | "postgresql") => Ok(StoreUrl::Postgres(url.to_string())),
+            Some(other) if !other.is_empty() && !other.contains(['/', '\\', '.']) => Err(format!(
+                "HERALD_DATABASE_URL: unsupported scheme `{other}:`; use sqlite://path/to/herald.db \
+                 (the embedded default) or postgres://user@host/database"
+            )),
+            _ => Err(
+                "HERALD_DATABASE_URL must be a URL: sqlite://path/to/herald.db (the embedded \
+                 default) or postgres://user@host/database"
+                    .into(),
+            ),
+        }
+    }
+}
+
 impl Store {
+    /// Opens the store a `HERALD_DATABASE_URL` names.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        match StoreUrl::parse(url).map_err(anyhow::Error::msg)? {
+            StoreUrl::Sqlite(url) => Self::connect_sqlite(&url).await,
+            StoreUrl::Postgres(_) => anyhow::bail!(
+                "HERALD_DATABASE_URL: PostgreSQL is not supported by this build of Herald yet; \
+                 use sqlite://path/to/herald.db"
+            ),
+        }
+    }
+
     /// Opens (creating if needed) the SQLite database at `url` in WAL mode. WAL with
     /// `synchronous = NORMAL` survives a killed process without losing a committed write.
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+    async fn connect_sqlite(url: &str) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -66,13 +109,49 @@ impl Store {
 
     /// Applies the migrations embedded in the binary.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        sqlx::migrate!("./migrations").run(&self.writer).await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.writer)
+            .await?;
         Ok(())
     }
 
     /// True when the database answers.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_url_is_read_by_its_scheme() {
+        assert_eq!(
+            StoreUrl::parse("sqlite://data/herald.db"),
+            Ok(StoreUrl::Sqlite("sqlite://data/herald.db".into()))
+        );
+        assert_eq!(
+            StoreUrl::parse("sqlite::memory:"),
+            Ok(StoreUrl::Sqlite("sqlite::memory:".into()))
+        );
+        for pg in [
+            "postgres://h/db",
+            "postgresql://u:p@h:5432/db",
+            "POSTGRES://h/db",
+        ] {
+            assert_eq!(StoreUrl::parse(pg), Ok(StoreUrl::Postgres(pg.into())));
+        }
+        let mysql = StoreUrl::parse("mysql://u:secret@h/db").unwrap_err();
+        assert!(
+            mysql.contains("HERALD_DATABASE_URL") && mysql.contains("`mysql:`"),
+            "{mysql}"
+        );
+        assert!(!mysql.contains("secret"), "{mysql}");
+        for bare in ["data/herald.db", "", "./x:y"] {
+            let e = StoreUrl::parse(bare).unwrap_err();
+            assert!(e.contains("must be a URL"), "{bare}: {e}");
+        }
     }
 }
 
