@@ -514,3 +514,28 @@ async fn a_session_in_use_moves_its_expiry() {
     .unwrap();
     assert!(moved, "the expiry moved to 7 days from now: {expiry}");
 }
+
+/// A write that would duplicate what must be unique is the caller's conflict (409, saying
+/// what is taken), not a server error.
+#[tokio::test]
+async fn a_duplicate_is_a_conflict_that_says_what_is_taken() {
+    let app = TestApp::spawn().await;
+    let store = &app.service.store;
+    store
+        .create_user("dup@example.com", "x", false, None)
+        .await
+        .unwrap();
+    let err = store
+        .create_user("DUP@example.com", "x", false, None)
+        .await
+        .unwrap_err();
+    match &err {
+        herald::store::Error::Conflict(m) => {
+            assert_eq!(m, "A user with this email already exists.")
+        }
+        other => panic!("not a conflict: {other:?}"),
+    }
+    let service_error = app::model::ServiceError::from(err);
+    assert_eq!(service_error.status(), 409);
+    assert_eq!(service_error.code(), "conflict");
+}

@@ -34,7 +34,7 @@ pub async fn load_principal(
     store: &Store,
     user_id: &str,
     version: i64,
-) -> sqlx::Result<Option<Principal>> {
+) -> crate::store::Result<Option<Principal>> {
     let Some(user) = store.user(user_id).await? else {
         return Ok(None);
     };

@@ -122,7 +122,7 @@ impl Engine {
     /// process has no room for, the endpoints with the most read ahead give that many back
     /// (from the back of their ready queues, not yet sent). Slow endpoints' backlogs then
     /// cannot fill the process's leases and keep a healthy endpoint's event waiting.
-    async fn make_room(&self, wanted: usize) -> sqlx::Result<()> {
+    async fn make_room(&self, wanted: usize) -> crate::store::Result<()> {
         let given: Vec<LeaseRef> = {
             let mut ready = self.lock(&self.inner.ready);
             let mut given = Vec::new();
@@ -333,7 +333,7 @@ async fn claim_round(
     state: &mut State,
     lease_ms: i64,
     discover: bool,
-) -> sqlx::Result<()> {
+) -> crate::store::Result<()> {
     let store = &engine.inner.store;
     let now = now_ms();
     engine.inner.metrics.claim_rounds.inc();
@@ -445,7 +445,7 @@ async fn claim_round(
         } else {
             store.events_by_keys(&keys).await?
         };
-        Ok::<_, sqlx::Error>((endpoints, events))
+        Ok::<_, crate::store::Error>((endpoints, events))
     }
     .await;
     let (endpoints, loaded_events) = match loaded {

@@ -1,7 +1,7 @@
 //! Endpoints: validation of every field at the edge, secrets sealed before they are stored,
 //! and the endpoint as the API shows it.
 
-use super::{internal, iso, iso_opt, require_manage, require_read, Service};
+use super::{iso, iso_opt, require_manage, require_read, Service};
 use crate::engine::attempt::RESERVED_HEADERS;
 use crate::engine::retry::RetryPolicy;
 use crate::engine::template::{self, ContentType, EventContext};
@@ -453,8 +453,7 @@ impl Service {
     pub(crate) async fn endpoint_row(&self, shop_id: &str, id: &str) -> ServiceResult<EndpointRow> {
         self.store
             .endpoint(shop_id, id)
-            .await
-            .map_err(internal)?
+            .await?
             .ok_or_else(|| ServiceError::NotFound(format!("No endpoint with id {id}.")))
     }
 
@@ -501,7 +500,7 @@ impl Service {
             updated_at: now,
         };
         self.apply(&mut row, input, shop.require_https)?;
-        self.store.insert_endpoint(&row).await.map_err(internal)?;
+        self.store.insert_endpoint(&row).await?;
         tracing::info!(endpoint_id = %row.id, shop_id, "endpoint created");
         Ok(self.endpoint_view(&row, Some(secret)))
     }
@@ -523,8 +522,7 @@ impl Service {
                 was_enabled = row.enabled;
                 self.apply(row, input, shop.require_https)
             })
-            .await
-            .map_err(internal)?
+            .await?
             .ok_or_else(|| ServiceError::NotFound(format!("No endpoint with id {id}.")))??;
         if row.enabled && !was_enabled {
             // Its held deliveries were resumed.
@@ -551,11 +549,7 @@ impl Service {
         shop_id: &str,
     ) -> ServiceResult<Vec<EndpointView>> {
         require_read(who, shop_id)?;
-        let rows = self
-            .store
-            .endpoints_of_shop(shop_id)
-            .await
-            .map_err(internal)?;
+        let rows = self.store.endpoints_of_shop(shop_id).await?;
         let reveal = who.can_manage(shop_id);
         Ok(rows
             .iter()
@@ -570,12 +564,7 @@ impl Service {
         id: &str,
     ) -> ServiceResult<()> {
         require_manage(who, shop_id)?;
-        if self
-            .store
-            .delete_endpoint(shop_id, id)
-            .await
-            .map_err(internal)?
-        {
+        if self.store.delete_endpoint(shop_id, id).await? {
             self.engine.endpoint_changed(id).await;
             self.engine.forget_endpoint(id);
             tracing::info!(endpoint_id = id, shop_id, "endpoint deleted");
@@ -617,8 +606,7 @@ impl Service {
                 row.previous_secret_until = Some(now + 24 * 3_600_000);
                 Ok::<(), ServiceError>(())
             })
-            .await
-            .map_err(internal)?
+            .await?
             .ok_or_else(|| ServiceError::NotFound(format!("No endpoint with id {id}.")))??;
         self.engine.endpoint_changed(id).await;
         tracing::info!(endpoint_id = id, "signing secret rotated");

@@ -1,7 +1,7 @@
 //! Publishing events (fan-out to matching endpoints, idempotent on the event id) and the
 //! event catalog.
 
-use super::{internal, iso, require_manage, require_read, Service};
+use super::{iso, require_manage, require_read, Service};
 use crate::engine::activity::Activity;
 use crate::engine::catalog;
 use crate::ids::{new_id, now_ms};
@@ -174,17 +174,9 @@ impl Service {
             ));
         }
         let parsed = self.parse_events(inputs, batch)?;
-        let endpoints = self
-            .store
-            .endpoints_of_shop(shop_id)
-            .await
-            .map_err(internal)?;
+        let endpoints = self.store.endpoints_of_shop(shop_id).await?;
         let subs: Vec<Subscriber> = endpoints.iter().map(Subscriber::from).collect();
-        let known = self
-            .store
-            .event_types_of_shop(shop_id)
-            .await
-            .map_err(internal)?;
+        let known = self.store.event_types_of_shop(shop_id).await?;
         let mut discovered: Vec<(String, String)> = Vec::new();
         let mut events = Vec::with_capacity(parsed.len());
         for (mut ev, data) in parsed {
@@ -212,8 +204,7 @@ impl Service {
         let published = self
             .store
             .publish(shop_id, &events, &discovered, now)
-            .await
-            .map_err(internal)?;
+            .await?;
         self.engine.remember_events(
             shop_id,
             published
@@ -284,14 +275,9 @@ impl Service {
         let ev = self
             .store
             .event(shop_id, id)
-            .await
-            .map_err(internal)?
+            .await?
             .ok_or_else(|| ServiceError::NotFound(format!("No event with id {id}.")))?;
-        let deliveries = self
-            .store
-            .deliveries_of_event(shop_id, id)
-            .await
-            .map_err(internal)?;
+        let deliveries = self.store.deliveries_of_event(shop_id, id).await?;
         Ok(EventView {
             id: ev.id,
             event_type: ev.event_type,
@@ -313,11 +299,7 @@ impl Service {
         shop_id: &str,
     ) -> ServiceResult<Vec<EventTypeView>> {
         require_read(who, shop_id)?;
-        let own = self
-            .store
-            .event_types_of_shop(shop_id)
-            .await
-            .map_err(internal)?;
+        let own = self.store.event_types_of_shop(shop_id).await?;
         let view = |r: &EventTypeRow| EventTypeView {
             name: r.name.clone(),
             family: catalog::family(&r.name).to_string(),
@@ -443,10 +425,7 @@ impl Service {
             created_at: now,
             updated_at: now,
         };
-        self.store
-            .upsert_event_type(shop_id, &row)
-            .await
-            .map_err(internal)?;
+        self.store.upsert_event_type(shop_id, &row).await?;
         self.event_type(who, shop_id, name).await
     }
 }

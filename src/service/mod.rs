@@ -8,7 +8,7 @@ pub mod queue;
 
 use crate::auth::{api_key, password};
 use crate::engine::Engine;
-use crate::store::{is_unique_violation, Store};
+use crate::store::Store;
 use app::backend::{Backend, ServiceResult};
 use app::dto::*;
 use app::model::*;
@@ -43,10 +43,22 @@ pub fn iso_opt(ms: Option<i64>) -> Option<String> {
     ms.map(iso)
 }
 
-/// Logs a store failure with its cause and hides the details from the caller.
-pub(crate) fn internal(err: sqlx::Error) -> ServiceError {
-    tracing::error!(error = %err, "store error");
-    ServiceError::Internal
+/// A store failure as the caller sees it: a conflict says what is taken (409); anything else
+/// is logged with its cause and hidden (500).
+pub(crate) fn internal(err: crate::store::Error) -> ServiceError {
+    match err {
+        crate::store::Error::Conflict(message) => ServiceError::Conflict(message),
+        other => {
+            tracing::error!(error = %other, "store error");
+            ServiceError::Internal
+        }
+    }
+}
+
+impl From<crate::store::Error> for ServiceError {
+    fn from(err: crate::store::Error) -> Self {
+        internal(err)
+    }
 }
 
 pub(crate) fn require_operator(who: &Principal) -> ServiceResult<()> {
@@ -167,8 +179,7 @@ impl Service {
     ) -> ServiceResult<crate::store::shops::ShopRow> {
         self.store
             .shop(shop_id)
-            .await
-            .map_err(internal)?
+            .await?
             .ok_or_else(|| ServiceError::NotFound(format!("No shop with id {shop_id}.")))
     }
 
@@ -191,8 +202,7 @@ impl Service {
                 &api_key::hash(&key),
                 &api_key::display_prefix(&key),
             )
-            .await
-            .map_err(internal)?;
+            .await?;
         Ok((id, key))
     }
 
@@ -227,11 +237,7 @@ impl Service {
         email: &str,
         pw: &str,
     ) -> ServiceResult<Option<(String, i64)>> {
-        let user = self
-            .store
-            .user_by_email(email.trim())
-            .await
-            .map_err(internal)?;
+        let user = self.store.user_by_email(email.trim()).await?;
         let pw = pw.to_string();
         let (hash, id) = match user {
             Some(u) => (u.password_hash, Some((u.id, u.session_version))),
@@ -253,8 +259,7 @@ impl Service {
         let user = self
             .store
             .user(&who.user_id)
-            .await
-            .map_err(internal)?
+            .await?
             .ok_or(ServiceError::Unauthorized)?;
         check_password("new_password", new)?;
         let current = current.to_string();
@@ -278,8 +283,7 @@ impl Service {
         let user = self
             .store
             .user_by_email(email.trim())
-            .await
-            .map_err(internal)?
+            .await?
             .ok_or_else(|| ServiceError::NotFound(format!("No user with the email {email}.")))?;
         self.store_password(&user.id, new).await.map(|_| ())
     }
@@ -293,8 +297,7 @@ impl Service {
         let version = self
             .store
             .set_password(user_id, &hash)
-            .await
-            .map_err(internal)?
+            .await?
             .ok_or_else(|| ServiceError::NotFound(format!("No user with id {user_id}.")))?;
         tracing::info!(%user_id, "password changed; other sessions ended");
         Ok(version)
@@ -308,14 +311,9 @@ impl Backend for Service {
             self.store.all_shops().await
         } else {
             self.store.shops_of_user(&who.user_id).await
-        }
-        .map_err(internal)?;
+        }?;
         let since = crate::ids::now_ms() - 86_400_000;
-        let volume = self
-            .store
-            .events_since_by_shop(since)
-            .await
-            .map_err(internal)?;
+        let volume = self.store.events_since_by_shop(since).await?;
         Ok(rows
             .into_iter()
             .map(|r| {
@@ -341,11 +339,7 @@ impl Backend for Service {
     ) -> ServiceResult<ShopSummary> {
         require_operator(who)?;
         let name = parse_name("name", name, 100)?;
-        let row = self
-            .store
-            .create_shop(&name, enable_webhooks)
-            .await
-            .map_err(internal)?;
+        let row = self.store.create_shop(&name, enable_webhooks).await?;
         tracing::info!(shop_id = %row.id, webhooks = enable_webhooks, "shop created");
         Ok(shop_summary(row))
     }
@@ -357,12 +351,7 @@ impl Backend for Service {
         enabled: bool,
     ) -> ServiceResult<()> {
         require_operator(who)?;
-        if !self
-            .store
-            .set_webhooks_enabled(shop_id, enabled)
-            .await
-            .map_err(internal)?
-        {
+        if !self.store.set_webhooks_enabled(shop_id, enabled).await? {
             return Err(ServiceError::NotFound(format!(
                 "No shop with id {shop_id}."
             )));
@@ -373,8 +362,8 @@ impl Backend for Service {
 
     async fn list_users(&self, who: &Principal) -> ServiceResult<Vec<UserSummary>> {
         require_operator(who)?;
-        let users = self.store.all_users().await.map_err(internal)?;
-        let memberships = self.store.all_memberships().await.map_err(internal)?;
+        let users = self.store.all_users().await?;
+        let memberships = self.store.all_memberships().await?;
         Ok(users
             .into_iter()
             .map(|u| UserSummary {
@@ -414,13 +403,9 @@ impl Backend for Service {
                 let shop_id = shop_id.filter(|s| !s.is_empty()).ok_or_else(|| {
                     ServiceError::invalid("shop", "an owner or viewer needs a shop")
                 })?;
-                self.store
-                    .shop(shop_id)
-                    .await
-                    .map_err(internal)?
-                    .ok_or_else(|| {
-                        ServiceError::invalid("shop", format!("no shop with id {shop_id}"))
-                    })?;
+                self.store.shop(shop_id).await?.ok_or_else(|| {
+                    ServiceError::invalid("shop", format!("no shop with id {shop_id}"))
+                })?;
                 Some((shop_id, role))
             }
             _ => {
@@ -443,7 +428,7 @@ impl Backend for Service {
                 tracing::info!(user_id = %id, role, "user created");
                 Ok(id)
             }
-            Err(e) if is_unique_violation(&e) => Err(ServiceError::Conflict(format!(
+            Err(crate::store::Error::Conflict(_)) => Err(ServiceError::Conflict(format!(
                 "A user with the email {email} already exists."
             ))),
             Err(e) => Err(internal(e)),
@@ -464,11 +449,7 @@ impl Backend for Service {
 
     async fn list_members(&self, who: &Principal, shop_id: &str) -> ServiceResult<Vec<Member>> {
         require_manage(who, shop_id)?;
-        let rows = self
-            .store
-            .members_of_shop(shop_id)
-            .await
-            .map_err(internal)?;
+        let rows = self.store.members_of_shop(shop_id).await?;
         Ok(rows
             .into_iter()
             .filter_map(|m| {
@@ -493,7 +474,7 @@ impl Backend for Service {
         require_manage(who, shop_id)?;
         let email = parse_email(email)?;
         self.existing_shop(shop_id).await?;
-        match self.store.user_by_email(&email).await.map_err(internal)? {
+        match self.store.user_by_email(&email).await? {
             Some(user) => self
                 .store
                 .upsert_membership(shop_id, &user.id, role.as_str())
@@ -523,12 +504,7 @@ impl Backend for Service {
                 "you cannot remove yourself",
             ));
         }
-        if self
-            .store
-            .delete_membership(shop_id, user_id)
-            .await
-            .map_err(internal)?
-        {
+        if self.store.delete_membership(shop_id, user_id).await? {
             Ok(())
         } else {
             Err(ServiceError::NotFound(

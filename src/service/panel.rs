@@ -2,7 +2,7 @@
 //! dashboard. Same rules as everything else: each method checks the principal first.
 
 use super::queue::attempt_view;
-use super::{internal, iso, iso_opt, require_manage, require_read, Service};
+use super::{iso, iso_opt, require_manage, require_read, Service};
 use crate::engine::retry::RetryPolicy;
 use crate::engine::template::{self, ContentType, EventContext};
 use crate::ids::now_ms;
@@ -118,8 +118,7 @@ impl Service {
         let rows = self
             .store
             .attempts_of_shop(shop_id, cursor, limit + 1)
-            .await
-            .map_err(internal)?;
+            .await?;
         let (rows, next_cursor) =
             super::queue::split_page(rows, limit, |r| r.attempt.id.to_string());
         Ok(Page {
@@ -138,8 +137,7 @@ impl Service {
         let row = self
             .store
             .attempt(shop_id, id)
-            .await
-            .map_err(internal)?
+            .await?
             .ok_or_else(|| ServiceError::NotFound(format!("No attempt with id {id}.")))?;
         Ok((log_view(&row), attempt_view(&row.attempt)))
     }
@@ -189,18 +187,13 @@ impl Service {
                 s.require_https,
                 &retry,
             )
-            .await
-            .map_err(internal)?;
+            .await?;
         Ok(())
     }
 
     pub async fn api_keys(&self, who: &Principal, shop_id: &str) -> ServiceResult<Vec<ApiKeyView>> {
         require_manage(who, shop_id)?;
-        let rows = self
-            .store
-            .api_keys_of_shop(shop_id)
-            .await
-            .map_err(internal)?;
+        let rows = self.store.api_keys_of_shop(shop_id).await?;
         Ok(rows
             .into_iter()
             .map(|k| ApiKeyView {
@@ -221,12 +214,7 @@ impl Service {
         id: &str,
     ) -> ServiceResult<()> {
         require_manage(who, shop_id)?;
-        if self
-            .store
-            .revoke_api_key(shop_id, id)
-            .await
-            .map_err(internal)?
-        {
+        if self.store.revoke_api_key(shop_id, id).await? {
             Ok(())
         } else {
             Err(ServiceError::NotFound(
@@ -251,8 +239,7 @@ impl Service {
                 self.store.cancel_delivery(shop_id, id, now).await
             } else {
                 self.store.retry_delivery(shop_id, id, now).await
-            }
-            .map_err(internal)?;
+            }?;
             changed += u64::from(done == Some(true));
         }
         self.engine.wake();
@@ -283,23 +270,14 @@ impl Service {
                     })
                     .collect::<Vec<_>>()
             };
-        let hourly = self
-            .store
-            .attempt_buckets(shop_id, now - day, hour)
-            .await
-            .map_err(internal)?;
+        let hourly = self.store.attempt_buckets(shop_id, now - day, hour).await?;
         let daily = self
             .store
             .attempt_buckets(shop_id, now - 7 * day, day)
-            .await
-            .map_err(internal)?;
+            .await?;
         let last_24h = buckets(hourly, hour, 24, &|ms| iso(ms)[11..16].to_string());
         let last_7d = buckets(daily, day, 7, &|ms| iso(ms)[5..10].to_string());
-        let (queue, lag) = self
-            .store
-            .shop_queue(shop_id, now)
-            .await
-            .map_err(internal)?;
+        let (queue, lag) = self.store.shop_queue(shop_id, now).await?;
         let endpoints = self.list_endpoints(who, shop_id).await?;
         let endpoint_count = endpoints.len() as i64;
         let (disabled, enabled): (Vec<_>, Vec<_>) = endpoints.into_iter().partition(|e| !e.enabled);

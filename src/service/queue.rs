@@ -117,8 +117,7 @@ impl Service {
         let rows = self
             .store
             .list_deliveries(shop_id, filter, cursor, limit + 1)
-            .await
-            .map_err(internal)?;
+            .await?;
         let (rows, next_cursor) = split_page(rows, limit, |r| r.id.clone());
         Ok(Page {
             items: rows.iter().map(|d| delivery_view(d, None)).collect(),
@@ -150,14 +149,9 @@ impl Service {
         let d = self
             .store
             .delivery(shop_id, id)
-            .await
-            .map_err(internal)?
+            .await?
             .ok_or_else(|| ServiceError::NotFound(format!("No delivery with id {id}.")))?;
-        let attempts = self
-            .store
-            .attempts_of_delivery(shop_id, id)
-            .await
-            .map_err(internal)?;
+        let attempts = self.store.attempts_of_delivery(shop_id, id).await?;
         Ok(delivery_view(
             &d,
             Some(attempts.iter().map(attempt_view).collect()),
@@ -171,7 +165,7 @@ impl Service {
         id: &str,
     ) -> ServiceResult<DeliveryView> {
         require_manage(who, shop_id)?;
-        match self.store.retry_delivery(shop_id, id, now_ms()).await.map_err(internal)? {
+        match self.store.retry_delivery(shop_id, id, now_ms()).await? {
             None => Err(ServiceError::NotFound(format!("No delivery with id {id}."))),
             Some(false) => Err(ServiceError::Conflict(
                 "This delivery cannot be retried now: it is still queued or in flight, or its endpoint is disabled.".into(),
@@ -193,17 +187,9 @@ impl Service {
         let now = now_ms();
         // Read ahead but not yet being sent: taken out of its ready queue and cancelled.
         if let Some(lease) = self.engine.take_queued(shop_id, id) {
-            self.store
-                .cancel_leased(&[lease], now)
-                .await
-                .map_err(internal)?;
+            self.store.cancel_leased(&[lease], now).await?;
         }
-        match self
-            .store
-            .cancel_delivery(shop_id, id, now)
-            .await
-            .map_err(internal)?
-        {
+        match self.store.cancel_delivery(shop_id, id, now).await? {
             None => Err(ServiceError::NotFound(format!("No delivery with id {id}."))),
             Some(true) => self.get_delivery(who, shop_id, id).await,
             Some(false) => {
@@ -238,11 +224,7 @@ impl Service {
                 ));
             }
         }
-        let n = self
-            .store
-            .bulk_retry(shop_id, filter, now_ms())
-            .await
-            .map_err(internal)?;
+        let n = self.store.bulk_retry(shop_id, filter, now_ms()).await?;
         self.engine.wake();
         tracing::info!(shop_id, retried = n, "bulk retry");
         Ok(n)
@@ -295,11 +277,7 @@ impl Service {
         };
         let now = now_ms();
         let events = [ev];
-        let published = self
-            .store
-            .publish(shop_id, &events, &[], now)
-            .await
-            .map_err(internal)?;
+        let published = self.store.publish(shop_id, &events, &[], now).await?;
         self.engine.wake();
         self.announce(shop_id, &published, &events, now);
         let p = published.into_iter().next().ok_or(ServiceError::Internal)?;
@@ -318,12 +296,8 @@ impl Service {
         shop_id: &str,
     ) -> ServiceResult<Vec<ChannelView>> {
         require_read(who, shop_id)?;
-        let endpoints = self
-            .store
-            .endpoints_of_shop(shop_id)
-            .await
-            .map_err(internal)?;
-        let counts = self.store.channel_counts(shop_id).await.map_err(internal)?;
+        let endpoints = self.store.endpoints_of_shop(shop_id).await?;
+        let counts = self.store.channel_counts(shop_id).await?;
         let mut names: Vec<String> = counts.iter().map(|(n, _)| n.clone()).collect();
         for e in &endpoints {
             let chs: Vec<String> = serde_json::from_str(&e.channels).unwrap_or_default();
@@ -364,8 +338,7 @@ impl Service {
         let rows = self
             .store
             .alerts_of_shop(shop_id, cursor, limit + 1)
-            .await
-            .map_err(internal)?;
+            .await?;
         let (rows, next_cursor) = split_page(rows, limit, |r| r.id.clone());
         Ok(Page {
             items: rows
@@ -391,12 +364,7 @@ impl Service {
         id: &str,
     ) -> ServiceResult<()> {
         require_manage(who, shop_id)?;
-        if self
-            .store
-            .acknowledge_alert(shop_id, id, now_ms())
-            .await
-            .map_err(internal)?
-        {
+        if self.store.acknowledge_alert(shop_id, id, now_ms()).await? {
             Ok(())
         } else {
             Err(ServiceError::NotFound(format!("No alert with id {id}.")))

@@ -21,7 +21,7 @@ impl Store {
         before: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AlertRow>> {
-        sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT id, kind, endpoint_id, delivery_id, message, created_at, acknowledged_at
              FROM alerts WHERE shop_id = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?",
         )
@@ -30,7 +30,7 @@ impl Store {
         .bind(before)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await
+        .await?)
     }
 
     /// Acknowledges an alert (again is a no-op); false when the shop has no such alert.

@@ -40,13 +40,13 @@ impl Store {
 
     /// The active (not revoked) key with this hash.
     pub async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRow>> {
-        sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT id, shop_id, name, key_prefix, created_at, last_used_at, revoked_at
              FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
         )
         .bind(key_hash)
         .fetch_optional(&self.pool)
-        .await
+        .await?)
     }
 
     /// Notes that a key was used, at most once per `every_ms` (an API call should not cost a
@@ -65,13 +65,13 @@ impl Store {
     }
 
     pub async fn api_keys_of_shop(&self, shop_id: &str) -> Result<Vec<ApiKeyRow>> {
-        sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT id, shop_id, name, key_prefix, created_at, last_used_at, revoked_at
              FROM api_keys WHERE shop_id = ? ORDER BY created_at DESC",
         )
         .bind(shop_id)
         .fetch_all(&self.pool)
-        .await
+        .await?)
     }
 
     pub async fn revoke_api_key(&self, shop_id: &str, key_id: &str) -> Result<bool> {

@@ -246,13 +246,13 @@ impl Store {
         shop_id: &str,
         delivery_id: &str,
     ) -> Result<Vec<AttemptRow>> {
-        sqlx::query_as(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM attempts WHERE shop_id = ? AND delivery_id = ? ORDER BY number, id"
         ))
         .bind(shop_id)
         .bind(delivery_id)
         .fetch_all(&self.pool)
-        .await
+        .await?)
     }
 }
 
@@ -272,7 +272,7 @@ impl Store {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<AttemptLogRow>> {
-        sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT a.id, a.delivery_id, a.endpoint_id, a.number, a.status_code, a.error_kind,
              a.error_message, a.duration_ms, a.request_headers, a.request_body, a.response_headers,
              a.response_body, a.at, d.event_type
@@ -284,11 +284,11 @@ impl Store {
         .bind(before)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await
+        .await?)
     }
 
     pub async fn attempt(&self, shop_id: &str, id: i64) -> Result<Option<AttemptLogRow>> {
-        sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT a.id, a.delivery_id, a.endpoint_id, a.number, a.status_code, a.error_kind,
              a.error_message, a.duration_ms, a.request_headers, a.request_body, a.response_headers,
              a.response_body, a.at, d.event_type
@@ -298,7 +298,7 @@ impl Store {
         .bind(shop_id)
         .bind(id)
         .fetch_optional(&self.pool)
-        .await
+        .await?)
     }
 
     /// Per endpoint of a shop: attempts since `since` and how many succeeded.
@@ -307,14 +307,14 @@ impl Store {
         shop_id: &str,
         since: i64,
     ) -> Result<Vec<(String, i64, i64)>> {
-        sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT endpoint_id, SUM(CASE WHEN status_code BETWEEN 200 AND 299 THEN 1 ELSE 0 END), COUNT(*)
              FROM attempts WHERE shop_id = ? AND at >= ? GROUP BY endpoint_id",
         )
         .bind(shop_id)
         .bind(since)
         .fetch_all(&self.pool)
-        .await
+        .await?)
     }
 
     /// Attempts of a shop since `since`, succeeded and failed, per bucket of `bucket_ms`.
@@ -324,7 +324,7 @@ impl Store {
         since: i64,
         bucket_ms: i64,
     ) -> Result<Vec<(i64, i64, i64)>> {
-        sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT at / ? AS b,
              SUM(CASE WHEN status_code BETWEEN 200 AND 299 THEN 1 ELSE 0 END),
              SUM(CASE WHEN status_code BETWEEN 200 AND 299 THEN 0 ELSE 1 END)
@@ -334,6 +334,6 @@ impl Store {
         .bind(shop_id)
         .bind(since)
         .fetch_all(&self.pool)
-        .await
+        .await?)
     }
 }

@@ -139,7 +139,7 @@ impl Store {
             qb.push(" AND id < ").push_bind(b);
         }
         qb.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
-        qb.build_query_as().fetch_all(&self.pool).await
+        Ok(qb.build_query_as().fetch_all(&self.pool).await?)
     }
 
     pub async fn count_deliveries(&self, shop_id: &str, filter: &DeliveryFilter) -> Result<i64> {
@@ -147,17 +147,17 @@ impl Store {
             QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM deliveries WHERE shop_id = ");
         qb.push_bind(shop_id);
         push_filter(&mut qb, filter);
-        qb.build_query_scalar().fetch_one(&self.pool).await
+        Ok(qb.build_query_scalar().fetch_one(&self.pool).await?)
     }
 
     pub async fn delivery(&self, shop_id: &str, id: &str) -> Result<Option<DeliveryRow>> {
-        sqlx::query_as(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM deliveries WHERE shop_id = ? AND id = ?"
         ))
         .bind(shop_id)
         .bind(id)
         .fetch_optional(&self.pool)
-        .await
+        .await?)
     }
 
     pub async fn deliveries_of_event(
@@ -165,13 +165,13 @@ impl Store {
         shop_id: &str,
         event_id: &str,
     ) -> Result<Vec<DeliveryRow>> {
-        sqlx::query_as(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM deliveries WHERE shop_id = ? AND event_id = ? ORDER BY id"
         ))
         .bind(shop_id)
         .bind(event_id)
         .fetch_all(&self.pool)
-        .await
+        .await?)
     }
 
     /// Queues a delivery again now. Allowed from any final state (succeeded, failed,
@@ -243,7 +243,7 @@ impl Store {
     /// Steps from one endpoint to the next through the per-endpoint queue index (a seek per
     /// endpoint), so its cost follows the number of endpoints, not the size of a backlog.
     pub async fn endpoints_with_due(&self, now: i64) -> Result<Vec<String>> {
-        sqlx::query_scalar(
+        Ok(sqlx::query_scalar(
             "WITH RECURSIVE e(id) AS (
                SELECT (SELECT MIN(endpoint_id) FROM deliveries INDEXED BY deliveries_endpoint_due
                        WHERE status IN ('pending', 'retrying'))
@@ -257,7 +257,7 @@ impl Store {
         )
         .bind(now)
         .fetch_all(&self.pool)
-        .await
+        .await?)
     }
 
     /// Leases, for each `(endpoint, n)` of `targets`, up to `n` of its due deliveries, highest
@@ -375,25 +375,25 @@ impl Store {
     pub async fn next_wakeup(&self, now: i64) -> Result<(Option<i64>, Option<i64>)> {
         // One statement for both: each is a message to and from SQLite's worker thread, and
         // this runs after every claim.
-        sqlx::query_as(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT (SELECT MIN(next_attempt_at) FROM deliveries
                WHERE status IN ('pending', 'retrying') AND next_attempt_at > ?),
              ({NEXT_LEASE_END})"
         ))
         .bind(now)
         .fetch_one(&self.pool)
-        .await
+        .await?)
     }
 
     /// Deliveries per channel label in a shop.
     pub async fn channel_counts(&self, shop_id: &str) -> Result<Vec<(String, i64)>> {
-        sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT j.value, COUNT(*) FROM deliveries d, json_each(d.channels) j
              WHERE d.shop_id = ? GROUP BY j.value",
         )
         .bind(shop_id)
         .fetch_all(&self.pool)
-        .await
+        .await?)
     }
 
     /// A shop's queue by status, and the age of its oldest due delivery in ms.
@@ -422,15 +422,15 @@ impl Store {
     /// Open deliveries (waiting, leased, held) by status across every shop, for metrics:
     /// counted shop by shop in the `(shop_id, status, id)` index, never by scanning the table.
     pub async fn queue_counts(&self) -> Result<Vec<(String, i64)>> {
-        sqlx::query_as(QUEUE_COUNTS).fetch_all(&self.pool).await
+        Ok(sqlx::query_as(QUEUE_COUNTS).fetch_all(&self.pool).await?)
     }
 
     /// The oldest due time among waiting deliveries (for the lag metric): a seek.
     pub async fn oldest_due(&self, now: i64) -> Result<Option<i64>> {
-        sqlx::query_scalar(OLDEST_DUE)
+        Ok(sqlx::query_scalar(OLDEST_DUE)
             .bind(now)
             .fetch_one(&self.pool)
-            .await
+            .await?)
     }
 }
 

@@ -88,22 +88,22 @@ impl Store {
     }
 
     pub async fn endpoint(&self, shop_id: &str, id: &str) -> Result<Option<EndpointRow>> {
-        sqlx::query_as(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM endpoints WHERE shop_id = ? AND id = ? AND deleted_at IS NULL"
         ))
         .bind(shop_id)
         .bind(id)
         .fetch_optional(&self.pool)
-        .await
+        .await?)
     }
 
     pub async fn endpoints_of_shop(&self, shop_id: &str) -> Result<Vec<EndpointRow>> {
-        sqlx::query_as(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM endpoints WHERE shop_id = ? AND deleted_at IS NULL ORDER BY created_at"
         ))
         .bind(shop_id)
         .fetch_all(&self.pool)
-        .await
+        .await?)
     }
 
     /// Endpoints by id for the delivery engine, which works across shops by design.
@@ -117,7 +117,7 @@ impl Store {
         for id in ids {
             q = q.bind(id);
         }
-        q.fetch_all(&self.pool).await
+        Ok(q.fetch_all(&self.pool).await?)
     }
 
     /// Reads an endpoint and writes back what `change` makes of its settings, in one
@@ -198,9 +198,11 @@ impl Store {
 
     /// Every endpoint's extra headers as stored: (id, headers JSON).
     pub async fn all_endpoint_headers(&self) -> Result<Vec<(String, String)>> {
-        sqlx::query_as("SELECT id, headers FROM endpoints WHERE headers != '{}'")
-            .fetch_all(&self.pool)
-            .await
+        Ok(
+            sqlx::query_as("SELECT id, headers FROM endpoints WHERE headers != '{}'")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Replaces an endpoint's stored extra headers, if they are still `before`.
@@ -221,9 +223,11 @@ impl Store {
 
     /// One stored signing secret (sealed), to check at start that the key opens them.
     pub async fn any_sealed_secret(&self) -> Result<Option<String>> {
-        sqlx::query_scalar("SELECT secret_enc FROM endpoints LIMIT 1")
-            .fetch_optional(&self.pool)
-            .await
+        Ok(
+            sqlx::query_scalar("SELECT secret_enc FROM endpoints LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     pub async fn delete_endpoint(&self, shop_id: &str, id: &str) -> Result<bool> {

@@ -15,24 +15,24 @@ pub struct EventTypeRow {
 
 impl Store {
     pub async fn event_types_of_shop(&self, shop_id: &str) -> Result<Vec<EventTypeRow>> {
-        sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT name, description, sample, schema, source, created_at, updated_at
              FROM event_types WHERE shop_id = ? ORDER BY name",
         )
         .bind(shop_id)
         .fetch_all(&self.pool)
-        .await
+        .await?)
     }
 
     pub async fn event_type(&self, shop_id: &str, name: &str) -> Result<Option<EventTypeRow>> {
-        sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT name, description, sample, schema, source, created_at, updated_at
              FROM event_types WHERE shop_id = ? AND name = ?",
         )
         .bind(shop_id)
         .bind(name)
         .fetch_optional(&self.pool)
-        .await
+        .await?)
     }
 
     pub async fn upsert_event_type(&self, shop_id: &str, row: &EventTypeRow) -> Result<()> {

@@ -128,7 +128,7 @@ async fn insert_bulk(
             .bind(first)
             .fetch_one(&mut *tx)
             .await?;
-            serde_json::from_str(&new).map_err(|e| sqlx::Error::Decode(Box::new(e)))?
+            serde_json::from_str(&new)?
         }
     };
     // An id seen twice in one batch is new only the first time.
@@ -200,8 +200,7 @@ async fn forget_unqueued(
     .bind(serde_json::to_string(&all).unwrap_or_else(|_| "[]".into()))
     .fetch_one(&mut *tx)
     .await?;
-    let existing: std::collections::HashSet<String> =
-        serde_json::from_str(&existing).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let existing: std::collections::HashSet<String> = serde_json::from_str(&existing)?;
     for p in out.iter_mut().filter(|p| !p.duplicate) {
         let before = p.deliveries.len();
         p.deliveries.retain(|d| existing.contains(d));
@@ -374,23 +373,23 @@ impl Store {
 
     /// Events published since `since`, per shop (the operator's volume column).
     pub async fn events_since_by_shop(&self, since: i64) -> Result<Vec<(String, i64)>> {
-        sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT shop_id, COUNT(*) FROM events WHERE created_at >= ? GROUP BY shop_id",
         )
         .bind(since)
         .fetch_all(&self.pool)
-        .await
+        .await?)
     }
 
     pub async fn event(&self, shop_id: &str, id: &str) -> Result<Option<EventRow>> {
-        sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT id, type, channels, data, entity_key, deliveries, created_at
              FROM events WHERE shop_id = ? AND id = ?",
         )
         .bind(shop_id)
         .bind(id)
         .fetch_optional(&self.pool)
-        .await
+        .await?)
     }
 
     /// Events by (shop, id) pairs, for the engine's claimed deliveries.

@@ -17,7 +17,53 @@ use sqlx::SqlitePool;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub type Result<T, E = sqlx::Error> = std::result::Result<T, E>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong in the store, as the layers above must tell it apart: a conflict is the
+/// caller's (a 409 saying what is taken), the rest is Herald's (logged, a 500).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A write would duplicate what must be unique; the message says what, for the user.
+    #[error("{0}")]
+    Conflict(String),
+    /// A stored value does not parse as what it must be.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                Error::Conflict(conflict_message(db.message()).into())
+            }
+            _ => Error::Database(err),
+        }
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(err: serde_json::Error) -> Self {
+        Error::Corrupt(err.to_string())
+    }
+}
+
+/// What a violated unique constraint means to the person who caused it, from the database's
+/// message (SQLite names `table.column`).
+fn conflict_message(db_message: &str) -> &'static str {
+    const KNOWN: [(&str, &str); 4] = [
+        ("users.email", "A user with this email already exists."),
+        ("memberships.", "This user already has a role in the shop."),
+        ("event_types.", "An event type of this name already exists."),
+        ("api_keys.key_hash", "This API key already exists."),
+    ];
+    KNOWN
+        .iter()
+        .find(|(needle, _)| db_message.contains(needle))
+        .map_or("This already exists.", |(_, message)| message)
+}
 
 /// The database behind Herald. Cheap to clone.
 ///
@@ -153,9 +199,4 @@ mod tests {
             assert!(e.contains("must be a URL"), "{bare}: {e}");
         }
     }
-}
-
-/// True when the error is a violated UNIQUE or PRIMARY KEY constraint.
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }

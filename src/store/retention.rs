@@ -55,9 +55,11 @@ fn delivery_id_at(ms: i64) -> String {
 impl Store {
     /// Every shop with its retention settings: (shop id, log days, failed hours).
     pub async fn shop_retentions(&self) -> Result<Vec<(String, i64, i64)>> {
-        sqlx::query_as("SELECT id, log_retention_days, failed_retention_hours FROM shops")
-            .fetch_all(&self.pool)
-            .await
+        Ok(
+            sqlx::query_as("SELECT id, log_retention_days, failed_retention_hours FROM shops")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// One round over every shop. `override_ms` replaces every shop's two retentions (tests

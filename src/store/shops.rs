@@ -49,26 +49,28 @@ impl Store {
     }
 
     pub async fn shop(&self, shop_id: &str) -> Result<Option<ShopRow>> {
-        sqlx::query_as(&format!("{SELECT} WHERE s.id = ?"))
+        Ok(sqlx::query_as(&format!("{SELECT} WHERE s.id = ?"))
             .bind(shop_id)
             .fetch_optional(&self.pool)
-            .await
+            .await?)
     }
 
     pub async fn all_shops(&self) -> Result<Vec<ShopRow>> {
-        sqlx::query_as(&format!("{SELECT} ORDER BY s.name COLLATE NOCASE, s.id"))
-            .fetch_all(&self.pool)
-            .await
+        Ok(
+            sqlx::query_as(&format!("{SELECT} ORDER BY s.name COLLATE NOCASE, s.id"))
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     pub async fn shops_of_user(&self, user_id: &str) -> Result<Vec<ShopRow>> {
-        sqlx::query_as(&format!(
+        Ok(sqlx::query_as(&format!(
             "{SELECT} WHERE s.id IN (SELECT shop_id FROM memberships WHERE user_id = ?)
              ORDER BY s.name COLLATE NOCASE, s.id"
         ))
         .bind(user_id)
         .fetch_all(&self.pool)
-        .await
+        .await?)
     }
 
     pub async fn update_shop_settings(

@@ -31,9 +31,9 @@ const MEMBERSHIP_SELECT: &str = "SELECT m.shop_id, s.name AS shop_name, m.user_i
 
 impl Store {
     pub async fn count_users(&self) -> Result<i64> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
             .fetch_one(&self.pool)
-            .await
+            .await?)
     }
 
     /// Creates a user and, when `membership` is given, their role in that shop, in one
@@ -76,35 +76,35 @@ impl Store {
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>> {
-        sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT id, email, password_hash, is_operator, created_at, session_version FROM users WHERE email = ?",
         )
         .bind(email)
         .fetch_optional(&self.pool)
-        .await
+        .await?)
     }
 
     pub async fn user(&self, user_id: &str) -> Result<Option<UserRow>> {
-        sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT id, email, password_hash, is_operator, created_at, session_version FROM users WHERE id = ?",
         )
         .bind(user_id)
         .fetch_optional(&self.pool)
-        .await
+        .await?)
     }
 
     pub async fn all_users(&self) -> Result<Vec<UserRow>> {
-        sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT id, email, password_hash, is_operator, created_at, session_version FROM users ORDER BY email",
         )
         .fetch_all(&self.pool)
-        .await
+        .await?)
     }
 
     /// Sets a user's password hash and bumps their session version, so every session signed
     /// in before ends; the new version, or `None` when there is no such user.
     pub async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<Option<i64>> {
-        sqlx::query_scalar(
+        Ok(sqlx::query_scalar(
             "UPDATE users SET password_hash = ?, session_version = session_version + 1,
              updated_at = ? WHERE id = ? RETURNING session_version",
         )
@@ -112,33 +112,33 @@ impl Store {
         .bind(now_ms())
         .bind(user_id)
         .fetch_optional(&self.writer)
-        .await
+        .await?)
     }
 
     pub async fn memberships_of_user(&self, user_id: &str) -> Result<Vec<MembershipRow>> {
-        sqlx::query_as(&format!(
+        Ok(sqlx::query_as(&format!(
             "{MEMBERSHIP_SELECT} WHERE m.user_id = ? ORDER BY s.name COLLATE NOCASE"
         ))
         .bind(user_id)
         .fetch_all(&self.pool)
-        .await
+        .await?)
     }
 
     pub async fn all_memberships(&self) -> Result<Vec<MembershipRow>> {
-        sqlx::query_as(&format!(
+        Ok(sqlx::query_as(&format!(
             "{MEMBERSHIP_SELECT} ORDER BY s.name COLLATE NOCASE"
         ))
         .fetch_all(&self.pool)
-        .await
+        .await?)
     }
 
     pub async fn members_of_shop(&self, shop_id: &str) -> Result<Vec<MembershipRow>> {
-        sqlx::query_as(&format!(
+        Ok(sqlx::query_as(&format!(
             "{MEMBERSHIP_SELECT} WHERE m.shop_id = ? ORDER BY u.email"
         ))
         .bind(shop_id)
         .fetch_all(&self.pool)
-        .await
+        .await?)
     }
 
     /// Adds the user to the shop, or changes their role there.
