@@ -1402,3 +1402,32 @@ async fn extra_headers_are_sealed_at_rest_and_masked_in_attempts_and_for_viewers
     let seen = app.service.get_endpoint(&viewer, &shop, &id).await.unwrap();
     assert_eq!(seen.headers["X-Api-Token"], "••••••");
 }
+
+/// An endpoint's JSON settings are read as their types: a corrupt stored value is an error
+/// (logged, a 500), never read as empty — empty event types would mean "every type".
+#[tokio::test]
+async fn a_corrupt_stored_setting_fails_loudly_instead_of_reading_as_empty() {
+    let app = TestApp::spawn().await;
+    let (shop, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let (status, ep) = api
+        .post(
+            "/endpoints",
+            json!({"url": "https://example.com/hook", "event_types": ["order.created"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{ep}");
+    let id = ep["id"].as_str().unwrap();
+    let store = &app.service.store;
+    let row = store.endpoint(&shop, id).await.unwrap().unwrap();
+    assert_eq!(row.event_types.0, vec!["order.created".to_string()]);
+
+    sqlx::query("UPDATE endpoints SET event_types = '[\"order.created\"' WHERE id = ?")
+        .bind(id)
+        .execute(&store.writer)
+        .await
+        .unwrap();
+    assert!(store.endpoint(&shop, id).await.is_err());
+    let (status, body) = api.get(&format!("/endpoints/{id}")).await;
+    assert_eq!(status, 500, "{body}");
+}

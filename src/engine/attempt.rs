@@ -222,8 +222,7 @@ pub fn decide(
     };
 
     // Deactivation rules: status codes, the unsubscribe phrase, days of continuous failure.
-    let disable_codes: Vec<i64> =
-        serde_json::from_str(&endpoint.disable_on_status).unwrap_or_default();
+    let disable_codes: &[i64] = &endpoint.disable_on_status;
     let failing_days = match (endpoint.failing_since, endpoint.disable_after_days) {
         (Some(since), Some(days)) if days > 0 && now_ms - since >= days * 86_400_000 => Some(days),
         _ => None,
@@ -249,13 +248,13 @@ pub fn decide(
         return rec;
     }
 
-    let policy: RetryPolicy = serde_json::from_str(&endpoint.retry).unwrap_or_default();
+    let policy: &RetryPolicy = &endpoint.retry;
     let retry_after = out
         .status
         .filter(|s| matches!(s, 429 | 502 | 503 | 504))
         .and_then(|_| out.header("retry-after"))
         .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
-    match next_delay(&policy, number as u32, retry_after, &mut rand::thread_rng()) {
+    match next_delay(policy, number as u32, retry_after, &mut rand::thread_rng()) {
         Some(delay) => {
             rec.new_status = "retrying";
             rec.next_attempt_at = Some(now_ms + delay.as_millis() as i64);

@@ -386,10 +386,8 @@ impl Engine {
             .as_deref()
             .map(|c| open("client certificate", c))
             .transpose()?;
-        let stored: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&ep.headers).unwrap_or_default();
-        let mut headers = Vec::with_capacity(stored.len());
-        for (name, value) in stored {
+        let mut headers = Vec::with_capacity(ep.headers.len());
+        for (name, value) in ep.headers.iter() {
             let v = value.as_str().unwrap_or_default();
             let v = if SecretBox::is_sealed(v) {
                 open(&format!("header {name}"), v)?

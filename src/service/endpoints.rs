@@ -12,6 +12,7 @@ use app::backend::ServiceResult;
 use app::dto::{BasicAuthView, EndpointView, Payload};
 use app::model::{Principal, ServiceError};
 use serde::Deserialize;
+use sqlx::types::Json;
 
 /// Deserializes a field that may be absent (keep), null (clear) or a value (set).
 fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
@@ -187,7 +188,7 @@ impl Service {
                     ));
                 }
             }
-            row.event_types = serde_json::to_string(&types).unwrap_or_else(|_| "[]".into());
+            row.event_types = Json(types);
         }
         if let Some(chs) = input.channels {
             for (i, c) in chs.iter().enumerate() {
@@ -198,7 +199,7 @@ impl Service {
                     ));
                 }
             }
-            row.channels = serde_json::to_string(&chs).unwrap_or_else(|_| "[]".into());
+            row.channels = Json(chs);
         }
         match input.basic_auth {
             Some(None) => {
@@ -252,7 +253,7 @@ impl Service {
                     (name, serde_json::Value::String(self.seal(v)))
                 })
                 .collect();
-            row.headers = serde_json::Value::Object(sealed).to_string();
+            row.headers = Json(sealed);
         }
         if let Some(p) = input.payload {
             if let Some(ct) = p.content_type {
@@ -269,8 +270,7 @@ impl Service {
             }
         }
         if let Some(t) = &row.template {
-            let types: Vec<String> = serde_json::from_str(&row.event_types).unwrap_or_default();
-            let (name, sample) = sample_for(&types);
+            let (name, sample) = sample_for(&row.event_types);
             let ctx = EventContext {
                 event_id: "evt_sample",
                 event_type: &name,
@@ -288,7 +288,7 @@ impl Service {
             policy
                 .validate()
                 .map_err(|(f, m)| ServiceError::invalid(&f, m))?;
-            row.retry = serde_json::to_string(&policy).unwrap_or_default();
+            row.retry = Json(policy);
         }
         if let Some(t) = input.timeout_ms {
             if !(100..=60_000).contains(&t) {
@@ -312,7 +312,7 @@ impl Service {
                     "must be an HTTP status code",
                 ));
             }
-            row.disable_on_status = serde_json::to_string(&codes).unwrap_or_default();
+            row.disable_on_status = Json(codes);
         }
         if let Some(p) = input.unsubscribe_phrase {
             if p.as_deref().is_some_and(|p| p.len() > 200) {
@@ -380,10 +380,8 @@ impl Service {
         row: &EndpointRow,
         reveal: bool,
     ) -> serde_json::Map<String, serde_json::Value> {
-        let stored: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&row.headers).unwrap_or_default();
-        stored
-            .into_iter()
+        row.headers
+            .iter()
             .map(|(name, value)| {
                 let v = value.as_str().unwrap_or_default();
                 let shown = if !reveal {
@@ -396,7 +394,7 @@ impl Service {
                 } else {
                     v.to_string()
                 };
-                (name, serde_json::Value::String(shown))
+                (name.clone(), serde_json::Value::String(shown))
             })
             .collect()
     }
@@ -418,8 +416,8 @@ impl Service {
             description: row.description.clone(),
             enabled: row.enabled,
             disabled_reason: row.disabled_reason.clone(),
-            event_types: serde_json::from_str(&row.event_types).unwrap_or_default(),
-            channels: serde_json::from_str(&row.channels).unwrap_or_default(),
+            event_types: row.event_types.0.clone(),
+            channels: row.channels.0.clone(),
             basic_auth: row
                 .basic_auth_username
                 .clone()
@@ -432,11 +430,11 @@ impl Service {
                 content_type: row.content_type.clone(),
                 template: row.template.clone(),
             },
-            retry: serde_json::from_str(&row.retry).unwrap_or_default(),
+            retry: serde_json::to_value(&*row.retry).unwrap_or_default(),
             timeout_ms: row.timeout_ms,
             priority: priority_name(row.priority).into(),
             unique_pending: row.unique_pending,
-            disable_on_status: serde_json::from_str(&row.disable_on_status).unwrap_or_default(),
+            disable_on_status: row.disable_on_status.0.clone(),
             unsubscribe_phrase: row.unsubscribe_phrase.clone(),
             unsubscribe_action: row.unsubscribe_action.clone(),
             disable_after_days: row.disable_after_days,
@@ -473,18 +471,20 @@ impl Service {
             url: String::new(),
             description: String::new(),
             enabled: true,
-            event_types: "[]".into(),
-            channels: "[]".into(),
+            event_types: Json(Vec::new()),
+            channels: Json(Vec::new()),
             basic_auth_username: None,
             basic_auth_password_enc: None,
-            headers: "{}".into(),
+            headers: Json(Default::default()),
             content_type: "application/json".into(),
             template: None,
-            retry: shop.default_retry.clone(),
+            retry: Json(
+                serde_json::from_str(&shop.default_retry).map_err(crate::store::Error::from)?,
+            ),
             timeout_ms: 5000,
             priority: 1,
             unique_pending: false,
-            disable_on_status: "[410]".into(),
+            disable_on_status: Json(vec![410]),
             unsubscribe_phrase: Some("please unsubscribe me".into()),
             unsubscribe_action: "disable".into(),
             disable_after_days: Some(5),

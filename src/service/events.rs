@@ -70,8 +70,8 @@ impl From<&EndpointRow> for Subscriber {
     fn from(e: &EndpointRow) -> Self {
         Subscriber {
             id: e.id.clone(),
-            event_types: serde_json::from_str(&e.event_types).unwrap_or_default(),
-            channels: serde_json::from_str(&e.channels).unwrap_or_default(),
+            event_types: e.event_types.0.clone(),
+            channels: e.channels.0.clone(),
             priority: e.priority,
             unique_pending: e.unique_pending,
         }

@@ -241,7 +241,7 @@ impl Service {
     ) -> ServiceResult<(String, String)> {
         require_manage(who, shop_id)?;
         let ep = self.endpoint_row(shop_id, endpoint_id).await?;
-        let types: Vec<String> = serde_json::from_str(&ep.event_types).unwrap_or_default();
+        let types: &[String] = &ep.event_types;
         let name = event_type
             .or_else(|| types.first().cloned())
             .unwrap_or_else(|| "order.created".into());
@@ -300,8 +300,7 @@ impl Service {
         let counts = self.store.channel_counts(shop_id).await?;
         let mut names: Vec<String> = counts.iter().map(|(n, _)| n.clone()).collect();
         for e in &endpoints {
-            let chs: Vec<String> = serde_json::from_str(&e.channels).unwrap_or_default();
-            names.extend(chs);
+            names.extend(e.channels.iter().cloned());
         }
         names.sort();
         names.dedup();
@@ -310,11 +309,7 @@ impl Service {
             .map(|name| ChannelView {
                 endpoints: endpoints
                     .iter()
-                    .filter(|e| {
-                        serde_json::from_str::<Vec<String>>(&e.channels)
-                            .unwrap_or_default()
-                            .contains(&name)
-                    })
+                    .filter(|e| e.channels.contains(&name))
                     .map(|e| e.id.clone())
                     .collect(),
                 deliveries: counts

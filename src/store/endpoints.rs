@@ -2,6 +2,7 @@
 //! `crate::crypto`); this module never sees plaintext secrets.
 
 use super::{Result, Store};
+use sqlx::types::Json;
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct EndpointRow {
@@ -10,18 +11,21 @@ pub struct EndpointRow {
     pub url: String,
     pub description: String,
     pub enabled: bool,
-    pub event_types: String,
-    pub channels: String,
+    /// JSON columns are typed: a corrupt value fails the read loudly instead of reading as
+    /// empty (no event types would mean every type).
+    pub event_types: Json<Vec<String>>,
+    pub channels: Json<Vec<String>>,
     pub basic_auth_username: Option<String>,
     pub basic_auth_password_enc: Option<String>,
-    pub headers: String,
+    /// Header name → value; values sealed (see `crypto::SecretBox`).
+    pub headers: Json<serde_json::Map<String, serde_json::Value>>,
     pub content_type: String,
     pub template: Option<String>,
-    pub retry: String,
+    pub retry: Json<crate::engine::retry::RetryPolicy>,
     pub timeout_ms: i64,
     pub priority: i64,
     pub unique_pending: bool,
-    pub disable_on_status: String,
+    pub disable_on_status: Json<Vec<i64>>,
     pub unsubscribe_phrase: Option<String>,
     pub unsubscribe_action: String,
     pub disable_after_days: Option<i64>,
