@@ -29,7 +29,7 @@ DEBUG := RUSTFLAGS="--cfg erase_components"
 RELEASE := RUSTFLAGS=""
 SERVER := --package=herald --no-default-features --features=ssr
 
-.PHONY: run build test test-rust test-e2e lint bench setup setup-node setup-browser \
+.PHONY: run build test test-rust test-e2e lint bench setup setup-node setup-browser setup-nextest \
 	site-debug site-release server-debug server-release check-assets clean
 
 ## Rust pieces: the wasm32 target and wasm-bindgen-cli (pinned, the same as the wasm-bindgen crate).
@@ -78,8 +78,14 @@ check-assets:
 ## Every test: unit and integration tests, then the browser suite against a fresh database.
 test: setup setup-node setup-browser test-rust test-e2e
 
-test-rust:
-	$(DEBUG) cargo test --workspace --features ssr
+## Unit and integration tests, each test in its own process (cargo-nextest: a Leptos server per
+## process, as in production; .config/nextest.toml stops a test that hangs), then the doctests.
+test-rust: setup-nextest
+	$(DEBUG) cargo nextest run --workspace --features ssr
+	$(DEBUG) cargo test --workspace --features ssr --doc
+
+setup-nextest:
+	@cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
 
 test-e2e: site-debug server-debug
 	cd end2end && npx playwright test

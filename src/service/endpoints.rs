@@ -478,9 +478,7 @@ impl Service {
             headers: Json(Default::default()),
             content_type: "application/json".into(),
             template: None,
-            retry: Json(
-                serde_json::from_str(&shop.default_retry).map_err(crate::store::Error::from)?,
-            ),
+            retry: shop.default_retry.clone(),
             timeout_ms: 5000,
             priority: 1,
             unique_pending: false,

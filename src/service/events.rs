@@ -12,6 +12,7 @@ use app::backend::ServiceResult;
 use app::dto::{EventTypeView, EventView};
 use app::model::{Principal, ServiceError};
 use serde::Deserialize;
+use sqlx::types::Json;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -304,11 +305,8 @@ impl Service {
             name: r.name.clone(),
             family: catalog::family(&r.name).to_string(),
             description: r.description.clone(),
-            sample: serde_json::from_str(&r.sample).unwrap_or_default(),
-            schema: r
-                .schema
-                .as_deref()
-                .and_then(|s| serde_json::from_str(s).ok()),
+            sample: r.sample.0.clone(),
+            schema: r.schema.as_ref().map(|s| s.0.clone()),
             source: r.source.clone(),
         };
         let mut out: Vec<EventTypeView> = catalog::builtins()
@@ -410,13 +408,14 @@ impl Service {
             description: description
                 .or_else(|| base.as_ref().map(|b| b.description.clone()))
                 .unwrap_or_default(),
-            sample: sample
-                .or_else(|| base.as_ref().map(|b| b.sample.clone()))
-                .unwrap_or_else(|| serde_json::json!({}))
-                .to_string(),
+            sample: Json(
+                sample
+                    .or_else(|| base.as_ref().map(|b| b.sample.clone()))
+                    .unwrap_or_else(|| serde_json::json!({})),
+            ),
             schema: schema
                 .or_else(|| base.as_ref().and_then(|b| b.schema.clone()))
-                .map(|s| s.to_string()),
+                .map(Json),
             source: if catalog::builtin(name).is_some() {
                 "edited".into()
             } else {

@@ -149,7 +149,7 @@ impl Service {
             failed_retention_hours: s.failed_retention_hours,
             log_retention_days: s.log_retention_days,
             require_https: s.require_https,
-            default_retry: serde_json::from_str(&s.default_retry).unwrap_or_default(),
+            default_retry: serde_json::to_value(&*s.default_retry).unwrap_or_default(),
         })
     }
 

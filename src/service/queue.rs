@@ -28,7 +28,7 @@ pub fn delivery_view(d: &DeliveryRow, attempts: Option<Vec<AttemptView>>) -> Del
         event_id: d.event_id.clone(),
         endpoint_id: d.endpoint_id.clone(),
         event_type: d.event_type.clone(),
-        channels: serde_json::from_str(&d.channels).unwrap_or_default(),
+        channels: d.channels.0.clone(),
         status: d.status.clone(),
         attempt_count: d.attempt_count,
         next_attempt_at: iso_opt(

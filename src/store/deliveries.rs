@@ -11,7 +11,7 @@ pub struct DeliveryRow {
     pub event_id: String,
     pub endpoint_id: String,
     pub event_type: String,
-    pub channels: String,
+    pub channels: sqlx::types::Json<Vec<String>>,
     pub status: String,
     pub priority: i64,
     pub attempt_count: i64,

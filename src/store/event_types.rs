@@ -1,13 +1,14 @@
 //! A shop's own event types and its edits of the shipped catalog.
 
 use super::{Result, Store};
+use sqlx::types::Json;
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct EventTypeRow {
     pub name: String,
     pub description: String,
-    pub sample: String,
-    pub schema: Option<String>,
+    pub sample: Json<serde_json::Value>,
+    pub schema: Option<Json<serde_json::Value>>,
     pub source: String,
     pub created_at: i64,
     pub updated_at: i64,

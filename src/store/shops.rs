@@ -2,6 +2,7 @@
 
 use super::{Result, Store};
 use crate::ids::{new_id, now_ms};
+use sqlx::types::Json;
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct ShopRow {
@@ -13,7 +14,7 @@ pub struct ShopRow {
     pub created_at: i64,
     pub failed_retention_hours: i64,
     pub log_retention_days: i64,
-    pub default_retry: String,
+    pub default_retry: Json<crate::engine::retry::RetryPolicy>,
 }
 
 const SELECT: &str = "SELECT s.id, s.name, s.webhooks_enabled, s.require_https, s.created_at,
@@ -44,7 +45,7 @@ impl Store {
             created_at: now,
             failed_retention_hours: 168,
             log_retention_days: 30,
-            default_retry: r#"{"policy":"standard"}"#.into(),
+            default_retry: Json(Default::default()),
         })
     }
 
