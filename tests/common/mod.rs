@@ -93,6 +93,8 @@ impl TestApp {
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
             .default_headers(headers)
+            // A request that never answers fails naming its URL instead of hanging the test.
+            .timeout(std::time::Duration::from_secs(30))
             .build()
             .unwrap()
     }
