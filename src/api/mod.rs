@@ -73,7 +73,7 @@ impl FromRequestParts<AppState> for ApiAuth {
             .store
             .api_key_by_hash(&api_key::hash(key))
             .await
-            .map_err(|e| ApiError(crate::service::internal(e)))?
+            .map_err(|e| ApiError(e.into()))?
             .ok_or(ApiError(ServiceError::Unauthorized))?;
         let now = crate::ids::now_ms();
         if row

@@ -45,19 +45,15 @@ pub fn iso_opt(ms: Option<i64>) -> Option<String> {
 
 /// A store failure as the caller sees it: a conflict says what is taken (409); anything else
 /// is logged with its cause and hidden (500).
-pub(crate) fn internal(err: crate::store::Error) -> ServiceError {
-    match err {
-        crate::store::Error::Conflict(message) => ServiceError::Conflict(message),
-        other => {
-            tracing::error!(error = %other, "store error");
-            ServiceError::Internal
-        }
-    }
-}
-
 impl From<crate::store::Error> for ServiceError {
     fn from(err: crate::store::Error) -> Self {
-        internal(err)
+        match err {
+            crate::store::Error::Conflict(message) => ServiceError::Conflict(message),
+            other => {
+                tracing::error!(error = %other, "store error");
+                ServiceError::Internal
+            }
+        }
     }
 }
 
@@ -431,7 +427,7 @@ impl Backend for Service {
             Err(crate::store::Error::Conflict(_)) => Err(ServiceError::Conflict(format!(
                 "A user with the email {email} already exists."
             ))),
-            Err(e) => Err(internal(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -479,7 +475,7 @@ impl Backend for Service {
                 .store
                 .upsert_membership(shop_id, &user.id, role.as_str())
                 .await
-                .map_err(internal),
+                .map_err(ServiceError::from),
             None => {
                 let pw = pw.ok_or_else(|| {
                     ServiceError::invalid("password", "is required to create a new user")
@@ -729,7 +725,7 @@ impl Backend for Service {
         self.store
             .endpoint_success(shop, since)
             .await
-            .map_err(internal)
+            .map_err(ServiceError::from)
     }
 }
 

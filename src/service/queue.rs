@@ -2,7 +2,7 @@
 //! delivery with its attempts, manual and bulk retry, cancel; channels and alerts.
 
 use super::endpoints::priority_name;
-use super::{internal, iso, iso_opt, require_manage, require_read, Service};
+use super::{iso, iso_opt, require_manage, require_read, Service};
 use crate::engine::catalog;
 use crate::ids::{new_id, now_ms};
 use crate::store::attempts::AttemptRow;
@@ -136,7 +136,7 @@ impl Service {
         self.store
             .count_deliveries(shop_id, filter)
             .await
-            .map_err(internal)
+            .map_err(ServiceError::from)
     }
 
     pub async fn get_delivery(

@@ -51,18 +51,14 @@ impl From<serde_json::Error> for Error {
 }
 
 /// What a violated unique constraint means to the person who caused it, from the database's
-/// message (SQLite names `table.column`).
+/// message (SQLite names `table.column`). Emails are the one unique value people choose; the
+/// other writes that could collide are upserts.
 fn conflict_message(db_message: &str) -> &'static str {
-    const KNOWN: [(&str, &str); 4] = [
-        ("users.email", "A user with this email already exists."),
-        ("memberships.", "This user already has a role in the shop."),
-        ("event_types.", "An event type of this name already exists."),
-        ("api_keys.key_hash", "This API key already exists."),
-    ];
-    KNOWN
-        .iter()
-        .find(|(needle, _)| db_message.contains(needle))
-        .map_or("This already exists.", |(_, message)| message)
+    if db_message.contains("users.email") {
+        "A user with this email already exists."
+    } else {
+        "This already exists."
+    }
 }
 
 /// The database behind Herald. Cheap to clone.
