@@ -61,9 +61,7 @@ pub async fn open_service(config: &Config) -> anyhow::Result<Service> {
 /// Extra header values stored in plaintext (before they were sealed at rest) are sealed now,
 /// once; an endpoint changed meanwhile is left to its new, sealed, values.
 async fn seal_plain_headers(store: &Store, secrets: &SecretBox) -> anyhow::Result<()> {
-    for (id, stored) in store.all_endpoint_headers().await? {
-        let mut headers: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&stored).unwrap_or_default();
+    for (id, sqlx::types::Json(mut headers), updated_at) in store.all_endpoint_headers().await? {
         let mut changed = false;
         for value in headers.values_mut() {
             if let Some(v) = value.as_str().filter(|v| !SecretBox::is_sealed(v)) {
@@ -72,9 +70,8 @@ async fn seal_plain_headers(store: &Store, secrets: &SecretBox) -> anyhow::Resul
             }
         }
         if changed {
-            let sealed = serde_json::Value::Object(headers).to_string();
             store
-                .replace_endpoint_headers(&id, &stored, &sealed)
+                .replace_endpoint_headers(&id, updated_at, &headers)
                 .await?;
         }
     }

@@ -44,12 +44,12 @@ pub struct Secrets {
 /// The request body for an event at an endpoint: its template rendered, or the default envelope.
 pub fn body_for(endpoint: &EndpointRow, event: &EventRow) -> (ContentType, String) {
     let data: serde_json::Value = serde_json::from_str(&event.data).unwrap_or_default();
-    let channels: Vec<String> = serde_json::from_str(&event.channels).unwrap_or_default();
+    let channels = &event.channels.0;
     let ctx = EventContext {
         event_id: &event.id,
         event_type: &event.event_type,
         timestamp: event.created_at / 1000,
-        channels: &channels,
+        channels,
         data: &data,
     };
     let ct = ContentType::parse(&endpoint.content_type).unwrap_or_default();

@@ -22,7 +22,11 @@ pub struct RecentEvents {
 }
 
 fn weight(e: &EventRow) -> usize {
-    e.data.len() + e.channels.len() + e.deliveries.len() + e.id.len() + e.event_type.len()
+    e.data.len()
+        + e.channels.iter().map(|c| c.len() + 3).sum::<usize>()
+        + e.deliveries.len()
+        + e.id.len()
+        + e.event_type.len()
 }
 
 impl RecentEvents {
@@ -71,7 +75,7 @@ mod tests {
         EventRow {
             id: id.into(),
             event_type: "order.created".into(),
-            channels: "[]".into(),
+            channels: sqlx::types::Json(vec![]),
             data: "x".repeat(data_len),
             entity_key: None,
             deliveries: "[]".into(),

@@ -145,7 +145,7 @@ impl Service {
                 NewEvent {
                     id: ev.id.unwrap_or_else(|| new_id("evt")),
                     event_type: ev.event_type,
-                    channels: serde_json::to_string(&ev.channels).unwrap_or_else(|_| "[]".into()),
+                    channels: sqlx::types::Json(ev.channels),
                     data,
                     entity_key: ev.entity_key,
                     priority,
@@ -181,12 +181,10 @@ impl Service {
         let mut discovered: Vec<(String, String)> = Vec::new();
         let mut events = Vec::with_capacity(parsed.len());
         for (mut ev, data) in parsed {
-            let channels: Vec<String> = serde_json::from_str(&ev.channels).unwrap_or_default();
+            let channels = &ev.channels.0;
             ev.targets = subs
                 .iter()
-                .filter(|s| {
-                    endpoint_matches(&s.event_types, &s.channels, &ev.event_type, &channels)
-                })
+                .filter(|s| endpoint_matches(&s.event_types, &s.channels, &ev.event_type, channels))
                 .map(|s| Target {
                     endpoint_id: s.id.clone(),
                     priority: s.priority,
@@ -282,7 +280,7 @@ impl Service {
         Ok(EventView {
             id: ev.id,
             event_type: ev.event_type,
-            channels: serde_json::from_str(&ev.channels).unwrap_or_default(),
+            channels: ev.channels.0,
             data: serde_json::from_str(&ev.data).unwrap_or_default(),
             entity_key: ev.entity_key,
             created_at: iso(ev.created_at),

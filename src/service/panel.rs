@@ -178,14 +178,13 @@ impl Service {
         policy
             .validate()
             .map_err(|(f, m)| ServiceError::invalid(&f, m))?;
-        let retry = serde_json::to_string(&policy).unwrap_or_default();
         self.store
             .update_shop_settings(
                 shop_id,
                 s.failed_retention_hours,
                 s.log_retention_days,
                 s.require_https,
-                &retry,
+                &policy,
             )
             .await?;
         Ok(())

@@ -265,7 +265,7 @@ impl Service {
         let ev = NewEvent {
             id: new_id("evt_test"),
             event_type: name,
-            channels: "[]".into(),
+            channels: sqlx::types::Json(vec![]),
             data: sample.to_string(),
             entity_key: None,
             priority: Some(0),

@@ -1,6 +1,6 @@
 //! Alerts: what an owner must see (retries exhausted, an endpoint deactivated).
 
-use super::{Result, Store};
+use super::{on_reader, on_writer, Result, Store};
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct AlertRow {
@@ -21,29 +21,33 @@ impl Store {
         before: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AlertRow>> {
-        Ok(sqlx::query_as(
-            "SELECT id, kind, endpoint_id, delivery_id, message, created_at, acknowledged_at
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql(
+                "SELECT id, kind, endpoint_id, delivery_id, message, created_at, acknowledged_at
              FROM alerts WHERE shop_id = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?",
-        )
-        .bind(shop_id)
-        .bind(before)
-        .bind(before)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+            ))
+            .bind(shop_id)
+            .bind(before)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?)
+        })
     }
 
     /// Acknowledges an alert (again is a no-op); false when the shop has no such alert.
     pub async fn acknowledge_alert(&self, shop_id: &str, id: &str, now: i64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE alerts SET acknowledged_at = COALESCE(acknowledged_at, ?)
+        on_writer!(self, |pool, d| {
+            let done = sqlx::query(&d.sql(
+                "UPDATE alerts SET acknowledged_at = COALESCE(acknowledged_at, ?)
              WHERE shop_id = ? AND id = ?",
-        )
-        .bind(now)
-        .bind(shop_id)
-        .bind(id)
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected() == 1)
+            ))
+            .bind(now)
+            .bind(shop_id)
+            .bind(id)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 }

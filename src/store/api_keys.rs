@@ -1,6 +1,6 @@
 //! API keys: stored as a SHA-256 hash, looked up by that hash.
 
-use super::{Result, Store};
+use super::{on_reader, on_writer, Result, Store};
 use crate::ids::{new_id, now_ms};
 
 #[derive(sqlx::FromRow, Debug, Clone)]
@@ -22,67 +22,75 @@ impl Store {
         key_hash: &str,
         key_prefix: &str,
     ) -> Result<String> {
-        let id = new_id("key");
-        sqlx::query(
-            "INSERT INTO api_keys (id, shop_id, name, key_hash, key_prefix, created_at)
+        on_writer!(self, |pool, d| {
+            let id = new_id("key");
+            sqlx::query(&d.sql(
+                "INSERT INTO api_keys (id, shop_id, name, key_hash, key_prefix, created_at)
              VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(shop_id)
-        .bind(name)
-        .bind(key_hash)
-        .bind(key_prefix)
-        .bind(now_ms())
-        .execute(&self.writer)
-        .await?;
-        Ok(id)
+            ))
+            .bind(&id)
+            .bind(shop_id)
+            .bind(name)
+            .bind(key_hash)
+            .bind(key_prefix)
+            .bind(now_ms())
+            .execute(pool)
+            .await?;
+            Ok(id)
+        })
     }
 
     /// The active (not revoked) key with this hash.
     pub async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRow>> {
-        Ok(sqlx::query_as(
-            "SELECT id, shop_id, name, key_prefix, created_at, last_used_at, revoked_at
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql(
+                "SELECT id, shop_id, name, key_prefix, created_at, last_used_at, revoked_at
              FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
-        )
-        .bind(key_hash)
-        .fetch_optional(&self.pool)
-        .await?)
+            ))
+            .bind(key_hash)
+            .fetch_optional(pool)
+            .await?)
+        })
     }
 
     /// Notes that a key was used, at most once per `every_ms` (an API call should not cost a
     /// write each time).
     pub async fn touch_api_key(&self, key_id: &str, now: i64, every_ms: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE api_keys SET last_used_at = ?
+        on_writer!(self, |pool, d| {
+            sqlx::query(&d.sql(
+                "UPDATE api_keys SET last_used_at = ?
              WHERE id = ? AND (last_used_at IS NULL OR last_used_at <= ?)",
-        )
-        .bind(now)
-        .bind(key_id)
-        .bind(now - every_ms)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+            ))
+            .bind(now)
+            .bind(key_id)
+            .bind(now - every_ms)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     pub async fn api_keys_of_shop(&self, shop_id: &str) -> Result<Vec<ApiKeyRow>> {
-        Ok(sqlx::query_as(
-            "SELECT id, shop_id, name, key_prefix, created_at, last_used_at, revoked_at
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql(
+                "SELECT id, shop_id, name, key_prefix, created_at, last_used_at, revoked_at
              FROM api_keys WHERE shop_id = ? ORDER BY created_at DESC",
-        )
-        .bind(shop_id)
-        .fetch_all(&self.pool)
-        .await?)
+            ))
+            .bind(shop_id)
+            .fetch_all(pool)
+            .await?)
+        })
     }
 
     pub async fn revoke_api_key(&self, shop_id: &str, key_id: &str) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND shop_id = ? AND revoked_at IS NULL",
-        )
+        on_writer!(self, |pool, d| {
+            let done = sqlx::query(&d.sql("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND shop_id = ? AND revoked_at IS NULL",))
         .bind(now_ms())
         .bind(key_id)
         .bind(shop_id)
-        .execute(&self.writer)
+        .execute(pool)
         .await?;
-        Ok(done.rows_affected() == 1)
+            Ok(done.rows_affected() == 1)
+        })
     }
 }

@@ -1,9 +1,9 @@
 //! Attempts: every HTTP request of a delivery, recorded together with the delivery's new
 //! state, the endpoint's health and any alert, in batched transactions.
 
-use super::{Result, Store};
+use super::{in_tx, on_reader, Result, Store};
 use crate::ids::new_id;
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::QueryBuilder;
 
 /// What an attempt's outcome does to its endpoint.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +85,7 @@ impl Store {
     /// kept as evidence, but changes neither the delivery nor raises its alert: the new
     /// holder's outcome is the delivery's. Returns how many records were stale so.
     pub async fn record_attempts(&self, batch: &[AttemptRecord]) -> Result<usize> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin().await?;
         // endpoint → (failing now, first failure in this batch, last attempt time)
         let mut health: std::collections::HashMap<&str, (bool, Option<i64>, i64)> =
             Default::default();
@@ -95,11 +95,10 @@ impl Store {
         // each.
         for r in batch {
             if let Some((kind, message)) = &r.alert {
-                sqlx::query(
-                    "INSERT INTO alerts (id, shop_id, kind, endpoint_id, delivery_id, message, created_at)
+                in_tx!(&mut tx, |c, d| {
+                    sqlx::query(&d.sql("INSERT INTO alerts (id, shop_id, kind, endpoint_id, delivery_id, message, created_at)
                      SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM deliveries
-                       WHERE id = ? AND status = 'delivering' AND lease_owner = ?)",
-                )
+                       WHERE id = ? AND status = 'delivering' AND lease_owner = ?)",))
                 .bind(new_id("alr"))
                 .bind(&r.shop_id)
                 .bind(kind)
@@ -109,8 +108,10 @@ impl Store {
                 .bind(r.at)
                 .bind(&r.delivery_id)
                 .bind(&r.lease_owner)
-                .execute(&mut *tx)
-                .await?;
+                .execute(c)
+                .await?
+                .rows_affected()
+                });
             }
         }
         // Attempts and the deliveries' new states, a few hundred rows per statement. A
@@ -120,52 +121,56 @@ impl Store {
         // returned would be one more message from SQLite's worker thread).
         let mut stale = 0;
         for chunk in batch.chunks(150) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
+            in_tx!(&mut tx, |c, _d| {
+                let mut qb = QueryBuilder::new(
                 "INSERT INTO attempts (shop_id, delivery_id, endpoint_id, number, status_code, error_kind,
                  error_message, duration_ms, request_headers, request_body, response_headers, response_body, at)
                  SELECT v.* FROM (",
             );
-            qb.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.shop_id)
-                    .push_bind(&r.delivery_id)
-                    .push_bind(&r.endpoint_id)
-                    .push_bind(r.number)
-                    .push_bind(r.status_code)
-                    .push_bind(&r.error_kind)
-                    .push_bind(&r.error_message)
-                    .push_bind(r.duration_ms)
-                    .push_bind(&r.request_headers)
-                    .push_bind(&r.request_body)
-                    .push_bind(&r.response_headers)
-                    .push_bind(&r.response_body)
-                    .push_bind(r.at);
+                qb.push_values(chunk, |mut b, r| {
+                    b.push_bind(&r.shop_id)
+                        .push_bind(&r.delivery_id)
+                        .push_bind(&r.endpoint_id)
+                        .push_bind(r.number)
+                        .push_bind(r.status_code)
+                        .push_bind(&r.error_kind)
+                        .push_bind(&r.error_message)
+                        .push_bind(r.duration_ms)
+                        .push_bind(&r.request_headers)
+                        .push_bind(&r.request_body)
+                        .push_bind(&r.response_headers)
+                        .push_bind(&r.response_body)
+                        .push_bind(r.at);
+                });
+                qb.push(") AS v WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column2)");
+                qb.build().execute(c).await?.rows_affected()
             });
-            qb.push(") AS v WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column2)");
-            qb.build().execute(&mut *tx).await?;
 
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "WITH v(id, owner, status, attempts, next_at, code, error, at) AS (",
-            );
-            qb.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.delivery_id)
-                    .push_bind(&r.lease_owner)
-                    .push_bind(r.new_status)
-                    .push_bind(r.number)
-                    .push_bind(r.next_attempt_at)
-                    .push_bind(r.status_code)
-                    .push_bind(&r.error_kind)
-                    .push_bind(r.at);
-            });
-            qb.push(
-                ") UPDATE deliveries SET attempt_count = v.attempts,
+            let changed = in_tx!(&mut tx, |c, _d| {
+                let mut qb = QueryBuilder::new(
+                    "WITH v(id, owner, status, attempts, next_at, code, error, at) AS (",
+                );
+                qb.push_values(chunk, |mut b, r| {
+                    b.push_bind(&r.delivery_id)
+                        .push_bind(&r.lease_owner)
+                        .push_bind(r.new_status)
+                        .push_bind(r.number)
+                        .push_bind(r.next_attempt_at)
+                        .push_bind(r.status_code)
+                        .push_bind(&r.error_kind)
+                        .push_bind(r.at);
+                });
+                qb.push(
+                    ") UPDATE deliveries SET attempt_count = v.attempts,
                  status = CASE WHEN v.status = 'retrying' AND NOT EXISTS (SELECT 1 FROM endpoints e
-                   WHERE e.id = deliveries.endpoint_id AND e.enabled = 1) THEN 'held' ELSE v.status END,
+                   WHERE e.id = deliveries.endpoint_id AND e.enabled) THEN 'held' ELSE v.status END,
                  next_attempt_at = v.next_at, lease_until = NULL, lease_owner = NULL,
                  last_status_code = v.code, last_error = v.error, updated_at = v.at
                  FROM v WHERE deliveries.id = v.id AND deliveries.status = 'delivering'
                  AND deliveries.lease_owner = v.owner",
-            );
-            let changed = qb.build().execute(&mut *tx).await?.rows_affected() as usize;
+                );
+                qb.build().execute(c).await?.rows_affected() as usize
+            });
             stale += chunk.len().saturating_sub(changed);
         }
         for r in batch {
@@ -182,60 +187,68 @@ impl Store {
                     );
                 }
                 EndpointEffect::Disable(reason) => {
-                    sqlx::query(
-                        "UPDATE endpoints SET enabled = 0, disabled_reason = ?, last_attempt_at = ?, updated_at = ?
-                         WHERE id = ?",
-                    )
+                    in_tx!(&mut tx, |c, d| {
+                        sqlx::query(&d.sql("UPDATE endpoints SET enabled = FALSE, disabled_reason = ?, last_attempt_at = ?, updated_at = ?
+                         WHERE id = ?",))
                     .bind(reason)
                     .bind(r.at)
                     .bind(r.at)
                     .bind(&r.endpoint_id)
-                    .execute(&mut *tx)
-                    .await?;
+                    .execute(c)
+                    .await?
+                    .rows_affected()
+                    });
                     super::deliveries::hold_waiting(&mut tx, &r.endpoint_id, r.at).await?;
                 }
                 EndpointEffect::Delete(reason) => {
                     // Marked deleted, not removed: the cascade would take the deliveries and
                     // this very attempt, the owner's only record of what happened.
-                    sqlx::query(
-                        "UPDATE endpoints SET enabled = 0, deleted_at = ?, disabled_reason = ?,
+                    in_tx!(&mut tx, |c, d| sqlx::query(&d.sql(
+                        "UPDATE endpoints SET enabled = FALSE, deleted_at = ?, disabled_reason = ?,
                          last_attempt_at = ?, updated_at = ? WHERE id = ?",
-                    )
+                    ))
                     .bind(r.at)
                     .bind(reason)
                     .bind(r.at)
                     .bind(r.at)
                     .bind(&r.endpoint_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query(
-                        "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL,
-                         updated_at = ? WHERE endpoint_id = ? AND status IN ('pending', 'retrying', 'held')",
-                    )
+                    .execute(c)
+                    .await?
+                    .rows_affected());
+                    in_tx!(&mut tx, |c, d| {
+                        sqlx::query(&d.sql("UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL,
+                         updated_at = ? WHERE endpoint_id = ? AND status IN ('pending', 'retrying', 'held')",))
                     .bind(r.at)
                     .bind(&r.endpoint_id)
-                    .execute(&mut *tx)
-                    .await?;
+                    .execute(c)
+                    .await?
+                    .rows_affected()
+                    });
                 }
             }
         }
         // Every endpoint's health in one statement: a statement per endpoint would be a round
         // trip each to the writer.
-        let health: Vec<_> = health.into_iter().collect();
+        // In endpoint order: nodes recording at once lock the rows they share in the same
+        // order (PostgreSQL), so they cannot deadlock on them.
+        let mut health: Vec<_> = health.into_iter().collect();
+        health.sort_unstable_by_key(|(endpoint, _)| *endpoint);
         for chunk in health.chunks(500) {
-            let mut qb = QueryBuilder::<Sqlite>::new("WITH v(id, failing, first_failure, at) AS (");
-            qb.push_values(chunk, |mut b, (endpoint, (failing, first_failure, at))| {
-                b.push_bind(*endpoint)
-                    .push_bind(*failing)
-                    .push_bind(first_failure.unwrap_or(*at))
-                    .push_bind(*at);
-            });
-            qb.push(
+            in_tx!(&mut tx, |c, _d| {
+                let mut qb = QueryBuilder::new("WITH v(id, failing, first_failure, at) AS (");
+                qb.push_values(chunk, |mut b, (endpoint, (failing, first_failure, at))| {
+                    b.push_bind(*endpoint)
+                        .push_bind(*failing)
+                        .push_bind(first_failure.unwrap_or(*at))
+                        .push_bind(*at);
+                });
+                qb.push(
                 ") UPDATE endpoints SET last_attempt_at = v.at,
                  failing_since = CASE WHEN v.failing THEN COALESCE(failing_since, v.first_failure) END
                  FROM v WHERE endpoints.id = v.id",
             );
-            qb.build().execute(&mut *tx).await?;
+                qb.build().execute(c).await?.rows_affected()
+            });
         }
         tx.commit().await?;
         Ok(stale)
@@ -246,13 +259,15 @@ impl Store {
         shop_id: &str,
         delivery_id: &str,
     ) -> Result<Vec<AttemptRow>> {
-        Ok(sqlx::query_as(&format!(
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql(&format!(
             "SELECT {COLUMNS} FROM attempts WHERE shop_id = ? AND delivery_id = ? ORDER BY number, id"
-        ))
+        )))
         .bind(shop_id)
         .bind(delivery_id)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?)
+        })
     }
 }
 
@@ -272,33 +287,37 @@ impl Store {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<AttemptLogRow>> {
-        Ok(sqlx::query_as(
-            "SELECT a.id, a.delivery_id, a.endpoint_id, a.number, a.status_code, a.error_kind,
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql(
+                "SELECT a.id, a.delivery_id, a.endpoint_id, a.number, a.status_code, a.error_kind,
              a.error_message, a.duration_ms, a.request_headers, a.request_body, a.response_headers,
              a.response_body, a.at, d.event_type
              FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
              WHERE a.shop_id = ? AND (? IS NULL OR a.id < ?) ORDER BY a.id DESC LIMIT ?",
-        )
-        .bind(shop_id)
-        .bind(before)
-        .bind(before)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+            ))
+            .bind(shop_id)
+            .bind(before)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?)
+        })
     }
 
     pub async fn attempt(&self, shop_id: &str, id: i64) -> Result<Option<AttemptLogRow>> {
-        Ok(sqlx::query_as(
-            "SELECT a.id, a.delivery_id, a.endpoint_id, a.number, a.status_code, a.error_kind,
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql(
+                "SELECT a.id, a.delivery_id, a.endpoint_id, a.number, a.status_code, a.error_kind,
              a.error_message, a.duration_ms, a.request_headers, a.request_body, a.response_headers,
              a.response_body, a.at, d.event_type
              FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
              WHERE a.shop_id = ? AND a.id = ?",
-        )
-        .bind(shop_id)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
+            ))
+            .bind(shop_id)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?)
+        })
     }
 
     /// Per endpoint of a shop: attempts since `since` and how many succeeded.
@@ -307,14 +326,14 @@ impl Store {
         shop_id: &str,
         since: i64,
     ) -> Result<Vec<(String, i64, i64)>> {
-        Ok(sqlx::query_as(
-            "SELECT endpoint_id, SUM(CASE WHEN status_code BETWEEN 200 AND 299 THEN 1 ELSE 0 END), COUNT(*)
-             FROM attempts WHERE shop_id = ? AND at >= ? GROUP BY endpoint_id",
-        )
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql("SELECT endpoint_id, SUM(CASE WHEN status_code BETWEEN 200 AND 299 THEN 1 ELSE 0 END), COUNT(*)
+             FROM attempts WHERE shop_id = ? AND at >= ? GROUP BY endpoint_id",))
         .bind(shop_id)
         .bind(since)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?)
+        })
     }
 
     /// Attempts of a shop since `since`, succeeded and failed, per bucket of `bucket_ms`.
@@ -324,16 +343,18 @@ impl Store {
         since: i64,
         bucket_ms: i64,
     ) -> Result<Vec<(i64, i64, i64)>> {
-        Ok(sqlx::query_as(
-            "SELECT at / ? AS b,
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql(
+                "SELECT at / ? AS b,
              SUM(CASE WHEN status_code BETWEEN 200 AND 299 THEN 1 ELSE 0 END),
              SUM(CASE WHEN status_code BETWEEN 200 AND 299 THEN 0 ELSE 1 END)
              FROM attempts WHERE shop_id = ? AND at >= ? GROUP BY b ORDER BY b",
-        )
-        .bind(bucket_ms)
-        .bind(shop_id)
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await?)
+            ))
+            .bind(bucket_ms)
+            .bind(shop_id)
+            .bind(since)
+            .fetch_all(pool)
+            .await?)
+        })
     }
 }

@@ -1,8 +1,8 @@
 //! The queue: deliveries are claimed with a lease, listed newest first with keyset
 //! pagination, and retried or cancelled by hand.
 
-use super::{Result, Store};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use super::{in_tx, on_reader, on_writer, Db, Dialect, Result, Store, Tx};
+use sqlx::{PgPool, QueryBuilder, SqlitePool};
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct DeliveryRow {
@@ -39,13 +39,13 @@ pub struct DeliveryFilter {
 /// The state a leased delivery returns to unsent: held when its endpoint is disabled, else
 /// waiting as before.
 const RELEASED_STATUS: &str = "CASE
-    WHEN NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.id = deliveries.endpoint_id AND e.enabled = 1) THEN 'held'
+    WHEN NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.id = deliveries.endpoint_id AND e.enabled) THEN 'held'
     WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END";
 
 /// Open deliveries by status for the queue gauges: counted per shop and status in the
 /// `(shop_id, status, id)` index.
-const QUEUE_COUNTS: &str = "SELECT d.status, SUM((SELECT COUNT(*) FROM deliveries x
-    INDEXED BY deliveries_shop_status WHERE x.shop_id = s.id AND x.status = d.status))
+const QUEUE_COUNTS: &str = "SELECT d.status, CAST(SUM((SELECT COUNT(*) FROM deliveries x
+    INDEXED BY deliveries_shop_status WHERE x.shop_id = s.id AND x.status = d.status)) AS BIGINT)
     FROM shops s, (SELECT 'pending' AS status UNION ALL SELECT 'delivering'
       UNION ALL SELECT 'retrying' UNION ALL SELECT 'held') d
     GROUP BY d.status";
@@ -85,7 +85,14 @@ impl Claimed {
     }
 }
 
-fn push_filter<'a>(qb: &mut QueryBuilder<'a, Sqlite>, f: &'a DeliveryFilter) {
+fn push_filter<'a, DB: sqlx::Database>(
+    qb: &mut QueryBuilder<'a, DB>,
+    f: &'a DeliveryFilter,
+    d: Dialect,
+) where
+    &'a String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
     if let Some(s) = &f.status {
         qb.push(" AND status = ").push_bind(s);
     }
@@ -96,9 +103,12 @@ fn push_filter<'a>(qb: &mut QueryBuilder<'a, Sqlite>, f: &'a DeliveryFilter) {
         qb.push(" AND event_type = ").push_bind(t);
     }
     if let Some(c) = &f.channel {
-        qb.push(" AND EXISTS (SELECT 1 FROM json_each(deliveries.channels) WHERE value = ")
-            .push_bind(c)
-            .push(")");
+        qb.push(d.pick(
+            " AND EXISTS (SELECT 1 FROM json_each(deliveries.channels) WHERE value = ",
+            " AND deliveries.channels @> jsonb_build_array(",
+        ))
+        .push_bind(c)
+        .push(")");
     }
     if let Some(s) = f.since {
         qb.push(" AND created_at >= ").push_bind(s);
@@ -109,16 +119,16 @@ fn push_filter<'a>(qb: &mut QueryBuilder<'a, Sqlite>, f: &'a DeliveryFilter) {
 }
 
 /// Holds an endpoint's waiting deliveries (it was disabled).
-pub async fn hold_waiting(conn: &mut SqliteConnection, endpoint_id: &str, now: i64) -> Result<u64> {
-    Ok(sqlx::query(
+pub async fn hold_waiting(tx: &mut Tx, endpoint_id: &str, now: i64) -> Result<u64> {
+    Ok(in_tx!(tx, |c, d| sqlx::query(&d.sql(
         "UPDATE deliveries SET status = 'held', updated_at = ?
          WHERE endpoint_id = ? AND status IN ('pending', 'retrying')",
-    )
+    ))
     .bind(now)
     .bind(endpoint_id)
-    .execute(conn)
+    .execute(c)
     .await?
-    .rows_affected())
+    .rows_affected()))
 }
 
 impl Store {
@@ -130,34 +140,38 @@ impl Store {
         before: Option<&str>,
         limit: i64,
     ) -> Result<Vec<DeliveryRow>> {
-        let mut qb = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {COLUMNS} FROM deliveries WHERE shop_id = "
-        ));
-        qb.push_bind(shop_id);
-        push_filter(&mut qb, filter);
-        if let Some(b) = before {
-            qb.push(" AND id < ").push_bind(b);
-        }
-        qb.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
-        Ok(qb.build_query_as().fetch_all(&self.pool).await?)
+        on_reader!(self, |pool, d| {
+            let mut qb =
+                QueryBuilder::new(format!("SELECT {COLUMNS} FROM deliveries WHERE shop_id = "));
+            qb.push_bind(shop_id);
+            push_filter(&mut qb, filter, d);
+            if let Some(b) = before {
+                qb.push(" AND id < ").push_bind(b);
+            }
+            qb.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+            Ok(qb.build_query_as().fetch_all(pool).await?)
+        })
     }
 
     pub async fn count_deliveries(&self, shop_id: &str, filter: &DeliveryFilter) -> Result<i64> {
-        let mut qb =
-            QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM deliveries WHERE shop_id = ");
-        qb.push_bind(shop_id);
-        push_filter(&mut qb, filter);
-        Ok(qb.build_query_scalar().fetch_one(&self.pool).await?)
+        on_reader!(self, |pool, d| {
+            let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM deliveries WHERE shop_id = ");
+            qb.push_bind(shop_id);
+            push_filter(&mut qb, filter, d);
+            Ok(qb.build_query_scalar().fetch_one(pool).await?)
+        })
     }
 
     pub async fn delivery(&self, shop_id: &str, id: &str) -> Result<Option<DeliveryRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM deliveries WHERE shop_id = ? AND id = ?"
-        ))
-        .bind(shop_id)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql(&format!(
+                "SELECT {COLUMNS} FROM deliveries WHERE shop_id = ? AND id = ?"
+            )))
+            .bind(shop_id)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?)
+        })
     }
 
     pub async fn deliveries_of_event(
@@ -165,51 +179,55 @@ impl Store {
         shop_id: &str,
         event_id: &str,
     ) -> Result<Vec<DeliveryRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM deliveries WHERE shop_id = ? AND event_id = ? ORDER BY id"
-        ))
-        .bind(shop_id)
-        .bind(event_id)
-        .fetch_all(&self.pool)
-        .await?)
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql(&format!(
+                "SELECT {COLUMNS} FROM deliveries WHERE shop_id = ? AND event_id = ? ORDER BY id"
+            )))
+            .bind(shop_id)
+            .bind(event_id)
+            .fetch_all(pool)
+            .await?)
+        })
     }
 
     /// Queues a delivery again now. Allowed from any final state (succeeded, failed,
     /// cancelled) and for one waiting to retry; `None` when there is no such delivery,
     /// `Some(false)` when its state does not allow it.
     pub async fn retry_delivery(&self, shop_id: &str, id: &str, now: i64) -> Result<Option<bool>> {
-        let done = sqlx::query(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
+        on_writer!(self, |pool, d| {
+            let done = sqlx::query(&d.sql("UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
              WHERE shop_id = ? AND id = ? AND status IN ('succeeded', 'failed', 'cancelled', 'retrying')
-             AND endpoint_id IN (SELECT id FROM endpoints WHERE enabled = 1)",
-        )
+             AND endpoint_id IN (SELECT id FROM endpoints WHERE enabled)",))
         .bind(now)
         .bind(now)
         .bind(shop_id)
         .bind(id)
-        .execute(&self.writer)
+        .execute(pool)
         .await?;
-        if done.rows_affected() == 1 {
-            return Ok(Some(true));
-        }
-        Ok(self.delivery(shop_id, id).await?.map(|_| false))
+            if done.rows_affected() == 1 {
+                return Ok(Some(true));
+            }
+            Ok(self.delivery(shop_id, id).await?.map(|_| false))
+        })
     }
 
     /// Cancels a delivery that has not finished; same answers as [`Store::retry_delivery`].
     pub async fn cancel_delivery(&self, shop_id: &str, id: &str, now: i64) -> Result<Option<bool>> {
-        let done = sqlx::query(
-            "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = ?
+        on_writer!(self, |pool, d| {
+            let done = sqlx::query(&d.sql(
+                "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = ?
              WHERE shop_id = ? AND id = ? AND status IN ('pending', 'retrying', 'held')",
-        )
-        .bind(now)
-        .bind(shop_id)
-        .bind(id)
-        .execute(&self.writer)
-        .await?;
-        if done.rows_affected() == 1 {
-            return Ok(Some(true));
-        }
-        Ok(self.delivery(shop_id, id).await?.map(|_| false))
+            ))
+            .bind(now)
+            .bind(shop_id)
+            .bind(id)
+            .execute(pool)
+            .await?;
+            if done.rows_affected() == 1 {
+                return Ok(Some(true));
+            }
+            Ok(self.delivery(shop_id, id).await?.map(|_| false))
+        })
     }
 
     /// Queues again every delivery matching the filter (its status defaults to `failed`) whose
@@ -224,18 +242,19 @@ impl Store {
         if f.status.is_none() {
             f.status = Some("failed".into());
         }
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "UPDATE deliveries SET status = 'pending', next_attempt_at = ",
-        );
-        qb.push_bind(now)
-            .push(", updated_at = ")
-            .push_bind(now)
-            .push(" WHERE shop_id = ")
-            .push_bind(shop_id)
-            .push(" AND status IN ('succeeded', 'failed', 'cancelled')")
-            .push(" AND endpoint_id IN (SELECT id FROM endpoints WHERE enabled = 1)");
-        push_filter(&mut qb, &f);
-        Ok(qb.build().execute(&self.writer).await?.rows_affected())
+        on_writer!(self, |pool, d| {
+            let mut qb =
+                QueryBuilder::new("UPDATE deliveries SET status = 'pending', next_attempt_at = ");
+            qb.push_bind(now)
+                .push(", updated_at = ")
+                .push_bind(now)
+                .push(" WHERE shop_id = ")
+                .push_bind(shop_id)
+                .push(" AND status IN ('succeeded', 'failed', 'cancelled')")
+                .push(" AND endpoint_id IN (SELECT id FROM endpoints WHERE enabled)");
+            push_filter(&mut qb, &f, d);
+            Ok(qb.build().execute(pool).await?.rows_affected())
+        })
     }
 
     /// Endpoints with deliveries due now.
@@ -243,8 +262,8 @@ impl Store {
     /// Steps from one endpoint to the next through the per-endpoint queue index (a seek per
     /// endpoint), so its cost follows the number of endpoints, not the size of a backlog.
     pub async fn endpoints_with_due(&self, now: i64) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "WITH RECURSIVE e(id) AS (
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_scalar(&d.sql("WITH RECURSIVE e(id) AS (
                SELECT (SELECT MIN(endpoint_id) FROM deliveries INDEXED BY deliveries_endpoint_due
                        WHERE status IN ('pending', 'retrying'))
                UNION ALL
@@ -253,11 +272,11 @@ impl Store {
                FROM e WHERE e.id IS NOT NULL)
              SELECT id FROM e WHERE id IS NOT NULL AND EXISTS (SELECT 1
                FROM deliveries d INDEXED BY deliveries_endpoint_due WHERE d.endpoint_id = e.id AND d.status IN ('pending', 'retrying')
-               AND d.next_attempt_at <= ?)",
-        )
+               AND d.next_attempt_at <= ?)",))
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?)
+        })
     }
 
     /// Leases, for each `(endpoint, n)` of `targets`, up to `n` of its due deliveries, highest
@@ -275,60 +294,27 @@ impl Store {
         owner: &str,
         targets: &[(String, usize)],
     ) -> Result<Vec<Claimed>> {
-        let mut claimed = Vec::new();
-        for chunk in targets.chunks(100) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "UPDATE deliveries SET status = 'delivering', lease_owner = ",
-            );
-            qb.push_bind(owner)
-                .push(", lease_until = ")
-                .push_bind(now + lease_ms)
-                .push(
-                    " + COALESCE((SELECT timeout_ms FROM endpoints e
-                       WHERE e.id = deliveries.endpoint_id), 0), updated_at = ",
-                )
-                .push_bind(now)
-                .push(" WHERE rowid IN (");
-            for (i, (endpoint, n)) in chunk.iter().enumerate() {
-                if i > 0 {
-                    qb.push(" UNION ALL ");
-                }
-                qb.push(
-                    "SELECT rid FROM (SELECT rowid AS rid FROM deliveries WHERE endpoint_id = ",
-                )
-                .push_bind(endpoint)
-                // A disabled endpoint's deliveries are held, not sent, whatever raced.
-                .push(" AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = ")
-                .push_bind(endpoint)
-                .push(" AND e.enabled = 1)")
-                .push(" AND status IN ('pending', 'retrying') AND next_attempt_at <= ")
-                .push_bind(now)
-                .push(" ORDER BY priority, next_attempt_at LIMIT ")
-                .push_bind(*n as i64)
-                .push(")");
-            }
-            qb.push(
-                ") RETURNING id, shop_id, event_id, endpoint_id, attempt_count, created_at,
-                 priority, lease_owner, lease_until",
-            );
-            claimed.extend(qb.build_query_as().fetch_all(&self.writer).await?);
+        match &self.db {
+            Db::Sqlite { writer, .. } => claim_sqlite(writer, now, lease_ms, owner, targets).await,
+            Db::Postgres { pool } => claim_postgres(pool, now, lease_ms, owner, targets).await,
         }
-        Ok(claimed)
     }
 
     /// Makes deliveries whose lease ran out (their process died) claimable again.
     pub async fn release_expired_leases(&self, now: i64) -> Result<u64> {
-        Ok(sqlx::query(&format!(
-            "UPDATE deliveries SET status = {RELEASED_STATUS},
+        on_writer!(self, |pool, d| {
+            Ok(sqlx::query(&d.sql(&format!(
+                "UPDATE deliveries SET status = {RELEASED_STATUS},
              next_attempt_at = ?, lease_until = NULL, lease_owner = NULL, updated_at = ?
              WHERE status = 'delivering' AND lease_until <= ?"
-        ))
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .execute(&self.writer)
-        .await?
-        .rows_affected())
+            )))
+            .bind(now)
+            .bind(now)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected())
+        })
     }
 
     /// Gives back leased deliveries without an attempt (on shutdown, or when their endpoint
@@ -355,45 +341,52 @@ impl Store {
     /// Ends the leases still held under the given tokens, applying `set` (where `?1` is
     /// `now`). A lease that ran out and was claimed again is the new holder's: untouched.
     async fn end_leases(&self, set: &str, leases: &[LeaseRef], now: i64) -> Result<()> {
-        // The (id, owner) pairs go as one JSON array, whatever their number.
-        let sql = format!(
-            "UPDATE deliveries SET {set}, lease_until = NULL, lease_owner = NULL
-             FROM (SELECT value ->> 0 AS id, value ->> 1 AS owner FROM json_each(?2)) AS l
+        on_writer!(self, |pool, d| {
+            // The (id, owner) pairs go as one JSON array, whatever their number.
+            let pairs = d.pick("json_each(?2)", "jsonb_array_elements(CAST(?2 AS jsonb))");
+            let sql = format!(
+                "UPDATE deliveries SET {set}, lease_until = NULL, lease_owner = NULL
+             FROM (SELECT value ->> 0 AS id, value ->> 1 AS owner FROM {pairs}) AS l
              WHERE deliveries.id = l.id AND deliveries.status = 'delivering'
              AND deliveries.lease_owner = l.owner"
-        );
-        sqlx::query(&sql)
-            .bind(now)
-            .bind(serde_json::to_string(leases).unwrap_or_else(|_| "[]".into()))
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+            );
+            sqlx::query(&d.sql(&sql))
+                .bind(now)
+                .bind(serde_json::to_string(leases).unwrap_or_else(|_| "[]".into()))
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// When the next waiting delivery falls due after `now`, and when the next lease runs out
     /// (perhaps already: a lease not yet released).
     pub async fn next_wakeup(&self, now: i64) -> Result<(Option<i64>, Option<i64>)> {
-        // One statement for both: each is a message to and from SQLite's worker thread, and
-        // this runs after every claim.
-        Ok(sqlx::query_as(&format!(
-            "SELECT (SELECT MIN(next_attempt_at) FROM deliveries
+        on_reader!(self, |pool, d| {
+            // One statement for both: each is a message to and from SQLite's worker thread, and
+            // this runs after every claim.
+            Ok(sqlx::query_as(&d.sql(&format!(
+                "SELECT (SELECT MIN(next_attempt_at) FROM deliveries
                WHERE status IN ('pending', 'retrying') AND next_attempt_at > ?),
              ({NEXT_LEASE_END})"
-        ))
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?)
+            )))
+            .bind(now)
+            .fetch_one(pool)
+            .await?)
+        })
     }
 
     /// Deliveries per channel label in a shop.
     pub async fn channel_counts(&self, shop_id: &str) -> Result<Vec<(String, i64)>> {
-        Ok(sqlx::query_as(
+        on_reader!(self, |pool, d| {
+            let sql = d.pick(
             "SELECT j.value, COUNT(*) FROM deliveries d, json_each(d.channels) j
              WHERE d.shop_id = ? GROUP BY j.value",
-        )
-        .bind(shop_id)
-        .fetch_all(&self.pool)
-        .await?)
+            "SELECT j.value, COUNT(*) FROM deliveries d, jsonb_array_elements_text(d.channels) j
+             WHERE d.shop_id = $1 GROUP BY j.value",
+        );
+            Ok(sqlx::query_as(sql).bind(shop_id).fetch_all(pool).await?)
+        })
     }
 
     /// A shop's queue by status, and the age of its oldest due delivery in ms.
@@ -402,36 +395,133 @@ impl Store {
         shop_id: &str,
         now: i64,
     ) -> Result<(Vec<(String, i64)>, Option<i64>)> {
-        let counts = sqlx::query_as(
-            "SELECT status, COUNT(*) FROM deliveries WHERE shop_id = ? GROUP BY status",
-        )
-        .bind(shop_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let oldest: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE shop_id = ?
+        on_reader!(self, |pool, d| {
+            let counts = sqlx::query_as(
+                &d.sql("SELECT status, COUNT(*) FROM deliveries WHERE shop_id = ? GROUP BY status"),
+            )
+            .bind(shop_id)
+            .fetch_all(pool)
+            .await?;
+            let oldest: Option<i64> = sqlx::query_scalar(&d.sql(
+                "SELECT MIN(next_attempt_at) FROM deliveries WHERE shop_id = ?
              AND status IN ('pending', 'retrying') AND next_attempt_at <= ?",
-        )
-        .bind(shop_id)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((counts, oldest.map(|t| now - t)))
+            ))
+            .bind(shop_id)
+            .bind(now)
+            .fetch_one(pool)
+            .await?;
+            Ok((counts, oldest.map(|t| now - t)))
+        })
     }
 
     /// Open deliveries (waiting, leased, held) by status across every shop, for metrics:
     /// counted shop by shop in the `(shop_id, status, id)` index, never by scanning the table.
     pub async fn queue_counts(&self) -> Result<Vec<(String, i64)>> {
-        Ok(sqlx::query_as(QUEUE_COUNTS).fetch_all(&self.pool).await?)
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql(&QUEUE_COUNTS))
+                .fetch_all(pool)
+                .await?)
+        })
     }
 
     /// The oldest due time among waiting deliveries (for the lag metric): a seek.
     pub async fn oldest_due(&self, now: i64) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar(OLDEST_DUE)
-            .bind(now)
-            .fetch_one(&self.pool)
-            .await?)
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_scalar(&d.sql(&OLDEST_DUE))
+                .bind(now)
+                .fetch_one(pool)
+                .await?)
+        })
     }
+}
+
+/// SQLite's claim: one writer, so no row can be taken twice; each endpoint's due rows are
+/// picked by rowid from its queue index.
+async fn claim_sqlite(
+    writer: &SqlitePool,
+    now: i64,
+    lease_ms: i64,
+    owner: &str,
+    targets: &[(String, usize)],
+) -> Result<Vec<Claimed>> {
+    let mut claimed = Vec::new();
+    for chunk in targets.chunks(100) {
+        let mut qb = QueryBuilder::<sqlx::Sqlite>::new(
+            "UPDATE deliveries SET status = 'delivering', lease_owner = ",
+        );
+        qb.push_bind(owner)
+            .push(", lease_until = ")
+            .push_bind(now + lease_ms)
+            .push(
+                " + COALESCE((SELECT timeout_ms FROM endpoints e
+                       WHERE e.id = deliveries.endpoint_id), 0), updated_at = ",
+            )
+            .push_bind(now)
+            .push(" WHERE rowid IN (");
+        for (i, (endpoint, n)) in chunk.iter().enumerate() {
+            if i > 0 {
+                qb.push(" UNION ALL ");
+            }
+            qb.push("SELECT rid FROM (SELECT rowid AS rid FROM deliveries WHERE endpoint_id = ")
+                .push_bind(endpoint)
+                // A disabled endpoint's deliveries are held, not sent, whatever raced.
+                .push(" AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = ")
+                .push_bind(endpoint)
+                .push(" AND e.enabled)")
+                .push(" AND status IN ('pending', 'retrying') AND next_attempt_at <= ")
+                .push_bind(now)
+                .push(" ORDER BY priority, next_attempt_at LIMIT ")
+                .push_bind(*n as i64)
+                .push(")");
+        }
+        qb.push(
+            ") RETURNING id, shop_id, event_id, endpoint_id, attempt_count, created_at,
+                 priority, lease_owner, lease_until",
+        );
+        claimed.extend(qb.build_query_as().fetch_all(writer).await?);
+    }
+    Ok(claimed)
+}
+
+/// PostgreSQL's claim, safe with any number of nodes claiming at once: each endpoint's due
+/// rows are locked `FOR UPDATE SKIP LOCKED` (a row another node is claiming is passed over,
+/// not waited for) and leased in the same statement.
+async fn claim_postgres(
+    pool: &PgPool,
+    now: i64,
+    lease_ms: i64,
+    owner: &str,
+    targets: &[(String, usize)],
+) -> Result<Vec<Claimed>> {
+    let endpoints: Vec<&str> = targets.iter().map(|(e, _)| e.as_str()).collect();
+    let counts: Vec<i64> = targets.iter().map(|(_, n)| *n as i64).collect();
+    Ok(sqlx::query_as(
+        "WITH picked AS (
+           SELECT p.id FROM unnest($1::text[], $2::bigint[]) AS t(endpoint_id, n)
+           CROSS JOIN LATERAL (
+             SELECT d.id FROM deliveries d
+             WHERE d.endpoint_id = t.endpoint_id AND d.status IN ('pending', 'retrying')
+             AND d.next_attempt_at <= $3
+             -- A disabled endpoint's deliveries are held, not sent, whatever raced.
+             AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = t.endpoint_id AND e.enabled)
+             ORDER BY d.priority, d.next_attempt_at LIMIT t.n
+             FOR UPDATE OF d SKIP LOCKED) p)
+         UPDATE deliveries SET status = 'delivering', lease_owner = $4,
+           lease_until = $5 + COALESCE((SELECT timeout_ms FROM endpoints e
+             WHERE e.id = deliveries.endpoint_id), 0),
+           updated_at = $3
+         FROM picked WHERE deliveries.id = picked.id
+         RETURNING deliveries.id, deliveries.shop_id, deliveries.event_id, deliveries.endpoint_id,
+           deliveries.attempt_count, deliveries.created_at, deliveries.priority,
+           deliveries.lease_owner, deliveries.lease_until",
+    )
+    .bind(&endpoints)
+    .bind(&counts)
+    .bind(now)
+    .bind(owner)
+    .bind(now + lease_ms)
+    .fetch_all(pool)
+    .await?)
 }
 
 #[cfg(test)]
@@ -453,7 +543,10 @@ mod tests {
             if sql.contains('?') {
                 query = query.bind(0_i64);
             }
-            let plan = query.fetch_all(&store.pool).await.unwrap();
+            let Db::Sqlite { pool, .. } = &store.db else {
+                unreachable!("a sqlite:// URL opens SQLite")
+            };
+            let plan = query.fetch_all(pool).await.unwrap();
             for (_, _, _, step) in &plan {
                 let scans_table = step.starts_with("SCAN")
                     && step.contains("deliveries")

@@ -1,8 +1,11 @@
 //! Endpoints: where a shop's deliveries go. Secret columns hold sealed values (see
 //! `crate::crypto`); this module never sees plaintext secrets.
 
-use super::{Result, Store};
+use super::{in_tx, on_reader, on_writer, Result, Store, Tx};
 use sqlx::types::Json;
+
+/// An endpoint's extra headers: name → sealed value.
+pub type Headers = Json<serde_json::Map<String, serde_json::Value>>;
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct EndpointRow {
@@ -52,10 +55,11 @@ impl Store {
     /// Inserts a new endpoint (the service builds the whole row; changes go through
     /// [`Store::modify_endpoint`]).
     pub async fn insert_endpoint(&self, e: &EndpointRow) -> Result<()> {
-        sqlx::query(&format!(
+        on_writer!(self, |pool, d| {
+            sqlx::query(&d.sql(&format!(
             "INSERT INTO endpoints ({COLUMNS}) VALUES
              (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
+        )))
         .bind(&e.id)
         .bind(&e.shop_id)
         .bind(&e.url)
@@ -86,42 +90,50 @@ impl Store {
         .bind(e.last_attempt_at)
         .bind(e.created_at)
         .bind(e.updated_at)
-        .execute(&self.writer)
+        .execute(pool)
         .await?;
-        Ok(())
+            Ok(())
+        })
     }
 
     pub async fn endpoint(&self, shop_id: &str, id: &str) -> Result<Option<EndpointRow>> {
-        Ok(sqlx::query_as(&format!(
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql(&format!(
             "SELECT {COLUMNS} FROM endpoints WHERE shop_id = ? AND id = ? AND deleted_at IS NULL"
-        ))
-        .bind(shop_id)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
+        )))
+            .bind(shop_id)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?)
+        })
     }
 
     pub async fn endpoints_of_shop(&self, shop_id: &str) -> Result<Vec<EndpointRow>> {
-        Ok(sqlx::query_as(&format!(
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql(&format!(
             "SELECT {COLUMNS} FROM endpoints WHERE shop_id = ? AND deleted_at IS NULL ORDER BY created_at"
-        ))
+        )))
         .bind(shop_id)
-        .fetch_all(&self.pool)
+        .fetch_all(pool)
         .await?)
+        })
     }
 
     /// Endpoints by id for the delivery engine, which works across shops by design.
     pub async fn endpoints_by_ids(&self, ids: &[String]) -> Result<Vec<EndpointRow>> {
-        if ids.is_empty() {
-            return Ok(vec![]);
-        }
-        let marks = vec!["?"; ids.len()].join(",");
-        let sql = format!("SELECT {COLUMNS} FROM endpoints WHERE id IN ({marks})");
-        let mut q = sqlx::query_as(&sql);
-        for id in ids {
-            q = q.bind(id);
-        }
-        Ok(q.fetch_all(&self.pool).await?)
+        on_reader!(self, |pool, d| {
+            if ids.is_empty() {
+                return Ok(vec![]);
+            }
+            let marks = vec!["?"; ids.len()].join(",");
+            let sql = format!("SELECT {COLUMNS} FROM endpoints WHERE id IN ({marks})");
+            let sql = d.sql(&sql);
+            let mut q = sqlx::query_as(&sql);
+            for id in ids {
+                q = q.bind(id);
+            }
+            Ok(q.fetch_all(pool).await?)
+        })
     }
 
     /// Reads an endpoint and writes back what `change` makes of its settings, in one
@@ -137,14 +149,14 @@ impl Store {
         now: i64,
         change: impl FnOnce(&mut EndpointRow) -> std::result::Result<(), E>,
     ) -> Result<Option<std::result::Result<EndpointRow, E>>> {
-        let mut tx = self.writer.begin().await?;
-        let found: Option<EndpointRow> = sqlx::query_as(&format!(
+        let mut tx = self.begin().await?;
+        let found: Option<EndpointRow> = in_tx!(&mut tx, |c, d| sqlx::query_as(&d.sql(&format!(
             "SELECT {COLUMNS} FROM endpoints WHERE shop_id = ? AND id = ? AND deleted_at IS NULL"
-        ))
+        )))
         .bind(shop_id)
         .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(c)
+        .await?);
         let Some(mut row) = found else {
             return Ok(None);
         };
@@ -153,7 +165,7 @@ impl Store {
             return Ok(Some(Err(e)));
         }
         row.updated_at = now;
-        sqlx::query(
+        in_tx!(&mut tx, |c, d| sqlx::query(&d.sql(
             "UPDATE endpoints SET url = ?, description = ?, event_types = ?, channels = ?,
              basic_auth_username = ?, basic_auth_password_enc = ?, headers = ?, content_type = ?,
              template = ?, retry = ?, timeout_ms = ?, priority = ?, unique_pending = ?,
@@ -161,7 +173,7 @@ impl Store {
              disable_after_days = ?, client_certificate_enc = ?, rate_limit_per_second = ?,
              secret_enc = ?, previous_secret_enc = ?, previous_secret_until = ?, updated_at = ?
              WHERE id = ?",
-        )
+        ))
         .bind(&row.url)
         .bind(&row.description)
         .bind(&row.event_types)
@@ -186,8 +198,9 @@ impl Store {
         .bind(row.previous_secret_until)
         .bind(now)
         .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await?
+        .rows_affected());
         if row.enabled != was_enabled {
             let reason = row.disabled_reason.clone();
             set_enabled(&mut tx, id, row.enabled, reason.as_deref(), now).await?;
@@ -200,47 +213,55 @@ impl Store {
         Ok(Some(Ok(row)))
     }
 
-    /// Every endpoint's extra headers as stored: (id, headers JSON).
-    pub async fn all_endpoint_headers(&self) -> Result<Vec<(String, String)>> {
-        Ok(
-            sqlx::query_as("SELECT id, headers FROM endpoints WHERE headers != '{}'")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+    /// Every endpoint that has extra headers, as stored: (id, headers, updated at).
+    pub async fn all_endpoint_headers(&self) -> Result<Vec<(String, Headers, i64)>> {
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(
+                &d.sql("SELECT id, headers, updated_at FROM endpoints WHERE headers != '{}'"),
+            )
+            .fetch_all(pool)
+            .await?)
+        })
     }
 
-    /// Replaces an endpoint's stored extra headers, if they are still `before`.
+    /// Replaces an endpoint's stored extra headers, if it did not change since `updated_at`.
     pub async fn replace_endpoint_headers(
         &self,
         id: &str,
-        before: &str,
-        after: &str,
+        updated_at: i64,
+        headers: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<()> {
-        sqlx::query("UPDATE endpoints SET headers = ? WHERE id = ? AND headers = ?")
-            .bind(after)
-            .bind(id)
-            .bind(before)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        on_writer!(self, |pool, d| {
+            sqlx::query(&d.sql("UPDATE endpoints SET headers = ? WHERE id = ? AND updated_at = ?"))
+                .bind(Json(headers))
+                .bind(id)
+                .bind(updated_at)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// One stored signing secret (sealed), to check at start that the key opens them.
     pub async fn any_sealed_secret(&self) -> Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT secret_enc FROM endpoints LIMIT 1")
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        on_reader!(self, |pool, d| {
+            Ok(
+                sqlx::query_scalar(&d.sql("SELECT secret_enc FROM endpoints LIMIT 1"))
+                    .fetch_optional(pool)
+                    .await?,
+            )
+        })
     }
 
     pub async fn delete_endpoint(&self, shop_id: &str, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM endpoints WHERE shop_id = ? AND id = ?")
-            .bind(shop_id)
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        on_writer!(self, |pool, d| {
+            let done = sqlx::query(&d.sql("DELETE FROM endpoints WHERE shop_id = ? AND id = ?"))
+                .bind(shop_id)
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     /// Enables or disables an endpoint and moves its waiting deliveries accordingly, in one
@@ -253,14 +274,14 @@ impl Store {
         reason: Option<&str>,
         now: i64,
     ) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
-        let exists: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM endpoints WHERE shop_id = ? AND id = ? AND deleted_at IS NULL",
+        let mut tx = self.begin().await?;
+        let exists: Option<String> = in_tx!(&mut tx, |c, d| sqlx::query_scalar(
+            &d.sql("SELECT id FROM endpoints WHERE shop_id = ? AND id = ? AND deleted_at IS NULL",)
         )
         .bind(shop_id)
         .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(c)
+        .await?);
         if exists.is_none() {
             return Ok(false);
         }
@@ -273,34 +294,38 @@ impl Store {
 /// Enables or disables an endpoint and moves its waiting deliveries with it: disabling holds
 /// them, enabling resumes them at once. Every path that enables an endpoint comes here.
 async fn set_enabled(
-    conn: &mut sqlx::SqliteConnection,
+    tx: &mut Tx,
     id: &str,
     enabled: bool,
     reason: Option<&str>,
     now: i64,
 ) -> Result<()> {
-    sqlx::query(
+    in_tx!(tx, |c, d| sqlx::query(&d.sql(
         "UPDATE endpoints SET enabled = ?, disabled_reason = ?, failing_since = NULL,
          updated_at = ? WHERE id = ?",
-    )
+    ))
     .bind(enabled)
     .bind(if enabled { None } else { reason })
     .bind(now)
     .bind(id)
-    .execute(&mut *conn)
-    .await?;
+    .execute(c)
+    .await?
+    .rows_affected());
     if enabled {
-        sqlx::query(
+        in_tx!(tx, |c, d| {
+            sqlx::query(&d.sql(
             "UPDATE deliveries SET status = CASE WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END,
              next_attempt_at = ?, updated_at = ? WHERE endpoint_id = ? AND status = 'held'",
-        )
+        ))
         .bind(now)
         .bind(now)
         .bind(id)
-        .execute(&mut *conn)
-        .await?;
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
     } else {
-        super::deliveries::hold_waiting(conn, id, now).await?;
+        super::deliveries::hold_waiting(tx, id, now).await?;
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! A shop's own event types and its edits of the shipped catalog.
 
-use super::{Result, Store};
+use super::{on_reader, on_writer, Result, Store};
 use sqlx::types::Json;
 
 #[derive(sqlx::FromRow, Debug, Clone)]
@@ -16,34 +16,37 @@ pub struct EventTypeRow {
 
 impl Store {
     pub async fn event_types_of_shop(&self, shop_id: &str) -> Result<Vec<EventTypeRow>> {
-        Ok(sqlx::query_as(
-            "SELECT name, description, sample, schema, source, created_at, updated_at
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql(
+                "SELECT name, description, sample, schema, source, created_at, updated_at
              FROM event_types WHERE shop_id = ? ORDER BY name",
-        )
-        .bind(shop_id)
-        .fetch_all(&self.pool)
-        .await?)
+            ))
+            .bind(shop_id)
+            .fetch_all(pool)
+            .await?)
+        })
     }
 
     pub async fn event_type(&self, shop_id: &str, name: &str) -> Result<Option<EventTypeRow>> {
-        Ok(sqlx::query_as(
-            "SELECT name, description, sample, schema, source, created_at, updated_at
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql(
+                "SELECT name, description, sample, schema, source, created_at, updated_at
              FROM event_types WHERE shop_id = ? AND name = ?",
-        )
-        .bind(shop_id)
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?)
+            ))
+            .bind(shop_id)
+            .bind(name)
+            .fetch_optional(pool)
+            .await?)
+        })
     }
 
     pub async fn upsert_event_type(&self, shop_id: &str, row: &EventTypeRow) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO event_types (shop_id, name, description, sample, schema, source, created_at, updated_at)
+        on_writer!(self, |pool, d| {
+            sqlx::query(&d.sql("INSERT INTO event_types (shop_id, name, description, sample, schema, source, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (shop_id, name) DO UPDATE SET description = excluded.description,
              sample = excluded.sample, schema = excluded.schema, source = excluded.source,
-             updated_at = excluded.updated_at",
-        )
+             updated_at = excluded.updated_at",))
         .bind(shop_id)
         .bind(&row.name)
         .bind(&row.description)
@@ -52,8 +55,9 @@ impl Store {
         .bind(&row.source)
         .bind(row.created_at)
         .bind(row.updated_at)
-        .execute(&self.writer)
+        .execute(pool)
         .await?;
-        Ok(())
+            Ok(())
+        })
     }
 }

@@ -1,9 +1,11 @@
 //! Publishing: an event and its deliveries are written in one transaction, so an accepted
 //! event always has its deliveries queued, and a repeated event id queues nothing new.
 
-use super::{Result, Store};
+use super::{in_tx, on_reader, Result, Store, Tx};
 use crate::ids::new_id;
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::types::Json;
+use sqlx::QueryBuilder;
+use std::collections::HashSet;
 
 /// Where one event goes: one delivery per target endpoint.
 #[derive(Debug, Clone)]
@@ -17,7 +19,8 @@ pub struct Target {
 pub struct NewEvent {
     pub id: String,
     pub event_type: String,
-    pub channels: String,
+    pub channels: Json<Vec<String>>,
+    /// The payload as received, byte for byte.
     pub data: String,
     pub entity_key: Option<String>,
     pub priority: Option<i64>,
@@ -37,7 +40,7 @@ pub struct EventRow {
     pub id: String,
     #[sqlx(rename = "type")]
     pub event_type: String,
-    pub channels: String,
+    pub channels: Json<Vec<String>>,
     pub data: String,
     pub entity_key: Option<String>,
     pub deliveries: String,
@@ -48,17 +51,14 @@ pub struct EventRow {
 const CHUNK: usize = 200;
 
 /// The first result of an event id published before: its deliveries, nothing new.
-async fn already_published(
-    tx: &mut sqlx::SqliteConnection,
-    shop_id: &str,
-    id: &str,
-) -> Result<Published> {
-    let existing: String =
-        sqlx::query_scalar("SELECT deliveries FROM events WHERE shop_id = ? AND id = ?")
-            .bind(shop_id)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+async fn already_published(tx: &mut Tx, shop_id: &str, id: &str) -> Result<Published> {
+    let existing: String = in_tx!(tx, |c, d| sqlx::query_scalar(
+        &d.sql("SELECT deliveries FROM events WHERE shop_id = ? AND id = ?")
+    )
+    .bind(shop_id)
+    .bind(id)
+    .fetch_one(c)
+    .await?);
     Ok(Published {
         id: id.to_string(),
         deliveries: serde_json::from_str(&existing).unwrap_or_default(),
@@ -68,13 +68,8 @@ async fn already_published(
 
 /// The common case, in a few multi-row statements: events with their delivery ids, then the
 /// deliveries of the events that were new.
-///
-/// Which events were new is told by the count of rows written: when it is all of them, as it
-/// nearly always is, nothing more is asked (a row per event through the driver, as `RETURNING`
-/// gives, costs more than writing the event). Otherwise the new ones are those with a rowid
-/// from this call's first insert on: SQLite gives a new row a rowid above every existing one.
 async fn insert_bulk(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut Tx,
     shop_id: &str,
     events: &[NewEvent],
     now: i64,
@@ -87,49 +82,10 @@ async fn insert_bulk(
         .iter()
         .map(|l| serde_json::to_string(l).unwrap_or_else(|_| "[]".into()))
         .collect();
-    let indexed: Vec<(usize, &NewEvent)> = events.iter().enumerate().collect();
-    let mut written = 0;
-    let mut first_rowid = None;
-    for chunk in indexed.chunks(CHUNK) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (shop_id, id, type, channels, data, entity_key, priority, deliveries, created_at) ",
-        );
-        qb.push_values(chunk, |mut b, (i, ev)| {
-            b.push_bind(shop_id)
-                .push_bind(&ev.id)
-                .push_bind(&ev.event_type)
-                .push_bind(&ev.channels)
-                .push_bind(&ev.data)
-                .push_bind(&ev.entity_key)
-                .push_bind(ev.priority)
-                .push_bind(&delivery_lists[*i])
-                .push_bind(now);
-        });
-        qb.push(" ON CONFLICT (shop_id, id) DO NOTHING");
-        let done = qb.build().execute(&mut *tx).await?;
-        if first_rowid.is_none() && done.rows_affected() > 0 {
-            first_rowid = Some(done.last_insert_rowid() - done.rows_affected() as i64 + 1);
-        }
-        written += done.rows_affected();
-    }
-    let distinct: std::collections::HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
-    let inserted: std::collections::HashSet<String> = match first_rowid {
-        _ if written as usize == distinct.len() => {
-            distinct.iter().map(|id| id.to_string()).collect()
-        }
-        None => Default::default(),
-        Some(first) => {
-            let new: String = sqlx::query_scalar(
-                "SELECT json_group_array(id) FROM events
-                 WHERE shop_id = ? AND id IN (SELECT value FROM json_each(?)) AND rowid >= ?",
-            )
-            .bind(shop_id)
-            .bind(serde_json::to_string(&distinct).unwrap_or_else(|_| "[]".into()))
-            .bind(first)
-            .fetch_one(&mut *tx)
-            .await?;
-            serde_json::from_str(&new)?
-        }
+    let event_rows: Vec<(&NewEvent, &String)> = events.iter().zip(&delivery_lists).collect();
+    let inserted = match tx {
+        Tx::Sqlite(t) => insert_events_sqlite(t, shop_id, &event_rows, now).await?,
+        Tx::Postgres(t) => insert_events_postgres(t, shop_id, &event_rows, now).await?,
     };
     // An id seen twice in one batch is new only the first time.
     let mut first_seen = std::collections::HashSet::new();
@@ -155,26 +111,28 @@ async fn insert_bulk(
         // caller saw before it: a disable racing the publish cannot leave a pending delivery
         // to a disabled endpoint. An endpoint deleted meanwhile gets no delivery (and the
         // publish no foreign-key failure).
-        let mut qb = QueryBuilder::<Sqlite>::new(
+        let sql =
             "INSERT INTO deliveries (id, shop_id, event_id, endpoint_id, event_type, channels,
              entity_key, status, priority, next_attempt_at, created_at, updated_at)
              SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7,
              CASE WHEN e.enabled THEN 'pending' ELSE 'held' END, v.column8, v.column9,
-             v.column9, v.column9 FROM (",
-        );
-        qb.push_values(chunk, |mut b, (id, ev, t)| {
-            b.push_bind(*id)
-                .push_bind(shop_id)
-                .push_bind(&ev.id)
-                .push_bind(&t.endpoint_id)
-                .push_bind(&ev.event_type)
-                .push_bind(&ev.channels)
-                .push_bind(&ev.entity_key)
-                .push_bind(ev.priority.unwrap_or(t.priority))
-                .push_bind(now);
+             v.column9, v.column9 FROM (";
+        queued += in_tx!(&mut *tx, |c, _d| {
+            let mut qb = QueryBuilder::new(sql);
+            qb.push_values(chunk, |mut b, (id, ev, t)| {
+                b.push_bind(*id)
+                    .push_bind(shop_id)
+                    .push_bind(&ev.id)
+                    .push_bind(&t.endpoint_id)
+                    .push_bind(&ev.event_type)
+                    .push_bind(&ev.channels)
+                    .push_bind(&ev.entity_key)
+                    .push_bind(ev.priority.unwrap_or(t.priority))
+                    .push_bind(now);
+            });
+            qb.push(") AS v JOIN endpoints e ON e.id = v.column4");
+            qb.build().execute(c).await?.rows_affected() as usize
         });
-        qb.push(") AS v JOIN endpoints e ON e.id = v.column4");
-        queued += qb.build().execute(&mut *tx).await?.rows_affected() as usize;
     }
     if queued < rows.len() {
         forget_unqueued(tx, shop_id, &mut out).await?;
@@ -182,35 +140,139 @@ async fn insert_bulk(
     Ok(out)
 }
 
+/// Writes events (with their delivery ids) that are not there yet; returns the ids written.
+///
+/// Which were new is told by the count of rows written: when it is all of them, as it nearly
+/// always is, nothing more is asked (a row per event through the driver, as `RETURNING`
+/// gives, costs more than writing the event). Otherwise the new ones are those with a rowid
+/// from this call's first insert on: SQLite gives a new row a rowid above every existing one.
+async fn insert_events_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    shop_id: &str,
+    rows: &[(&NewEvent, &String)],
+    now: i64,
+) -> Result<HashSet<String>> {
+    let mut written = 0;
+    let mut first_rowid = None;
+    for chunk in rows.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<sqlx::Sqlite>::new(INSERT_EVENTS);
+        push_event_values(&mut qb, shop_id, chunk, now);
+        qb.push(" ON CONFLICT (shop_id, id) DO NOTHING");
+        let done = qb.build().execute(&mut *conn).await?;
+        if first_rowid.is_none() && done.rows_affected() > 0 {
+            first_rowid = Some(done.last_insert_rowid() - done.rows_affected() as i64 + 1);
+        }
+        written += done.rows_affected();
+    }
+    let distinct: HashSet<&str> = rows.iter().map(|(e, _)| e.id.as_str()).collect();
+    Ok(match first_rowid {
+        _ if written as usize == distinct.len() => {
+            distinct.iter().map(|id| id.to_string()).collect()
+        }
+        None => Default::default(),
+        Some(first) => sqlx::query_scalar::<_, String>(
+            "SELECT id FROM events
+             WHERE shop_id = ? AND id IN (SELECT value FROM json_each(?)) AND rowid >= ?",
+        )
+        .bind(shop_id)
+        .bind(serde_json::to_string(&distinct).unwrap_or_else(|_| "[]".into()))
+        .bind(first)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect(),
+    })
+}
+
+/// PostgreSQL's [`insert_events_sqlite`]: the rows written are told by `RETURNING` (each is
+/// cheap next to the round trip the statement costs anyway).
+async fn insert_events_postgres(
+    conn: &mut sqlx::PgConnection,
+    shop_id: &str,
+    rows: &[(&NewEvent, &String)],
+    now: i64,
+) -> Result<HashSet<String>> {
+    let mut inserted = HashSet::new();
+    for chunk in rows.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<sqlx::Postgres>::new(INSERT_EVENTS);
+        push_event_values(&mut qb, shop_id, chunk, now);
+        qb.push(" ON CONFLICT (shop_id, id) DO NOTHING RETURNING id");
+        let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
+        inserted.extend(ids);
+    }
+    Ok(inserted)
+}
+
+const INSERT_EVENTS: &str = "INSERT INTO events (shop_id, id, type, channels, data, entity_key,
+    priority, deliveries, created_at) ";
+
+fn push_event_values<'a, DB: sqlx::Database>(
+    qb: &mut QueryBuilder<'a, DB>,
+    shop_id: &'a str,
+    rows: &'a [(&'a NewEvent, &'a String)],
+    now: i64,
+) where
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a Option<String>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a Json<Vec<String>>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    qb.push_values(rows, |mut b, (ev, deliveries)| {
+        b.push_bind(shop_id)
+            .push_bind(&ev.id)
+            .push_bind(&ev.event_type)
+            .push_bind(&ev.channels)
+            .push_bind(&ev.data)
+            .push_bind(&ev.entity_key)
+            .push_bind(ev.priority)
+            .push_bind(*deliveries)
+            .push_bind(now);
+    });
+}
+
+/// Sets the delivery ids an event lists.
+async fn set_event_deliveries(
+    tx: &mut Tx,
+    shop_id: &str,
+    id: &str,
+    deliveries: &[String],
+) -> Result<()> {
+    in_tx!(tx, |c, d| sqlx::query(&d.sql(
+        "UPDATE events SET deliveries = ? WHERE shop_id = ? AND id = ?"
+    ))
+    .bind(serde_json::to_string(deliveries).unwrap_or_else(|_| "[]".into()))
+    .bind(shop_id)
+    .bind(id)
+    .execute(c)
+    .await?
+    .rows_affected());
+    Ok(())
+}
+
 /// Some endpoints went while publishing: the events' records and answers list only the
 /// deliveries that were queued.
-async fn forget_unqueued(
-    tx: &mut sqlx::SqliteConnection,
-    shop_id: &str,
-    out: &mut [Published],
-) -> Result<()> {
+async fn forget_unqueued(tx: &mut Tx, shop_id: &str, out: &mut [Published]) -> Result<()> {
     let all: Vec<&String> = out
         .iter()
         .filter(|p| !p.duplicate)
         .flat_map(|p| &p.deliveries)
         .collect();
-    let existing: String = sqlx::query_scalar(
-        "SELECT json_group_array(id) FROM deliveries WHERE id IN (SELECT value FROM json_each(?))",
-    )
+    let existing: Vec<String> = in_tx!(&mut *tx, |c, d| sqlx::query_scalar(d.pick(
+        "SELECT id FROM deliveries WHERE id IN (SELECT value FROM json_each(?))",
+        "SELECT id FROM deliveries WHERE id IN
+         (SELECT jsonb_array_elements_text(CAST($1 AS jsonb)))",
+    ))
     .bind(serde_json::to_string(&all).unwrap_or_else(|_| "[]".into()))
-    .fetch_one(&mut *tx)
-    .await?;
-    let existing: std::collections::HashSet<String> = serde_json::from_str(&existing)?;
+    .fetch_all(c)
+    .await?);
+    let existing: HashSet<String> = existing.into_iter().collect();
     for p in out.iter_mut().filter(|p| !p.duplicate) {
         let before = p.deliveries.len();
         p.deliveries.retain(|d| existing.contains(d));
         if p.deliveries.len() < before {
-            sqlx::query("UPDATE events SET deliveries = ? WHERE shop_id = ? AND id = ?")
-                .bind(serde_json::to_string(&p.deliveries).unwrap_or_else(|_| "[]".into()))
-                .bind(shop_id)
-                .bind(&p.id)
-                .execute(&mut *tx)
-                .await?;
+            set_event_deliveries(tx, shop_id, &p.id, &p.deliveries).await?;
         }
     }
     Ok(())
@@ -219,7 +281,7 @@ async fn forget_unqueued(
 /// Replaces an unsent delivery (queued, retrying or held) of the same entity at this endpoint
 /// with the new event; returns its id. The event it carried before no longer lists it.
 async fn replace_unsent(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut Tx,
     shop_id: &str,
     ev: &NewEvent,
     key: &str,
@@ -227,40 +289,110 @@ async fn replace_unsent(
     priority: i64,
     now: i64,
 ) -> Result<Option<String>> {
-    let found: Option<(String, String)> = sqlx::query_as(
+    let found: Option<(String, String)> = in_tx!(&mut *tx, |c, d| sqlx::query_as(&d.sql(
         "SELECT id, event_id FROM deliveries INDEXED BY deliveries_entity
          WHERE endpoint_id = ? AND entity_key = ? AND entity_key IS NOT NULL
          AND status IN ('pending', 'retrying', 'held') LIMIT 1",
-    )
+    ))
     .bind(&t.endpoint_id)
     .bind(key)
-    .fetch_optional(&mut *tx)
-    .await?;
+    .fetch_optional(c)
+    .await?);
     let Some((id, old_event)) = found else {
         return Ok(None);
     };
-    sqlx::query(
+    in_tx!(&mut *tx, |c, d| sqlx::query(&d.sql(
         "UPDATE deliveries SET event_id = ?, event_type = ?, channels = ?, priority = ?,
          updated_at = ? WHERE id = ?",
-    )
+    ))
     .bind(&ev.id)
     .bind(&ev.event_type)
     .bind(&ev.channels)
     .bind(priority)
     .bind(now)
     .bind(&id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "UPDATE events SET deliveries = (SELECT json_group_array(value) FROM json_each(events.deliveries)
-         WHERE value != ?) WHERE shop_id = ? AND id = ?",
+    .execute(c)
+    .await?
+    .rows_affected());
+    let old: String = in_tx!(&mut *tx, |c, d| sqlx::query_scalar(
+        &d.sql("SELECT deliveries FROM events WHERE shop_id = ? AND id = ?")
     )
-    .bind(&id)
     .bind(shop_id)
     .bind(&old_event)
-    .execute(&mut *tx)
-    .await?;
+    .fetch_one(c)
+    .await?);
+    let mut kept: Vec<String> = serde_json::from_str(&old)?;
+    kept.retain(|d| *d != id);
+    set_event_deliveries(tx, shop_id, &old_event, &kept).await?;
     Ok(Some(id))
+}
+
+/// One event, its deliveries replacing unsent ones of the same entity where the endpoint
+/// asks for unique pending deliveries.
+async fn insert_one(tx: &mut Tx, shop_id: &str, ev: &NewEvent, now: i64) -> Result<Published> {
+    let inserted =
+        in_tx!(&mut *tx, |c, d| {
+            sqlx::query(&d.sql(
+        "INSERT INTO events (shop_id, id, type, channels, data, entity_key, priority, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (shop_id, id) DO NOTHING",
+    ))
+    .bind(shop_id)
+    .bind(&ev.id)
+    .bind(&ev.event_type)
+    .bind(&ev.channels)
+    .bind(&ev.data)
+    .bind(&ev.entity_key)
+    .bind(ev.priority)
+    .bind(now)
+    .execute(c)
+    .await?
+    .rows_affected()
+        }) == 1;
+    if !inserted {
+        return already_published(tx, shop_id, &ev.id).await;
+    }
+    let mut ids = Vec::with_capacity(ev.targets.len());
+    for t in &ev.targets {
+        let priority = ev.priority.unwrap_or(t.priority);
+        if let Some(key) = ev.entity_key.as_deref().filter(|_| t.unique_pending) {
+            if let Some(id) = replace_unsent(tx, shop_id, ev, key, t, priority, now).await? {
+                ids.push(id);
+                continue;
+            }
+        }
+        let id = new_id("dlv");
+        // Held or pending read inside the write; an endpoint deleted meanwhile gets nothing
+        // (see `insert_bulk`).
+        let queued = in_tx!(&mut *tx, |c, d| sqlx::query(&d.sql(
+            "INSERT INTO deliveries (id, shop_id, event_id, endpoint_id, event_type, channels,
+             entity_key, status, priority, next_attempt_at, created_at, updated_at)
+             SELECT ?, ?, ?, id, ?, ?, ?, CASE WHEN enabled THEN 'pending' ELSE 'held' END,
+             ?, ?, ?, ? FROM endpoints WHERE id = ?",
+        ))
+        .bind(&id)
+        .bind(shop_id)
+        .bind(&ev.id)
+        .bind(&ev.event_type)
+        .bind(&ev.channels)
+        .bind(&ev.entity_key)
+        .bind(priority)
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .bind(&t.endpoint_id)
+        .execute(c)
+        .await?
+        .rows_affected());
+        if queued > 0 {
+            ids.push(id);
+        }
+    }
+    set_event_deliveries(tx, shop_id, &ev.id, &ids).await?;
+    Ok(Published {
+        id: ev.id.clone(),
+        deliveries: ids,
+        duplicate: false,
+    })
 }
 
 impl Store {
@@ -272,7 +404,7 @@ impl Store {
         discovered: &[(String, String)],
         now: i64,
     ) -> Result<Vec<Published>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin().await?;
         let replaces = events
             .iter()
             .any(|e| e.entity_key.is_some() && e.targets.iter().any(|t| t.unique_pending));
@@ -283,89 +415,24 @@ impl Store {
         // With unique-pending replacement in play, one event at a time.
         let one_by_one: &[NewEvent] = if replaces { events } else { &[] };
         for ev in one_by_one {
-            let inserted = sqlx::query(
-                "INSERT INTO events (shop_id, id, type, channels, data, entity_key, priority, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (shop_id, id) DO NOTHING",
-            )
-            .bind(shop_id)
-            .bind(&ev.id)
-            .bind(&ev.event_type)
-            .bind(&ev.channels)
-            .bind(&ev.data)
-            .bind(&ev.entity_key)
-            .bind(ev.priority)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if !inserted {
-                out.push(already_published(&mut tx, shop_id, &ev.id).await?);
-                continue;
-            }
-            let mut ids = Vec::with_capacity(ev.targets.len());
-            for t in &ev.targets {
-                let priority = ev.priority.unwrap_or(t.priority);
-                if let Some(key) = ev.entity_key.as_deref().filter(|_| t.unique_pending) {
-                    if let Some(id) =
-                        replace_unsent(&mut tx, shop_id, ev, key, t, priority, now).await?
-                    {
-                        ids.push(id);
-                        continue;
-                    }
-                }
-                let id = new_id("dlv");
-                // Held or pending read inside the write; an endpoint deleted meanwhile gets
-                // nothing (see `insert_bulk`).
-                let queued = sqlx::query(
-                    "INSERT INTO deliveries (id, shop_id, event_id, endpoint_id, event_type, channels,
-                     entity_key, status, priority, next_attempt_at, created_at, updated_at)
-                     SELECT ?, ?, ?, id, ?, ?, ?, CASE WHEN enabled THEN 'pending' ELSE 'held' END,
-                     ?, ?, ?, ? FROM endpoints WHERE id = ?",
-                )
-                .bind(&id)
-                .bind(shop_id)
-                .bind(&ev.id)
-                .bind(&ev.event_type)
-                .bind(&ev.channels)
-                .bind(&ev.entity_key)
-                .bind(priority)
-                .bind(now)
-                .bind(now)
-                .bind(now)
-                .bind(&t.endpoint_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if queued == 0 {
-                    continue;
-                }
-                ids.push(id);
-            }
-            sqlx::query("UPDATE events SET deliveries = ? WHERE shop_id = ? AND id = ?")
-                .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
-                .bind(shop_id)
-                .bind(&ev.id)
-                .execute(&mut *tx)
-                .await?;
-            out.push(Published {
-                id: ev.id.clone(),
-                deliveries: ids,
-                duplicate: false,
-            });
+            out.push(insert_one(&mut tx, shop_id, ev, now).await?);
         }
         for (name, sample) in discovered {
-            sqlx::query(
+            let sample: serde_json::Value = serde_json::from_str(sample)?;
+            in_tx!(&mut tx, |c, d| {
+                sqlx::query(&d.sql(
                 "INSERT INTO event_types (shop_id, name, description, sample, source, created_at, updated_at)
                  VALUES (?, ?, '', ?, 'discovered', ?, ?) ON CONFLICT (shop_id, name) DO NOTHING",
-            )
+            ))
             .bind(shop_id)
             .bind(name)
-            .bind(sample)
+            .bind(Json(&sample))
             .bind(now)
             .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            .execute(c)
+            .await?
+            .rows_affected()
+            });
         }
         tx.commit().await?;
         Ok(out)
@@ -373,23 +440,27 @@ impl Store {
 
     /// Events published since `since`, per shop (the operator's volume column).
     pub async fn events_since_by_shop(&self, since: i64) -> Result<Vec<(String, i64)>> {
-        Ok(sqlx::query_as(
-            "SELECT shop_id, COUNT(*) FROM events WHERE created_at >= ? GROUP BY shop_id",
-        )
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await?)
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql(
+                "SELECT shop_id, COUNT(*) FROM events WHERE created_at >= ? GROUP BY shop_id",
+            ))
+            .bind(since)
+            .fetch_all(pool)
+            .await?)
+        })
     }
 
     pub async fn event(&self, shop_id: &str, id: &str) -> Result<Option<EventRow>> {
-        Ok(sqlx::query_as(
-            "SELECT id, type, channels, data, entity_key, deliveries, created_at
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql(
+                "SELECT id, type, channels, data, entity_key, deliveries, created_at
              FROM events WHERE shop_id = ? AND id = ?",
-        )
-        .bind(shop_id)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
+            ))
+            .bind(shop_id)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?)
+        })
     }
 
     /// Events by (shop, id) pairs, for the engine's claimed deliveries.
@@ -397,27 +468,30 @@ impl Store {
         &self,
         keys: &[(String, String)],
     ) -> Result<Vec<(String, EventRow)>> {
-        // One `shop_id = ? AND id IN (…)` per shop: it walks the primary key, where a
-        // row-value IN over VALUES would scan the table.
-        let mut by_shop: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
-        for (shop, id) in keys {
-            by_shop.entry(shop.as_str()).or_default().push(id.as_str());
-        }
-        let mut out = Vec::with_capacity(keys.len());
-        for (shop, ids) in by_shop {
-            let marks = vec!["?"; ids.len()].join(",");
-            let sql = format!(
-                "SELECT id, type, channels, data, entity_key, deliveries, created_at
+        on_reader!(self, |pool, d| {
+            // One `shop_id = ? AND id IN (…)` per shop: it walks the primary key, where a
+            // row-value IN over VALUES would scan the table.
+            let mut by_shop: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+            for (shop, id) in keys {
+                by_shop.entry(shop.as_str()).or_default().push(id.as_str());
+            }
+            let mut out = Vec::with_capacity(keys.len());
+            for (shop, ids) in by_shop {
+                let marks = vec!["?"; ids.len()].join(",");
+                let sql = format!(
+                    "SELECT id, type, channels, data, entity_key, deliveries, created_at
                  FROM events WHERE shop_id = ? AND id IN ({marks})"
-            );
-            let mut q = sqlx::query_as::<_, EventRow>(&sql).bind(shop);
-            for id in ids {
-                q = q.bind(id);
+                );
+                let sql = d.sql(&sql);
+                let mut q = sqlx::query_as::<_, EventRow>(&sql).bind(shop);
+                for id in ids {
+                    q = q.bind(id);
+                }
+                for row in q.fetch_all(pool).await? {
+                    out.push((shop.to_string(), row));
+                }
             }
-            for row in q.fetch_all(&self.pool).await? {
-                out.push((shop.to_string(), row));
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }

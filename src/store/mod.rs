@@ -9,11 +9,14 @@ pub mod endpoints;
 pub mod event_types;
 pub mod events;
 pub mod retention;
+pub mod sessions;
 pub mod shops;
 pub mod users;
 
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
+use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -54,7 +57,8 @@ impl From<serde_json::Error> for Error {
 /// message (SQLite names `table.column`). Emails are the one unique value people choose; the
 /// other writes that could collide are upserts.
 fn conflict_message(db_message: &str) -> &'static str {
-    if db_message.contains("users.email") {
+    // SQLite names the column (`users.email`), PostgreSQL the index (`users_email`).
+    if db_message.contains("users.email") || db_message.contains("users_email") {
         "A user with this email already exists."
     } else {
         "This already exists."
@@ -63,13 +67,203 @@ fn conflict_message(db_message: &str) -> &'static str {
 
 /// The database behind Herald. Cheap to clone.
 ///
-/// SQLite has one writer at a time. Every write goes through `writer`, a pool of one
-/// connection, so writers queue in the pool (an async hand-over) instead of colliding in
-/// SQLite's busy handler, which sleeps; reads use `pool` and run beside it (WAL).
+/// One interface over two backends. Statements are written once where the SQL is shared —
+/// SQLite's syntax with `?` placeholders, which [`Dialect::sql`] turns into PostgreSQL's — and
+/// once per backend where the two differ (JSON functions, the claim, purges by row address);
+/// the row types are the same for both. The engine, the service and the web layer never know
+/// which backend they have.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pub pool: SqlitePool,
-    pub writer: SqlitePool,
+    db: Db,
+}
+
+#[derive(Clone, Debug)]
+enum Db {
+    /// SQLite has one writer at a time. Every write goes through `writer`, a pool of one
+    /// connection, so writers queue in the pool (an async hand-over) instead of colliding in
+    /// SQLite's busy handler, which sleeps; reads use `pool` and run beside it (WAL).
+    Sqlite {
+        pool: SqlitePool,
+        writer: SqlitePool,
+    },
+    /// PostgreSQL takes concurrent writers: one pool for both.
+    Postgres { pool: PgPool },
+}
+
+/// The SQL a statement must be sent in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// Herald's shared SQL as this backend takes it. Shared statements are written in
+    /// SQLite's syntax: `?` and `?N` placeholders and `INDEXED BY` hints. For PostgreSQL the
+    /// placeholders become `$N` (numbered as SQLite numbers them: a bare `?` is one more than
+    /// the largest number so far) and the hints go; nothing inside a quoted literal changes.
+    pub fn sql(self, sql: &str) -> Cow<'_, str> {
+        match self {
+            Dialect::Sqlite => Cow::Borrowed(sql),
+            Dialect::Postgres => Cow::Owned(to_postgres(sql)),
+        }
+    }
+
+    /// The statement written for this backend, where the two differ.
+    pub fn pick<'a>(self, sqlite: &'a str, postgres: &'a str) -> &'a str {
+        match self {
+            Dialect::Sqlite => sqlite,
+            Dialect::Postgres => postgres,
+        }
+    }
+}
+
+/// See [`Dialect::sql`].
+fn to_postgres(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut chars = sql.chars().peekable();
+    let mut largest = 0u32;
+    let mut in_literal = false;
+    while let Some(c) = chars.next() {
+        if in_literal {
+            in_literal = c != '\'';
+            out.push(c);
+            continue;
+        }
+        match c {
+            '\'' => {
+                in_literal = true;
+                out.push(c);
+            }
+            '?' => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    digits.push(*d);
+                    chars.next();
+                }
+                let n = digits.parse().unwrap_or(largest + 1);
+                largest = largest.max(n);
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            _ => out.push(c),
+        }
+    }
+    strip_index_hints(&out)
+}
+
+/// Removes SQLite's `INDEXED BY name` hints (PostgreSQL's planner takes no hints).
+fn strip_index_hints(sql: &str) -> String {
+    const HINT: &str = "INDEXED BY ";
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find(HINT) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + HINT.len()..];
+        let name_end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        rest = &after[name_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Runs `$body` once for whichever backend `$store` has, with `$pool` its pool for reads and
+/// `$d` its [`Dialect`]. The body is compiled for each backend.
+macro_rules! on_reader {
+    ($store:expr, |$pool:ident, $d:ident| $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite { pool: $pool, .. } => {
+                let $d = $crate::store::Dialect::Sqlite;
+                $body
+            }
+            $crate::store::Db::Postgres { pool: $pool } => {
+                let $d = $crate::store::Dialect::Postgres;
+                $body
+            }
+        }
+    };
+}
+
+/// Like [`on_reader!`], with `$pool` the backend's pool for writes (SQLite's one writer).
+macro_rules! on_writer {
+    ($store:expr, |$pool:ident, $d:ident| $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite { writer: $pool, .. } => {
+                let $d = $crate::store::Dialect::Sqlite;
+                $body
+            }
+            $crate::store::Db::Postgres { pool: $pool } => {
+                let $d = $crate::store::Dialect::Postgres;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` inside the transaction `$tx` (a `&mut Tx`), with `$conn` its connection and
+/// `$d` its [`Dialect`]; compiled for each backend.
+macro_rules! in_tx {
+    ($tx:expr, |$conn:ident, $d:ident| $body:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite(t) => {
+                let $conn: &mut sqlx::SqliteConnection = &mut *t;
+                let $d = $crate::store::Dialect::Sqlite;
+                $body
+            }
+            $crate::store::Tx::Postgres(t) => {
+                let $conn: &mut sqlx::PgConnection = &mut *t;
+                let $d = $crate::store::Dialect::Postgres;
+                $body
+            }
+        }
+    };
+}
+
+pub(crate) use {in_tx, on_reader, on_writer};
+
+/// The pool behind a store, for tests that look at or alter rows directly (see
+/// [`with_raw_pool!`](crate::with_raw_pool)). On SQLite, the writer.
+#[doc(hidden)]
+pub enum RawPool<'a> {
+    Sqlite(&'a SqlitePool),
+    Postgres(&'a PgPool),
+}
+
+/// Runs `$body` with `$pool` the pool behind `$store` and `$d` its [`Dialect`], compiled for
+/// each backend: what a test needs to look at or alter rows on either store.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! with_raw_pool {
+    ($store:expr, |$pool:ident, $d:ident| $body:expr) => {
+        match $store.raw_pool() {
+            $crate::store::RawPool::Sqlite($pool) => {
+                let $d = $crate::store::Dialect::Sqlite;
+                $body
+            }
+            $crate::store::RawPool::Postgres($pool) => {
+                let $d = $crate::store::Dialect::Postgres;
+                $body
+            }
+        }
+    };
+}
+
+/// A write transaction on either backend; dropped without [`Tx::commit`], it rolls back.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
 }
 
 /// Which store a `HERALD_DATABASE_URL` names.
@@ -109,11 +303,34 @@ impl Store {
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         match StoreUrl::parse(url).map_err(anyhow::Error::msg)? {
             StoreUrl::Sqlite(url) => Self::connect_sqlite(&url).await,
-            StoreUrl::Postgres(_) => anyhow::bail!(
-                "HERALD_DATABASE_URL: PostgreSQL is not supported by this build of Herald yet; \
-                 use sqlite://path/to/herald.db"
-            ),
+            StoreUrl::Postgres(url) => Self::connect_postgres(&url).await,
         }
+    }
+
+    /// Connects to the PostgreSQL database at `url`. Errors say what failed without the URL
+    /// (it may carry a password).
+    async fn connect_postgres(url: &str) -> anyhow::Result<Self> {
+        let options = PgConnectOptions::from_str(url).map_err(|e| {
+            anyhow::anyhow!("HERALD_DATABASE_URL is not a valid PostgreSQL URL: {e}")
+        })?;
+        let (host, port, database) = (
+            options.get_host().to_string(),
+            options.get_port(),
+            options.get_database().unwrap_or("(default)").to_string(),
+        );
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "could not connect to PostgreSQL at {host}:{port}, database {database}: {e}"
+                )
+            })?;
+        Ok(Store {
+            db: Db::Postgres { pool },
+        })
     }
 
     /// Opens (creating if needed) the SQLite database at `url` in WAL mode. WAL with
@@ -146,20 +363,51 @@ impl Store {
             .test_before_acquire(false)
             .connect_with(options)
             .await?;
-        Ok(Store { pool, writer })
+        Ok(Store {
+            db: Db::Sqlite { pool, writer },
+        })
     }
 
-    /// Applies the migrations embedded in the binary.
+    /// Applies the migrations embedded in the binary. On PostgreSQL sqlx holds an advisory
+    /// lock while it migrates: nodes starting together on an empty database migrate once.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&self.writer)
-            .await?;
+        match &self.db {
+            Db::Sqlite { writer, .. } => sqlx::migrate!("./migrations/sqlite").run(writer).await?,
+            Db::Postgres { pool } => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
         Ok(())
     }
 
     /// True when the database answers.
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        on_reader!(self, |pool, _d| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .is_ok())
+    }
+
+    #[doc(hidden)]
+    pub fn raw_pool(&self) -> RawPool<'_> {
+        match &self.db {
+            Db::Sqlite { writer, .. } => RawPool::Sqlite(writer),
+            Db::Postgres { pool } => RawPool::Postgres(pool),
+        }
+    }
+
+    /// Which backend this is.
+    pub fn dialect(&self) -> Dialect {
+        match &self.db {
+            Db::Sqlite { .. } => Dialect::Sqlite,
+            Db::Postgres { .. } => Dialect::Postgres,
+        }
+    }
+
+    /// Starts a write transaction (on SQLite, on the one writer).
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match &self.db {
+            Db::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
+            Db::Postgres { pool } => Tx::Postgres(pool.begin().await?),
+        })
     }
 }
 

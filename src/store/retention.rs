@@ -10,7 +10,7 @@
 //! repeated event id is recognised as long as the event is kept). Deliveries and the ages compared are their creation times (a delivery id is a
 //! ULID, so "created before" is a range of the `(shop_id, status, id)` index).
 
-use super::{Result, Store};
+use super::{on_reader, on_writer, Result, Store};
 
 /// Most rows one purge statement removes (cascaded attempts aside).
 pub const PURGE_BATCH: i64 = 500;
@@ -55,11 +55,13 @@ fn delivery_id_at(ms: i64) -> String {
 impl Store {
     /// Every shop with its retention settings: (shop id, log days, failed hours).
     pub async fn shop_retentions(&self) -> Result<Vec<(String, i64, i64)>> {
-        Ok(
-            sqlx::query_as("SELECT id, log_retention_days, failed_retention_hours FROM shops")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(
+                &d.sql("SELECT id, log_retention_days, failed_retention_hours FROM shops"),
+            )
+            .fetch_all(pool)
+            .await?)
+        })
     }
 
     /// One round over every shop. `override_ms` replaces every shop's two retentions (tests
@@ -86,64 +88,72 @@ impl Store {
     /// One batch of each kind of expired row of one shop; each statement is its own short
     /// transaction, so the engine gets the writer between them.
     pub async fn purge_shop(&self, shop_id: &str, r: Retention, now: i64) -> Result<Purged> {
-        let logs_cutoff = now - r.logs_ms;
-        let failed_cutoff = now - r.failed_ms;
-        let mut out = Purged::default();
-        for (status, cutoff) in [
-            ("succeeded", logs_cutoff),
-            ("failed", failed_cutoff),
-            ("cancelled", failed_cutoff),
-            ("held", failed_cutoff),
-            ("retrying", failed_cutoff),
-        ] {
-            // Their attempts go with them (ON DELETE CASCADE). `status` is one of the above.
-            let sql = format!(
-                "DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries
+        on_writer!(self, |pool, d| {
+            // A row's own address: SQLite's rowid, PostgreSQL's ctid.
+            let rowid = d.pick("rowid", "ctid");
+            let logs_cutoff = now - r.logs_ms;
+            let failed_cutoff = now - r.failed_ms;
+            let mut out = Purged::default();
+            for (status, cutoff) in [
+                ("succeeded", logs_cutoff),
+                ("failed", failed_cutoff),
+                ("cancelled", failed_cutoff),
+                ("held", failed_cutoff),
+                ("retrying", failed_cutoff),
+            ] {
+                // Their attempts go with them (ON DELETE CASCADE). `status` is one of the above.
+                let sql = format!(
+                    "DELETE FROM deliveries WHERE {rowid} IN (SELECT {rowid} FROM deliveries
                  WHERE shop_id = ?1 AND status = '{status}' AND id < ?2 ORDER BY id LIMIT ?3)"
-            );
-            out.deliveries += self
-                .purge_batch(&sql, shop_id, delivery_id_at(cutoff), &mut out.more)
+                );
+                out.deliveries += self
+                    .purge_batch(&sql, shop_id, delivery_id_at(cutoff), &mut out.more)
+                    .await?;
+            }
+            // Attempt ids grow with time: the oldest come first, and the look stops at a batch.
+            out.attempts = self
+                .purge_batch(
+                    "DELETE FROM attempts WHERE id IN (SELECT id FROM (SELECT id, at FROM attempts
+                 WHERE shop_id = ?1 ORDER BY id LIMIT ?3) AS oldest WHERE at < ?2)",
+                    shop_id,
+                    logs_cutoff,
+                    &mut out.more,
+                )
                 .await?;
-        }
-        // Attempt ids grow with time: the oldest come first, and the look stops at a batch.
-        out.attempts = self
+            out.events = self
             .purge_batch(
-                "DELETE FROM attempts WHERE id IN (SELECT id FROM (SELECT id, at FROM attempts
-                 WHERE shop_id = ?1 ORDER BY id LIMIT ?3) WHERE at < ?2)",
-                shop_id,
-                logs_cutoff,
-                &mut out.more,
-            )
-            .await?;
-        out.events = self
-            .purge_batch(
-                "DELETE FROM events WHERE rowid IN (SELECT e.rowid FROM events e
-                 WHERE e.shop_id = ?1 AND e.created_at < ?2 AND NOT EXISTS (SELECT 1 FROM deliveries d
-                   WHERE d.shop_id = e.shop_id AND d.event_id = e.id)
-                 ORDER BY e.created_at LIMIT ?3)",
+                &format!(
+                    "DELETE FROM events WHERE {rowid} IN (SELECT e.{rowid} FROM events e
+                     WHERE e.shop_id = ?1 AND e.created_at < ?2 AND NOT EXISTS (SELECT 1 FROM deliveries d
+                       WHERE d.shop_id = e.shop_id AND d.event_id = e.id)
+                     ORDER BY e.created_at LIMIT ?3)"
+                ),
                 shop_id,
                 now - r.logs_ms.min(r.failed_ms),
                 &mut out.more,
             )
             .await?;
-        out.alerts = self
-            .purge_batch(
-                "DELETE FROM alerts WHERE rowid IN (SELECT rowid FROM alerts
-                 WHERE shop_id = ?1 AND created_at < ?2 ORDER BY created_at LIMIT ?3)",
-                shop_id,
-                logs_cutoff,
-                &mut out.more,
-            )
-            .await?;
-        sqlx::query(
-            "DELETE FROM endpoints WHERE shop_id = ?1 AND deleted_at < ?2
+            out.alerts = self
+                .purge_batch(
+                    &format!(
+                        "DELETE FROM alerts WHERE {rowid} IN (SELECT {rowid} FROM alerts
+                     WHERE shop_id = ?1 AND created_at < ?2 ORDER BY created_at LIMIT ?3)"
+                    ),
+                    shop_id,
+                    logs_cutoff,
+                    &mut out.more,
+                )
+                .await?;
+            sqlx::query(&d.sql(
+                "DELETE FROM endpoints WHERE shop_id = ?1 AND deleted_at < ?2
              AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.endpoint_id = endpoints.id)",
-        )
-        .bind(shop_id)
-        .bind(logs_cutoff)
-        .execute(&self.writer)
-        .await?;
-        Ok(out)
+            ))
+            .bind(shop_id)
+            .bind(logs_cutoff)
+            .execute(pool)
+            .await?;
+            Ok(out)
+        })
     }
 
     /// Runs one purge statement (`?1` the shop, `?2` the cutoff, `?3` the batch size); sets
@@ -156,17 +166,23 @@ impl Store {
         more: &mut bool,
     ) -> Result<u64>
     where
-        C: for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send,
+        C: for<'q> sqlx::Encode<'q, sqlx::Sqlite>
+            + sqlx::Type<sqlx::Sqlite>
+            + for<'q> sqlx::Encode<'q, sqlx::Postgres>
+            + sqlx::Type<sqlx::Postgres>
+            + Send,
     {
-        let n = sqlx::query(sql)
-            .bind(shop_id)
-            .bind(cutoff)
-            .bind(PURGE_BATCH)
-            .execute(&self.writer)
-            .await?
-            .rows_affected();
-        *more |= n >= PURGE_BATCH as u64;
-        Ok(n)
+        on_writer!(self, |pool, d| {
+            let n = sqlx::query(&d.sql(sql))
+                .bind(shop_id)
+                .bind(cutoff)
+                .bind(PURGE_BATCH)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            *more |= n >= PURGE_BATCH as u64;
+            Ok(n)
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! Shops: the tenants.
 
-use super::{Result, Store};
+use super::{on_reader, on_writer, Result, Store};
 use crate::ids::{new_id, now_ms};
 use sqlx::types::Json;
 
@@ -23,55 +23,63 @@ const SELECT: &str = "SELECT s.id, s.name, s.webhooks_enabled, s.require_https, 
 
 impl Store {
     pub async fn create_shop(&self, name: &str, webhooks_enabled: bool) -> Result<ShopRow> {
-        let id = new_id("shp");
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO shops (id, name, webhooks_enabled, created_at, updated_at)
+        on_writer!(self, |pool, d| {
+            let id = new_id("shp");
+            let now = now_ms();
+            sqlx::query(&d.sql(
+                "INSERT INTO shops (id, name, webhooks_enabled, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(name)
-        .bind(webhooks_enabled)
-        .bind(now)
-        .bind(now)
-        .execute(&self.writer)
-        .await?;
-        Ok(ShopRow {
-            id,
-            name: name.to_string(),
-            webhooks_enabled,
-            require_https: false,
-            members: 0,
-            created_at: now,
-            failed_retention_hours: 168,
-            log_retention_days: 30,
-            default_retry: Json(Default::default()),
+            ))
+            .bind(&id)
+            .bind(name)
+            .bind(webhooks_enabled)
+            .bind(now)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            Ok(ShopRow {
+                id,
+                name: name.to_string(),
+                webhooks_enabled,
+                require_https: false,
+                members: 0,
+                created_at: now,
+                failed_retention_hours: 168,
+                log_retention_days: 30,
+                default_retry: Json(Default::default()),
+            })
         })
     }
 
     pub async fn shop(&self, shop_id: &str) -> Result<Option<ShopRow>> {
-        Ok(sqlx::query_as(&format!("{SELECT} WHERE s.id = ?"))
-            .bind(shop_id)
-            .fetch_optional(&self.pool)
-            .await?)
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql(&format!("{SELECT} WHERE s.id = ?")))
+                .bind(shop_id)
+                .fetch_optional(pool)
+                .await?)
+        })
     }
 
     pub async fn all_shops(&self) -> Result<Vec<ShopRow>> {
-        Ok(
-            sqlx::query_as(&format!("{SELECT} ORDER BY s.name COLLATE NOCASE, s.id"))
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        on_reader!(self, |pool, d| {
+            Ok(
+                sqlx::query_as(&d.sql(&format!("{SELECT} ORDER BY lower(s.name), s.id")))
+                    .fetch_all(pool)
+                    .await?,
+            )
+        })
     }
 
     pub async fn shops_of_user(&self, user_id: &str) -> Result<Vec<ShopRow>> {
-        Ok(sqlx::query_as(&format!(
-            "{SELECT} WHERE s.id IN (SELECT shop_id FROM memberships WHERE user_id = ?)
-             ORDER BY s.name COLLATE NOCASE, s.id"
-        ))
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?)
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql(&format!(
+                "{SELECT} WHERE s.id IN (SELECT shop_id FROM memberships WHERE user_id = ?)
+             ORDER BY lower(s.name), s.id"
+            )))
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?)
+        })
     }
 
     pub async fn update_shop_settings(
@@ -80,32 +88,35 @@ impl Store {
         failed_retention_hours: i64,
         log_retention_days: i64,
         require_https: bool,
-        default_retry: &str,
+        default_retry: &crate::engine::retry::RetryPolicy,
     ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE shops SET failed_retention_hours = ?, log_retention_days = ?, require_https = ?,
-             default_retry = ?, updated_at = ? WHERE id = ?",
-        )
+        on_writer!(self, |pool, d| {
+            let done = sqlx::query(&d.sql("UPDATE shops SET failed_retention_hours = ?, log_retention_days = ?, require_https = ?,
+             default_retry = ?, updated_at = ? WHERE id = ?",))
         .bind(failed_retention_hours)
         .bind(log_retention_days)
         .bind(require_https)
-        .bind(default_retry)
+        .bind(Json(default_retry))
         .bind(now_ms())
         .bind(shop_id)
-        .execute(&self.writer)
+        .execute(pool)
         .await?;
-        Ok(done.rows_affected() == 1)
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     /// Returns false when no such shop exists.
     pub async fn set_webhooks_enabled(&self, shop_id: &str, enabled: bool) -> Result<bool> {
-        let done =
-            sqlx::query("UPDATE shops SET webhooks_enabled = ?, updated_at = ? WHERE id = ?")
-                .bind(enabled)
-                .bind(now_ms())
-                .bind(shop_id)
-                .execute(&self.writer)
-                .await?;
-        Ok(done.rows_affected() == 1)
+        on_writer!(self, |pool, d| {
+            let done = sqlx::query(
+                &d.sql("UPDATE shops SET webhooks_enabled = ?, updated_at = ? WHERE id = ?"),
+            )
+            .bind(enabled)
+            .bind(now_ms())
+            .bind(shop_id)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 }

@@ -1,6 +1,6 @@
 //! Users and their memberships in shops.
 
-use super::{Result, Store};
+use super::{on_reader, on_writer, Result, Store};
 use crate::ids::{new_id, now_ms};
 
 #[derive(sqlx::FromRow, Debug, Clone)]
@@ -31,9 +31,11 @@ const MEMBERSHIP_SELECT: &str = "SELECT m.shop_id, s.name AS shop_name, m.user_i
 
 impl Store {
     pub async fn count_users(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.pool)
-            .await?)
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_scalar(&d.sql("SELECT COUNT(*) FROM users"))
+                .fetch_one(pool)
+                .await?)
+        })
     }
 
     /// Creates a user and, when `membership` is given, their role in that shop, in one
@@ -45,124 +47,140 @@ impl Store {
         is_operator: bool,
         membership: Option<(&str, &str)>,
     ) -> Result<String> {
-        let id = new_id("usr");
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO users (id, email, password_hash, is_operator, created_at, updated_at)
+        on_writer!(self, |pool, d| {
+            let id = new_id("usr");
+            let now = now_ms();
+            let mut tx = pool.begin().await?;
+            sqlx::query(&d.sql(
+                "INSERT INTO users (id, email, password_hash, is_operator, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(email)
-        .bind(password_hash)
-        .bind(is_operator)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if let Some((shop_id, role)) = membership {
-            sqlx::query(
-                "INSERT INTO memberships (shop_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
-            )
+            ))
+            .bind(&id)
+            .bind(email)
+            .bind(password_hash)
+            .bind(is_operator)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if let Some((shop_id, role)) = membership {
+                sqlx::query(&d.sql("INSERT INTO memberships (shop_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",))
             .bind(shop_id)
             .bind(&id)
             .bind(role)
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        }
-        tx.commit().await?;
-        Ok(id)
+            }
+            tx.commit().await?;
+            Ok(id)
+        })
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>> {
-        Ok(sqlx::query_as(
+        on_reader!(self, |pool, d| {
+            // SQLite's column compares without case (NOCASE); PostgreSQL's unique index is on
+            // lower(email).
+            let sql = d.pick(
             "SELECT id, email, password_hash, is_operator, created_at, session_version FROM users WHERE email = ?",
-        )
-        .bind(email)
-        .fetch_optional(&self.pool)
-        .await?)
+            "SELECT id, email, password_hash, is_operator, created_at, session_version FROM users WHERE lower(email) = lower($1)",
+        );
+            Ok(sqlx::query_as(sql).bind(email).fetch_optional(pool).await?)
+        })
     }
 
     pub async fn user(&self, user_id: &str) -> Result<Option<UserRow>> {
-        Ok(sqlx::query_as(
-            "SELECT id, email, password_hash, is_operator, created_at, session_version FROM users WHERE id = ?",
-        )
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql("SELECT id, email, password_hash, is_operator, created_at, session_version FROM users WHERE id = ?",))
         .bind(user_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(pool)
         .await?)
+        })
     }
 
     pub async fn all_users(&self) -> Result<Vec<UserRow>> {
-        Ok(sqlx::query_as(
-            "SELECT id, email, password_hash, is_operator, created_at, session_version FROM users ORDER BY email",
-        )
-        .fetch_all(&self.pool)
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql("SELECT id, email, password_hash, is_operator, created_at, session_version FROM users ORDER BY lower(email)",))
+        .fetch_all(pool)
         .await?)
+        })
     }
 
     /// Sets a user's password hash and bumps their session version, so every session signed
     /// in before ends; the new version, or `None` when there is no such user.
     pub async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar(
-            "UPDATE users SET password_hash = ?, session_version = session_version + 1,
+        on_writer!(self, |pool, d| {
+            Ok(sqlx::query_scalar(&d.sql(
+                "UPDATE users SET password_hash = ?, session_version = session_version + 1,
              updated_at = ? WHERE id = ? RETURNING session_version",
-        )
-        .bind(password_hash)
-        .bind(now_ms())
-        .bind(user_id)
-        .fetch_optional(&self.writer)
-        .await?)
+            ))
+            .bind(password_hash)
+            .bind(now_ms())
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?)
+        })
     }
 
     pub async fn memberships_of_user(&self, user_id: &str) -> Result<Vec<MembershipRow>> {
-        Ok(sqlx::query_as(&format!(
-            "{MEMBERSHIP_SELECT} WHERE m.user_id = ? ORDER BY s.name COLLATE NOCASE"
-        ))
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?)
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql(&format!(
+                "{MEMBERSHIP_SELECT} WHERE m.user_id = ? ORDER BY lower(s.name)"
+            )))
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?)
+        })
     }
 
     pub async fn all_memberships(&self) -> Result<Vec<MembershipRow>> {
-        Ok(sqlx::query_as(&format!(
-            "{MEMBERSHIP_SELECT} ORDER BY s.name COLLATE NOCASE"
-        ))
-        .fetch_all(&self.pool)
-        .await?)
+        on_reader!(self, |pool, d| {
+            Ok(
+                sqlx::query_as(&d.sql(&format!("{MEMBERSHIP_SELECT} ORDER BY lower(s.name)")))
+                    .fetch_all(pool)
+                    .await?,
+            )
+        })
     }
 
     pub async fn members_of_shop(&self, shop_id: &str) -> Result<Vec<MembershipRow>> {
-        Ok(sqlx::query_as(&format!(
-            "{MEMBERSHIP_SELECT} WHERE m.shop_id = ? ORDER BY u.email"
-        ))
-        .bind(shop_id)
-        .fetch_all(&self.pool)
-        .await?)
+        on_reader!(self, |pool, d| {
+            Ok(sqlx::query_as(&d.sql(&format!(
+                "{MEMBERSHIP_SELECT} WHERE m.shop_id = ? ORDER BY u.email"
+            )))
+            .bind(shop_id)
+            .fetch_all(pool)
+            .await?)
+        })
     }
 
     /// Adds the user to the shop, or changes their role there.
     pub async fn upsert_membership(&self, shop_id: &str, user_id: &str, role: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO memberships (shop_id, user_id, role, created_at) VALUES (?, ?, ?, ?)
+        on_writer!(self, |pool, d| {
+            sqlx::query(&d.sql(
+                "INSERT INTO memberships (shop_id, user_id, role, created_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (shop_id, user_id) DO UPDATE SET role = excluded.role",
-        )
-        .bind(shop_id)
-        .bind(user_id)
-        .bind(role)
-        .bind(now_ms())
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+            ))
+            .bind(shop_id)
+            .bind(user_id)
+            .bind(role)
+            .bind(now_ms())
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// Returns false when the user was not a member of the shop.
     pub async fn delete_membership(&self, shop_id: &str, user_id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM memberships WHERE shop_id = ? AND user_id = ?")
-            .bind(shop_id)
-            .bind(user_id)
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        on_writer!(self, |pool, d| {
+            let done =
+                sqlx::query(&d.sql("DELETE FROM memberships WHERE shop_id = ? AND user_id = ?"))
+                    .bind(shop_id)
+                    .bind(user_id)
+                    .execute(pool)
+                    .await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 }

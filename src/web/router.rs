@@ -14,7 +14,6 @@ use std::sync::Arc;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
-use tower_sessions_sqlx_store::SqliteStore;
 
 /// `GET /healthz`: 200 when the database answers, 503 otherwise.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
@@ -52,10 +51,7 @@ fn security_headers(router: Router) -> Router {
 
 pub async fn build(state: AppState, config: &crate::config::Config) -> anyhow::Result<Router> {
     let secure_cookies = config.secure_cookies();
-    let session_store = SqliteStore::new(state.service.store.writer.clone())
-        .with_table_name("sessions")
-        .map_err(anyhow::Error::msg)?;
-    session_store.migrate().await?;
+    let session_store = state.service.store.sessions().await?;
     {
         use tower_sessions::ExpiredDeletion;
         let store = session_store.clone();
