@@ -26,10 +26,7 @@ fn start_herald_with(db: &std::path::Path, port: u16, env: &[(&str, String)]) ->
     let child = Command::new(env!("CARGO_BIN_EXE_herald"))
         .arg("serve")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env(
-            "HERALD_DATABASE_URL",
-            format!("sqlite://{}/herald.db", db.display()),
-        )
+        .env("HERALD_DATABASE_URL", common::database_url(db))
         .env("HERALD_DATA_DIR", db)
         .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
         .env("HERALD_ADMIN_PASSWORD", "admin-password-1")
@@ -66,10 +63,7 @@ fn free_port() -> u16 {
 fn run_cli(dir: &std::path::Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(args)
-        .env(
-            "HERALD_DATABASE_URL",
-            format!("sqlite://{}/herald.db", dir.display()),
-        )
+        .env("HERALD_DATABASE_URL", common::database_url(dir))
         .env("HERALD_DATA_DIR", dir)
         .env("HERALD_LOG", "warn")
         .output()
@@ -294,15 +288,16 @@ async fn sigterm_ends_the_process_within_the_grace_with_activity_streams_open() 
 
     // The unfinished attempt went back to the queue, not lost and not left leased.
     let (state, lease): (String, Option<i64>) = {
-        let db = dir.path().join("herald.db");
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        let store = herald::store::Store::connect(&common::database_url(dir.path()))
             .await
             .unwrap();
-        sqlx::query_as("SELECT status, lease_until FROM deliveries WHERE id = ?")
-            .bind(&delivery)
-            .fetch_one(&pool)
-            .await
-            .unwrap()
+        herald::with_raw_pool!(store, |pool, d| sqlx::query_as(
+            &d.sql("SELECT status, lease_until FROM deliveries WHERE id = ?")
+        )
+        .bind(&delivery)
+        .fetch_one(pool)
+        .await
+        .unwrap())
     };
     assert_eq!((state.as_str(), lease), ("pending", None));
 }

@@ -765,12 +765,14 @@ async fn an_endpoint_failing_for_days_is_disabled() {
         .await;
     let id = ep["id"].as_str().unwrap();
     let six_days_ago = herald::ids::now_ms() - 6 * 86_400_000;
-    sqlx::query("UPDATE endpoints SET failing_since = ? WHERE id = ?")
-        .bind(six_days_ago)
-        .bind(id)
-        .execute(&app.service.store.writer)
-        .await
-        .unwrap();
+    herald::with_raw_pool!(app.service.store, |pool, d| {
+        sqlx::query(&d.sql("UPDATE endpoints SET failing_since = ? WHERE id = ?"))
+            .bind(six_days_ago)
+            .bind(id)
+            .execute(pool)
+            .await
+            .unwrap();
+    });
     let (_, p) = api
         .post("/events", json!({"type": "order.created", "data": {}}))
         .await;
@@ -858,10 +860,12 @@ async fn retention_removes_every_kind_of_row_it_no_longer_keeps() {
     // and held deliveries go, the succeeded one and its attempt stay.
     let store = &app.service.store;
     let count = |table: &'static str| async move {
-        sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(&store.pool)
-            .await
-            .unwrap()
+        herald::with_raw_pool!(store, |pool, _d| sqlx::query_scalar::<_, i64>(&format!(
+            "SELECT COUNT(*) FROM {table}"
+        ))
+        .fetch_one(pool)
+        .await
+        .unwrap())
     };
     let in_8_days = herald::ids::now_ms() + 8 * 86_400_000;
     while store.purge_expired(in_8_days, None).await.unwrap().total() > 0 {}
@@ -1366,11 +1370,13 @@ async fn extra_headers_are_sealed_at_rest_and_masked_in_attempts_and_for_viewers
         .await;
     assert_eq!(code, 201, "{ep}");
     let id = ep["id"].as_str().unwrap().to_string();
-    let stored: String = sqlx::query_scalar("SELECT headers FROM endpoints WHERE id = ?")
-        .bind(&id)
-        .fetch_one(&app.service.store.pool)
-        .await
-        .unwrap();
+    let stored: String = herald::with_raw_pool!(app.service.store, |pool, d| sqlx::query_scalar(
+        &d.sql("SELECT CAST(headers AS TEXT) FROM endpoints WHERE id = ?")
+    )
+    .bind(&id)
+    .fetch_one(pool)
+    .await
+    .unwrap());
     assert!(
         !stored.contains("s3cret-value"),
         "stored in the clear: {stored}"
@@ -1422,11 +1428,16 @@ async fn a_corrupt_stored_setting_fails_loudly_instead_of_reading_as_empty() {
     let row = store.endpoint(&shop, id).await.unwrap().unwrap();
     assert_eq!(row.event_types.0, vec!["order.created".to_string()]);
 
-    sqlx::query("UPDATE endpoints SET event_types = '[\"order.created\"' WHERE id = ?")
+    // Well-formed JSON of the wrong shape (what PostgreSQL's jsonb also lets through).
+    herald::with_raw_pool!(store, |pool, d| {
+        sqlx::query(
+            &d.sql("UPDATE endpoints SET event_types = '{\"order.created\": true}' WHERE id = ?"),
+        )
         .bind(id)
-        .execute(&store.writer)
+        .execute(pool)
         .await
         .unwrap();
+    });
     assert!(store.endpoint(&shop, id).await.is_err());
     let (status, body) = api.get(&format!("/endpoints/{id}")).await;
     assert_eq!(status, 500, "{body}");

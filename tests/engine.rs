@@ -64,25 +64,31 @@ async fn a_record_from_a_holder_that_lost_its_lease_changes_nothing() {
     rx.wait_for(1, 5).await;
     // While the attempt is in flight, the lease passes to another holder (as when it ran out
     // and another node claimed the delivery).
-    sqlx::query("UPDATE deliveries SET lease_owner = 'another-holder' WHERE id = ?")
-        .bind(&delivery)
-        .execute(&app.service.store.writer)
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let (status, owner): (String, Option<String>) =
-        sqlx::query_as("SELECT status, lease_owner FROM deliveries WHERE id = ?")
+    herald::with_raw_pool!(app.service.store, |pool, d| {
+        sqlx::query(&d.sql("UPDATE deliveries SET lease_owner = 'another-holder' WHERE id = ?"))
             .bind(&delivery)
-            .fetch_one(&app.service.store.pool)
+            .execute(pool)
             .await
             .unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (status, owner): (String, Option<String>) = herald::with_raw_pool!(
+        app.service.store,
+        |pool, d| sqlx::query_as(&d.sql("SELECT status, lease_owner FROM deliveries WHERE id = ?"))
+            .bind(&delivery)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    );
     assert_eq!(status, "delivering", "the new holder's state stands");
     assert_eq!(owner.as_deref(), Some("another-holder"));
-    let attempts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM attempts WHERE delivery_id = ?")
-        .bind(&delivery)
-        .fetch_one(&app.service.store.pool)
-        .await
-        .unwrap();
+    let attempts: i64 = herald::with_raw_pool!(app.service.store, |pool, d| sqlx::query_scalar(
+        &d.sql("SELECT COUNT(*) FROM attempts WHERE delivery_id = ?")
+    )
+    .bind(&delivery)
+    .fetch_one(pool)
+    .await
+    .unwrap());
     assert_eq!(attempts, 1, "the attempt is kept as evidence");
 }
 
@@ -237,15 +243,17 @@ async fn a_lease_left_by_a_dead_process_is_released_at_once_without_a_busy_loop(
     api.wait_status(&delivery, "succeeded", 5).await;
     // As if a process that died held it: leased, its lease run out a moment ago. The release
     // tick is 15 s away; the engine must not spin on it meanwhile.
-    sqlx::query(
-        "UPDATE deliveries SET status = 'delivering', lease_owner = 'dead-process',
-         lease_until = ? WHERE id = ?",
-    )
-    .bind(herald::ids::now_ms() - 1)
-    .bind(&delivery)
-    .execute(&app.service.store.writer)
-    .await
-    .unwrap();
+    herald::with_raw_pool!(app.service.store, |pool, d| {
+        sqlx::query(&d.sql(
+            "UPDATE deliveries SET status = 'delivering', lease_owner = 'dead-process',
+             lease_until = ? WHERE id = ?",
+        ))
+        .bind(herald::ids::now_ms() - 1)
+        .bind(&delivery)
+        .execute(pool)
+        .await
+        .unwrap();
+    });
     let rounds = || app.service.engine.metrics().claim_rounds.get();
     publish_one(&api).await; // a claim round notes when the next lease ends
     rx.wait_for(3, 3).await;
@@ -273,12 +281,14 @@ async fn secrets_that_do_not_open_send_nothing_and_say_why() {
     .await;
     // A sealed password that no key opens (as after a key change for this one value).
     let other = herald::crypto::SecretBox::load(Some(&"22".repeat(32)), dir.path()).unwrap();
-    sqlx::query("UPDATE endpoints SET basic_auth_password_enc = ? WHERE id = ?")
-        .bind(other.seal("p"))
-        .bind(&ep)
-        .execute(&app.service.store.writer)
-        .await
-        .unwrap();
+    herald::with_raw_pool!(app.service.store, |pool, d| {
+        sqlx::query(&d.sql("UPDATE endpoints SET basic_auth_password_enc = ? WHERE id = ?"))
+            .bind(other.seal("p"))
+            .bind(&ep)
+            .execute(pool)
+            .await
+            .unwrap();
+    });
     app.service.engine.endpoint_changed(&ep).await;
     let delivery = publish_one(&api).await;
     let d = api.wait_status(&delivery, "retrying", 5).await;

@@ -215,10 +215,7 @@ fn the_command_line_prints_ids_and_keys_on_the_last_line() {
     let run = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
             .args(args)
-            .env(
-                "HERALD_DATABASE_URL",
-                format!("sqlite://{}/h.db", dir.path().display()),
-            )
+            .env("HERALD_DATABASE_URL", common::database_url(dir.path()))
             .env("HERALD_LOG", "warn")
             .output()
             .unwrap();
@@ -496,22 +493,28 @@ async fn a_session_in_use_moves_its_expiry() {
     let client = app.signed_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     // As if the last save were almost 7 days ago: a minute left. (The store keeps the
     // expiry as RFC 3339 text and compares it as text.)
-    sqlx::query(
-        "UPDATE sessions SET expiry_date = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+60 seconds')",
-    )
-    .execute(&app.service.store.writer)
-    .await
-    .unwrap();
+    herald::with_raw_pool!(app.service.store, |pool, d| {
+        sqlx::query(d.pick(
+            "UPDATE sessions SET expiry_date = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+60 seconds')",
+            "UPDATE sessions SET expiry_date = now() + interval '60 seconds'",
+        ))
+        .execute(pool)
+        .await
+        .unwrap();
+    });
     // The next use (the keep-alive saves once a day; the sign-in itself did not).
     let page = client.get(app.url("/admin/shops")).send().await.unwrap();
     assert_eq!(page.status(), 200);
-    let (moved, expiry): (bool, String) = sqlx::query_as(
-        "SELECT MAX(expiry_date) > strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+6 days'), MAX(expiry_date)
-         FROM sessions",
-    )
-    .fetch_one(&app.service.store.writer)
-    .await
-    .unwrap();
+    let (moved, expiry): (bool, String) = herald::with_raw_pool!(app.service.store, |pool, d| {
+        sqlx::query_as(d.pick(
+            "SELECT MAX(expiry_date) > strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+6 days'), MAX(expiry_date)
+             FROM sessions",
+            "SELECT MAX(expiry_date) > now() + interval '6 days', MAX(expiry_date)::text FROM sessions",
+        ))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    });
     assert!(moved, "the expiry moved to 7 days from now: {expiry}");
 }
 

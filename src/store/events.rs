@@ -330,9 +330,8 @@ async fn replace_unsent(
 /// One event, its deliveries replacing unsent ones of the same entity where the endpoint
 /// asks for unique pending deliveries.
 async fn insert_one(tx: &mut Tx, shop_id: &str, ev: &NewEvent, now: i64) -> Result<Published> {
-    let inserted =
-        in_tx!(&mut *tx, |c, d| {
-            sqlx::query(&d.sql(
+    let inserted = in_tx!(&mut *tx, |c, d| {
+        sqlx::query(&d.sql(
         "INSERT INTO events (shop_id, id, type, channels, data, entity_key, priority, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (shop_id, id) DO NOTHING",
     ))
@@ -347,7 +346,7 @@ async fn insert_one(tx: &mut Tx, shop_id: &str, ev: &NewEvent, now: i64) -> Resu
     .execute(c)
     .await?
     .rows_affected()
-        }) == 1;
+    }) == 1;
     if !inserted {
         return already_published(tx, shop_id, &ev.id).await;
     }

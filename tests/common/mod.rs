@@ -1,4 +1,6 @@
-//! Test helpers: start the real Herald on port 0 with a temporary SQLite database.
+//! Test helpers: start the real Herald on port 0 with a temporary database — a SQLite file,
+//! or, when `HERALD_TEST_POSTGRES` names a PostgreSQL server (`make test` starts one and runs
+//! every suite on both stores), a fresh database of its own on that server.
 
 #![allow(dead_code)]
 
@@ -27,9 +29,50 @@ impl Drop for TestApp {
     }
 }
 
+/// The store under test for the data directory `dir`: the same URL for every call with one
+/// directory, so a test can stop Herald and start it again on what it left.
+pub fn database_url(dir: &std::path::Path) -> String {
+    let Some(server) = std::env::var("HERALD_TEST_POSTGRES")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
+        return format!("sqlite://{}/herald.db", dir.display());
+    };
+    let remembered = dir.join("postgres-url");
+    if let Ok(url) = std::fs::read_to_string(&remembered) {
+        return url;
+    }
+    let name = herald::ids::new_id("herald_test").to_lowercase();
+    let url = match server.rsplit_once('/') {
+        Some((root, _)) => format!("{root}/{name}"),
+        None => panic!("HERALD_TEST_POSTGRES must be postgres://user@host:port/database"),
+    };
+    // On a thread of its own: callers may be inside a runtime already.
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&server)
+                    .await
+                    .expect("the test PostgreSQL server answers");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("a test database is created");
+            })
+    })
+    .join()
+    .unwrap();
+    std::fs::write(&remembered, &url).unwrap();
+    url
+}
+
 pub fn test_config(dir: &std::path::Path) -> Config {
     Config {
-        database_url: format!("sqlite://{}/herald.db", dir.display()),
+        database_url: database_url(dir),
         data_dir: dir.to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
         public_url: None,
