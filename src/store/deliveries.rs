@@ -506,14 +506,17 @@ async fn claim_postgres(
              AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = t.endpoint_id AND e.enabled)
              ORDER BY d.priority, d.next_attempt_at LIMIT t.n
              FOR UPDATE OF d SKIP LOCKED) p)
-         UPDATE deliveries SET status = 'delivering', lease_owner = $4,
+         , leased AS (UPDATE deliveries SET status = 'delivering', lease_owner = $4,
            lease_until = $5 + COALESCE((SELECT timeout_ms FROM endpoints e
              WHERE e.id = deliveries.endpoint_id), 0),
            updated_at = $3
          FROM picked WHERE deliveries.id = picked.id
          RETURNING deliveries.id, deliveries.shop_id, deliveries.event_id, deliveries.endpoint_id,
            deliveries.attempt_count, deliveries.created_at, deliveries.priority,
-           deliveries.lease_owner, deliveries.lease_until",
+           deliveries.lease_owner, deliveries.lease_until, deliveries.next_attempt_at)
+         -- In queue order, as the engine sends them (RETURNING alone has no order).
+         SELECT id, shop_id, event_id, endpoint_id, attempt_count, created_at, priority,
+           lease_owner, lease_until FROM leased ORDER BY priority, next_attempt_at, id",
     )
     .bind(&endpoints)
     .bind(&counts)
