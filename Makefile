@@ -29,7 +29,7 @@ DEBUG := RUSTFLAGS="--cfg erase_components"
 RELEASE := RUSTFLAGS=""
 SERVER := --package=herald --no-default-features --features=ssr
 
-.PHONY: run build test test-rust test-e2e lint bench setup setup-node setup-browser setup-nextest \
+.PHONY: run build test test-rust test-e2e lint bench setup setup-node setup-browser setup-nextest setup-postgres \
 	site-debug site-release server-debug server-release check-assets clean
 
 ## Rust pieces: the wasm32 target and wasm-bindgen-cli (pinned, the same as the wasm-bindgen crate).
@@ -55,6 +55,15 @@ setup-browser:
 			(sleep 5; apt-get update -qq && apt-get install -y -qq chromium >/dev/null); \
 		else echo "Install Chromium (apt-get install chromium) to run the browser tests"; exit 1; fi; }
 
+## PostgreSQL's server from Debian, for the tests on the PostgreSQL store (each run starts a
+## private cluster of its own with scripts/pg-cluster; nothing is configured system-wide).
+setup-postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			(apt-get update -qq && apt-get install -y -qq postgresql >/dev/null) || \
+			(sleep 5; apt-get update -qq && apt-get install -y -qq postgresql >/dev/null); \
+		else echo "Install PostgreSQL (apt-get install postgresql) to run the tests on PostgreSQL"; exit 1; fi; }
+
 site-debug: setup
 	$(DEBUG) scripts/build-site debug
 site-release: setup setup-node
@@ -79,9 +88,11 @@ check-assets:
 test: setup setup-node setup-browser test-rust test-e2e
 
 ## Unit and integration tests, each test in its own process (cargo-nextest: a Leptos server per
-## process, as in production; .config/nextest.toml stops a test that hangs), then the doctests.
-test-rust: setup-nextest
+## process, as in production; .config/nextest.toml stops a test that hangs), on SQLite and then
+## again on a private PostgreSQL cluster; then the doctests.
+test-rust: setup-nextest setup-postgres
 	$(DEBUG) cargo nextest run --workspace --features ssr
+	$(DEBUG) scripts/with-postgres cargo nextest run --workspace --features ssr -E "kind(test)"
 	$(DEBUG) cargo test --workspace --features ssr --doc
 
 setup-nextest:

@@ -418,16 +418,14 @@ impl Store {
     /// counted shop by shop in the `(shop_id, status, id)` index, never by scanning the table.
     pub async fn queue_counts(&self) -> Result<Vec<(String, i64)>> {
         on_reader!(self, |pool, d| {
-            Ok(sqlx::query_as(&d.sql(&QUEUE_COUNTS))
-                .fetch_all(pool)
-                .await?)
+            Ok(sqlx::query_as(&d.sql(QUEUE_COUNTS)).fetch_all(pool).await?)
         })
     }
 
     /// The oldest due time among waiting deliveries (for the lag metric): a seek.
     pub async fn oldest_due(&self, now: i64) -> Result<Option<i64>> {
         on_reader!(self, |pool, d| {
-            Ok(sqlx::query_scalar(&d.sql(&OLDEST_DUE))
+            Ok(sqlx::query_scalar(&d.sql(OLDEST_DUE))
                 .bind(now)
                 .fetch_one(pool)
                 .await?)
