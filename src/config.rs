@@ -138,6 +138,10 @@ pub struct Config {
     pub metrics_token: Option<String>,
 
     /// Log filter in tracing's syntax, e.g. `info` or `herald=debug,tower_http=info`.
+    /// This node's name, shown on the operator's Nodes page (default: hostname and process id).
+    #[arg(long, env = "HERALD_NODE_ID", global = true, value_parser = parse_node_id)]
+    pub node_id: Option<String>,
+
     #[arg(long, env = "HERALD_LOG", default_value = "info", global = true)]
     pub log: String,
 }
@@ -230,6 +234,30 @@ pub enum ApiKeyCommand {
 }
 
 /// An address (`10.0.0.1`, `::1`) or a network (`10.0.0.0/8`).
+/// A node name: 1–64 visible ASCII characters, no spaces (it names the node in logs and pages).
+fn parse_node_id(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "`{s}` is not a node name: use 1 to 64 letters, digits or punctuation, no spaces"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+impl Config {
+    /// This node's name: `HERALD_NODE_ID`, else the hostname and the process id.
+    pub fn node_name(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "herald".into());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+}
+
 fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
     let s = s.trim();
     s.parse::<ipnet::IpNet>()

@@ -47,6 +47,7 @@ pub async fn open_service(config: &Config) -> anyhow::Result<Service> {
             lease: std::time::Duration::from_secs(config.lease_seconds.max(1)),
             allow_private_targets: config.allow_private_targets,
             retention_override: config.retention_seconds.map(std::time::Duration::from_secs),
+            node_id: config.node_name(),
         },
     );
     Ok(Service::new(

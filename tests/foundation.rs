@@ -10,6 +10,19 @@ async fn health_answers_when_the_database_does() {
     let app = TestApp::spawn().await;
     let resp = reqwest::get(app.url("/healthz")).await.unwrap();
     assert_eq!(resp.status(), 200);
+    let health: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["database"]["ok"], true, "{health}");
+    let store = if common::on_postgres() {
+        "postgresql"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(health["database"]["store"], store, "{health}");
+    assert!(
+        health["node"].as_str().is_some_and(|n| !n.is_empty()),
+        "{health}"
+    );
 }
 
 #[tokio::test]

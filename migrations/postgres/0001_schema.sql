@@ -1,5 +1,5 @@
 -- Herald's schema on PostgreSQL: the same tables, columns and meanings as the SQLite
--- migrations (migrations/sqlite/0001–0007), in PostgreSQL's types. Conventions:
+-- migrations (migrations/sqlite/0001–0008), in PostgreSQL's types. Conventions:
 -- - ids are prefixed text ("shp_…", "dlv_…", ULIDs) compared byte by byte (COLLATE "C"):
 --   keyset pagination and retention's "created before" ranges rely on ids sorting by time;
 -- - timestamps are bigint unix milliseconds in UTC, as on SQLite: the engine's clock
@@ -188,4 +188,25 @@ CREATE TABLE sessions (
     id          TEXT PRIMARY KEY NOT NULL,
     data        BYTEA NOT NULL,
     expiry_date TIMESTAMPTZ NOT NULL
+);
+
+-- Nodes: every `herald serve` process writes a heartbeat here; the operator's Nodes page lists
+-- them with what each holds (deliveries leased under its lease prefix).
+CREATE TABLE nodes (
+    id           TEXT COLLATE "C" PRIMARY KEY,
+    lease_prefix TEXT COLLATE "C" NOT NULL,
+    version      TEXT NOT NULL,
+    started_at   BIGINT NOT NULL,
+    heartbeat_at BIGINT NOT NULL,
+    stopped_at   BIGINT,
+    -- Live activity streams open on the node: others relay their activity to it only then.
+    listeners    BIGINT NOT NULL DEFAULT 0
+);
+
+-- An endpoint's rate limit, shared by every node: the time its next send may start (a
+-- virtual schedule, GCRA). A claim reserves its deliveries' send slots here, so nodes
+-- together never send faster than the limit.
+CREATE TABLE rate_slots (
+    endpoint_id TEXT COLLATE "C" PRIMARY KEY REFERENCES endpoints(id) ON DELETE CASCADE,
+    next_at     BIGINT NOT NULL
 );

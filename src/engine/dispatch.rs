@@ -76,7 +76,7 @@ impl Engine {
     /// no job waits in a ready queue until its lease runs out. A rate-limited endpoint gets no
     /// read-ahead: its jobs would wait for the limiter, not for a slot.
     fn allowance(&self, endpoint: &str) -> usize {
-        let n = self.inner.config.endpoint_concurrency.max(1);
+        let n = self.endpoint_concurrency();
         if self.lock(&self.inner.limiters).contains_key(endpoint) {
             return n;
         }
@@ -89,6 +89,12 @@ impl Engine {
             None => max_ahead,
         };
         n + ahead
+    }
+
+    /// Attempts an endpoint may have in flight on this node: the configured concurrency shared
+    /// by the nodes alive (at least one each), so together they hold to it.
+    fn endpoint_concurrency(&self) -> usize {
+        (self.inner.config.endpoint_concurrency.max(1) / self.live_nodes()).max(1)
     }
 
     /// Folds an attempt's duration into its endpoint's pace (a moving average).
@@ -197,7 +203,7 @@ impl Engine {
             let want = {
                 let mut workers = self.lock(&self.inner.workers);
                 let busy = workers.entry(endpoint.clone()).or_insert(0);
-                let want = queued.min(self.inner.config.endpoint_concurrency.saturating_sub(*busy));
+                let want = queued.min(self.endpoint_concurrency().saturating_sub(*busy));
                 *busy += want;
                 want
             };
@@ -373,11 +379,7 @@ async fn claim_round(
     let idle_wanted: usize = candidates
         .iter()
         .take_while(|e| engine.is_idle(e))
-        .map(|e| {
-            engine
-                .room_for(e)
-                .min(engine.inner.config.endpoint_concurrency.max(1))
-        })
+        .map(|e| engine.room_for(e).min(engine.endpoint_concurrency()))
         .sum();
     let room = engine.global_room();
     if room < idle_wanted {

@@ -6,6 +6,7 @@
 pub mod activity;
 pub mod attempt;
 pub mod catalog;
+pub mod cluster;
 mod dispatch;
 pub mod guard;
 pub mod metrics;
@@ -39,6 +40,8 @@ pub struct EngineConfig {
     pub allow_private_targets: bool,
     /// Replaces every shop's retentions (`HERALD_RETENTION_SECONDS`, for tests and soaks).
     pub retention_override: Option<Duration>,
+    /// This node's name (`HERALD_NODE_ID`).
+    pub node_id: String,
 }
 
 /// Handle to the running engine. Cheap to clone.
@@ -83,6 +86,11 @@ struct Inner {
     secret_failures: Mutex<HashSet<String>>,
     /// Events just published, so claiming their deliveries need not read them back.
     recent: Mutex<recent::RecentEvents>,
+    /// When this node started, and how many nodes are alive and whether another watches the
+    /// activity feed, as of the last heartbeat (see `cluster`).
+    started_at: i64,
+    live_nodes: std::sync::atomic::AtomicUsize,
+    others_listen: AtomicBool,
     shutdown: watch::Sender<bool>,
     /// Set when the engine thread has ended: the dispatcher stopped and the recorder wrote
     /// everything handed to it.
@@ -113,6 +121,9 @@ impl Engine {
                 limiters: Mutex::new(HashMap::new()),
                 secret_failures: Mutex::new(HashSet::new()),
                 recent: Mutex::default(),
+                started_at: now_ms(),
+                live_nodes: std::sync::atomic::AtomicUsize::new(1),
+                others_listen: AtomicBool::new(false),
                 shutdown: watch::channel(false).0,
                 stopped: watch::channel(false).0,
             }),
@@ -174,6 +185,8 @@ impl Engine {
         let (tx, rx) = mpsc::unbounded_channel();
         let main = tokio::runtime::Handle::current();
         main.spawn(purger(self.clone()));
+        main.spawn(cluster::heartbeats(self.clone()));
+        main.spawn(cluster::listener(self.clone()));
         main.spawn({
             let stop = StopOnDrop(self.clone());
             async move {
@@ -237,6 +250,7 @@ impl Engine {
                 }
             }
         }
+        self.say_stopped().await;
     }
 
     /// The first step of shutting down: no more claims, and live activity streams end (so
@@ -464,6 +478,7 @@ async fn recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver<(AttemptRecord
                 }
             }
         }
+        let mut activity = Vec::with_capacity(batch.len());
         for (rec, act) in batch {
             inner
                 .metrics
@@ -475,7 +490,10 @@ async fn recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver<(AttemptRecord
             if let Some((kind, message)) = &rec.alert {
                 tracing::warn!(shop_id = %rec.shop_id, kind, message, "alert");
             }
-            inner.activity.publish(act);
+            activity.push(act);
+        }
+        if engine.activity_wanted() {
+            engine.publish_activity(activity);
         }
         for r in &records {
             if matches!(
@@ -506,7 +524,32 @@ async fn purger(engine: Engine) {
         .config
         .retention_override
         .map(|d| d.as_millis() as i64);
+    // Several nodes purge one database: the node holding the lock does, the others wait
+    // their turn (it passes on when the holder dies).
+    let mut turn: Option<crate::store::cluster::Singleton> = None;
     loop {
+        if let Some(held) = &mut turn {
+            if !held.still_held().await {
+                turn = None;
+            }
+        }
+        if turn.is_none() {
+            turn = engine
+                .inner
+                .store
+                .try_singleton("retention")
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "could not ask for the retention turn");
+                    None
+                });
+        }
+        if turn.is_none() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(10)) => continue,
+                _ = shutdown.changed() => return,
+            }
+        }
         let pause = match engine
             .inner
             .store

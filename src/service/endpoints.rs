@@ -524,7 +524,7 @@ impl Service {
             .ok_or_else(|| ServiceError::NotFound(format!("No endpoint with id {id}.")))??;
         if row.enabled && !was_enabled {
             // Its held deliveries were resumed.
-            self.engine.wake();
+            self.engine.announce();
         }
         self.engine.endpoint_changed(id).await;
         Ok(self.endpoint_view(&row, None))

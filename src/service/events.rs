@@ -241,12 +241,13 @@ impl Service {
         events: &[NewEvent],
         now: i64,
     ) {
-        if self.engine.activity().has_listeners() {
+        if self.engine.activity_wanted() {
+            let mut items = Vec::new();
             for (p, ev) in published.iter().zip(events) {
                 if p.duplicate {
                     continue;
                 }
-                self.engine.activity().publish(Activity {
+                items.push(Activity {
                     shop_id: shop_id.to_string(),
                     kind: "event.published".into(),
                     at: now,
@@ -261,6 +262,7 @@ impl Service {
                     duration_ms: None,
                 });
             }
+            self.engine.publish_activity(items);
         }
     }
 

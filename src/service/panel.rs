@@ -241,7 +241,7 @@ impl Service {
             }?;
             changed += u64::from(done == Some(true));
         }
-        self.engine.wake();
+        self.engine.announce();
         Ok(changed)
     }
 

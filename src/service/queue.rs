@@ -171,7 +171,7 @@ impl Service {
                 "This delivery cannot be retried now: it is still queued or in flight, or its endpoint is disabled.".into(),
             )),
             Some(true) => {
-                self.engine.wake();
+                self.engine.announce();
                 self.get_delivery(who, shop_id, id).await
             }
         }
@@ -225,7 +225,7 @@ impl Service {
             }
         }
         let n = self.store.bulk_retry(shop_id, filter, now_ms()).await?;
-        self.engine.wake();
+        self.engine.announce();
         tracing::info!(shop_id, retried = n, "bulk retry");
         Ok(n)
     }
@@ -278,7 +278,7 @@ impl Service {
         let now = now_ms();
         let events = [ev];
         let published = self.store.publish(shop_id, &events, &[], now).await?;
-        self.engine.wake();
+        self.engine.announce();
         self.announce(shop_id, &published, &events, now);
         let p = published.into_iter().next().ok_or(ServiceError::Internal)?;
         let delivery = p

@@ -303,17 +303,26 @@ impl Store {
     /// Makes deliveries whose lease ran out (their process died) claimable again.
     pub async fn release_expired_leases(&self, now: i64) -> Result<u64> {
         on_writer!(self, |pool, d| {
-            Ok(sqlx::query(&d.sql(&format!(
-                "UPDATE deliveries SET status = {RELEASED_STATUS},
-             next_attempt_at = ?, lease_until = NULL, lease_owner = NULL, updated_at = ?
-             WHERE status = 'delivering' AND lease_until <= ?"
-            )))
-            .bind(now)
-            .bind(now)
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected())
+            // On PostgreSQL one node at a time: while one releases, the others skip the round.
+            let (turn, from_turn, mine) = d.pick(
+                ("", "", ""),
+                (
+                    "WITH turn AS (SELECT pg_try_advisory_xact_lock(?2) AS mine)",
+                    "FROM turn",
+                    "turn.mine AND",
+                ),
+            );
+            let sql = format!(
+                "{turn} UPDATE deliveries SET status = {RELEASED_STATUS},
+                 next_attempt_at = ?1, lease_until = NULL, lease_owner = NULL, updated_at = ?1
+                 {from_turn} WHERE {mine} status = 'delivering' AND lease_until <= ?1"
+            );
+            let sql = d.sql(&sql);
+            let mut query = sqlx::query(&sql).bind(now);
+            if d == Dialect::Postgres {
+                query = query.bind(super::cluster::lock_key("release-expired-leases"));
+            }
+            Ok(query.execute(pool).await?.rows_affected())
         })
     }
 

@@ -433,6 +433,16 @@ impl Store {
             .rows_affected()
             });
         }
+        // Every node hears of the new work when it is committed (PostgreSQL's NOTIFY is
+        // delivered at commit, and not at all on a rollback).
+        if let Tx::Postgres(t) = &mut tx {
+            if out.iter().any(|p| !p.duplicate && !p.deliveries.is_empty()) {
+                sqlx::query("SELECT pg_notify($1, '')")
+                    .bind(super::cluster::WORK_CHANNEL)
+                    .execute(&mut **t)
+                    .await?;
+            }
+        }
         tx.commit().await?;
         Ok(out)
     }

@@ -4,10 +4,12 @@
 pub mod alerts;
 pub mod api_keys;
 pub mod attempts;
+pub mod cluster;
 pub mod deliveries;
 pub mod endpoints;
 pub mod event_types;
 pub mod events;
+pub mod nodes;
 pub mod retention;
 pub mod sessions;
 pub mod shops;
@@ -110,7 +112,7 @@ impl Dialect {
     }
 
     /// The statement written for this backend, where the two differ.
-    pub fn pick<'a>(self, sqlite: &'a str, postgres: &'a str) -> &'a str {
+    pub fn pick<T>(self, sqlite: T, postgres: T) -> T {
         match self {
             Dialect::Sqlite => sqlite,
             Dialect::Postgres => postgres,

@@ -15,13 +15,30 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-/// `GET /healthz`: 200 when the database answers, 503 otherwise.
+/// `GET /healthz`: this node and its database — 200 when the database answers (with how long
+/// it took), 503 otherwise. For load balancers and the operator's checks.
 async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.service.store.ping().await {
-        (StatusCode::OK, "ok")
+    let store = &state.service.store;
+    let started = std::time::Instant::now();
+    let ok = store.ping().await;
+    let body = serde_json::json!({
+        "status": if ok { "ok" } else { "database unavailable" },
+        "node": state.service.engine.node_id(),
+        "database": {
+            "store": match store.dialect() {
+                crate::store::Dialect::Sqlite => "sqlite",
+                crate::store::Dialect::Postgres => "postgresql",
+            },
+            "ok": ok,
+            "latency_ms": (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
+        },
+    });
+    let code = if ok {
+        StatusCode::OK
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(body))
 }
 
 /// Headers that keep the panel out of frames, stop MIME sniffing and limit what pages load.

@@ -29,6 +29,11 @@ impl Drop for TestApp {
     }
 }
 
+/// Whether the suite runs on PostgreSQL (`HERALD_TEST_POSTGRES`) rather than SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var("HERALD_TEST_POSTGRES").is_ok_and(|s| !s.is_empty())
+}
+
 /// The store under test for the data directory `dir`: the same URL for every call with one
 /// directory, so a test can stop Herald and start it again on what it left.
 pub fn database_url(dir: &std::path::Path) -> String {
@@ -90,6 +95,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         shutdown_grace_seconds: 10,
         retention_seconds: None,
         trusted_proxies: Vec::new(),
+        node_id: None,
         log: "warn".into(),
     }
 }

@@ -1,0 +1,115 @@
+//! What nodes on one PostgreSQL database share beyond the tables: wake-ups and activity by
+//! `LISTEN/NOTIFY`, and work that runs on one node at a time under an advisory lock. On SQLite
+//! there is one node: notifying is a no-op, nobody listens, and every lock is this node's.
+
+use super::{Db, Result, Store};
+use sqlx::postgres::PgListener;
+use sqlx::PgConnection;
+
+/// Channel of "new work is queued": every node claims.
+pub const WORK_CHANNEL: &str = "herald_work";
+/// Channel of activity relayed between nodes (a JSON payload).
+pub const ACTIVITY_CHANNEL: &str = "herald_activity";
+/// Largest payload sent in one notification (PostgreSQL's limit is 8000 bytes).
+pub const MAX_PAYLOAD: usize = 7_900;
+
+/// What another node said.
+#[derive(Debug)]
+pub enum Signal {
+    Work,
+    Activity(String),
+}
+
+/// Notifications from other nodes (PostgreSQL).
+pub struct Listener(PgListener);
+
+impl Listener {
+    /// The next notification. After an error the listener reconnects by itself; what was sent
+    /// meanwhile is lost, so the caller treats an error as "there may be work".
+    pub async fn next(&mut self) -> Result<Signal> {
+        let n = self.0.recv().await?;
+        Ok(match n.channel() {
+            ACTIVITY_CHANNEL => Signal::Activity(n.payload().to_string()),
+            _ => Signal::Work,
+        })
+    }
+}
+
+/// Work that must run on one node at a time, held for as long as this value lives: on
+/// PostgreSQL a session advisory lock on a connection of its own (a node that dies lets go
+/// with its connection), on SQLite nothing to hold.
+pub struct Singleton {
+    conn: Option<PgConnection>,
+}
+
+impl Singleton {
+    /// Whether the lock is still held (its connection still answers).
+    pub async fn still_held(&mut self) -> bool {
+        match &mut self.conn {
+            None => true,
+            Some(conn) => sqlx::query("SELECT 1").execute(conn).await.is_ok(),
+        }
+    }
+}
+
+/// The advisory lock key of a named job: stable across nodes and versions.
+pub fn lock_key(name: &str) -> i64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("herald:{name}").as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+impl Store {
+    /// Tells every node that work is queued (PostgreSQL; nothing to tell on SQLite).
+    pub async fn notify_work(&self) -> Result<()> {
+        if let Db::Postgres { pool } = &self.db {
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(WORK_CHANNEL)
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Relays activity to the other nodes (PostgreSQL). `payload` is at most [`MAX_PAYLOAD`].
+    pub async fn notify_activity(&self, payload: &str) -> Result<()> {
+        if let Db::Postgres { pool } = &self.db {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(ACTIVITY_CHANNEL)
+                .bind(payload)
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Listens to the other nodes; `None` on SQLite, where there are none.
+    pub async fn listen(&self) -> Result<Option<Listener>> {
+        let Db::Postgres { pool } = &self.db else {
+            return Ok(None);
+        };
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener
+            .listen_all([WORK_CHANNEL, ACTIVITY_CHANNEL])
+            .await?;
+        Ok(Some(Listener(listener)))
+    }
+
+    /// Takes the named job's lock if no node holds it.
+    pub async fn try_singleton(&self, name: &str) -> Result<Option<Singleton>> {
+        let Db::Postgres { pool } = &self.db else {
+            return Ok(Some(Singleton { conn: None }));
+        };
+        let mut conn = pool.acquire().await?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(lock_key(name))
+            .fetch_one(&mut *conn)
+            .await?;
+        // Taken: the connection leaves the pool, so the lock ends with it (when the value is
+        // dropped, or the node dies) and no other user of the pool inherits it. Not taken:
+        // it goes back to the pool holding nothing.
+        Ok(got.then(|| Singleton {
+            conn: Some(conn.detach()),
+        }))
+    }
+}
