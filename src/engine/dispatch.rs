@@ -41,6 +41,9 @@ pub(super) struct Job {
     pub delivery: Claimed,
     pub endpoint: Arc<EndpointRow>,
     pub event: Arc<EventRow>,
+    /// When a rate-limited endpoint's send slot for this job comes (ms): reserved on the
+    /// schedule all nodes share.
+    pub not_before: Option<i64>,
 }
 
 /// Room kept between the end of an attempt (its start plus the endpoint's timeout) and the end
@@ -246,11 +249,12 @@ impl Engine {
                 .is_some_and(|q| !q.is_empty())
     }
 
-    /// The endpoint's rate limiter, as the last claim of it found (see [`Engine::limiter`]).
-    fn known_limiter(&self, endpoint: &str) -> Option<Arc<governor::DefaultDirectRateLimiter>> {
-        self.lock(&self.inner.limiters)
+    /// When the endpoint's next job may be sent (its rate-limit slot), if it must wait.
+    fn front_not_before(&self, endpoint: &str) -> Option<i64> {
+        self.lock(&self.inner.ready)
             .get(endpoint)
-            .map(|(_, l)| l.clone())
+            .and_then(|q| q.front())
+            .and_then(|j| j.not_before)
     }
 
     fn next_job(&self, endpoint: &str) -> Option<Job> {
@@ -472,6 +476,8 @@ async fn claim_round(
             .into_iter()
             .map(|(shop, e)| ((shop, e.id.clone()), Arc::new(e))),
     );
+    let slots = reserve_slots(engine, &claimed, &endpoints).await;
+    let mut slots: HashMap<String, VecDeque<i64>> = slots;
     let mut gone = Vec::new();
     {
         let mut ready = engine.lock(&engine.inner.ready);
@@ -492,12 +498,14 @@ async fn claim_round(
                 .iter()
                 .rposition(|j| j.delivery.priority <= c.priority)
                 .map_or(0, |i| i + 1);
+            let not_before = slots.get_mut(&c.endpoint_id).and_then(VecDeque::pop_front);
             queue.insert(
                 at,
                 Job {
                     delivery: c,
                     endpoint,
                     event,
+                    not_before,
                 },
             );
         }
@@ -510,14 +518,52 @@ async fn claim_round(
     Ok(())
 }
 
+/// Send slots for the claimed deliveries of rate-limited endpoints, in claim order, from the
+/// schedule every node shares. Should the store fail, the slots are spaced by this node alone.
+async fn reserve_slots(
+    engine: &Engine,
+    claimed: &[Claimed],
+    endpoints: &HashMap<String, Arc<EndpointRow>>,
+) -> HashMap<String, VecDeque<i64>> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for c in claimed {
+        *counts.entry(c.endpoint_id.as_str()).or_insert(0) += 1;
+    }
+    let mut slots = HashMap::new();
+    for (endpoint, n) in counts {
+        let Some(rate) = endpoints
+            .get(endpoint)
+            .and_then(|ep| ep.rate_limit_per_second)
+            .filter(|r| *r > 0)
+        else {
+            continue;
+        };
+        let now = now_ms();
+        let times = match engine
+            .inner
+            .store
+            .reserve_rate_slots(endpoint, n, rate, now)
+            .await
+        {
+            Ok(times) => times,
+            Err(e) => {
+                tracing::warn!(error = %e, endpoint, "could not reserve rate-limit slots");
+                (0..n as i64).map(|k| now + k * 1000 / rate).collect()
+            }
+        };
+        slots.insert(endpoint.to_string(), times.into());
+    }
+    slots
+}
+
 /// Runs an endpoint's ready jobs one after another, until its queue is empty.
 async fn worker(engine: &Engine, endpoint: &str, tx: &RecorderTx) {
     while engine.has_ready(endpoint) {
         // The rate limit first, then a global permit, queued for in turn with the other
         // endpoints; only then is a job taken. Until that moment it stays in the ready queue,
         // where read-ahead can be given back to others (`make_room`) and cancelled.
-        if let Some(limiter) = engine.known_limiter(endpoint) {
-            limiter.until_ready().await;
+        if let Some(at) = engine.front_not_before(endpoint) {
+            sleep_until_ms(at).await;
         }
         // A free permit is taken at once (none is free while others queue: the semaphore
         // hands released permits to its waiters first); only when none is free does the
@@ -537,11 +583,23 @@ async fn worker(engine: &Engine, endpoint: &str, tx: &RecorderTx) {
         let Some(job) = engine.next_job(endpoint) else {
             return;
         };
+        // A job that overtook the front (higher priority) may have a later slot.
+        if let Some(at) = job.not_before {
+            sleep_until_ms(at).await;
+        }
         let id = job.delivery.id.clone();
         run(engine, job, tx).await;
         drop(permit);
         engine.lock_leased().remove(&id);
         engine.inner.wake.notify_one();
+    }
+}
+
+/// Waits until the wall-clock time `at` (ms), if it is still ahead.
+async fn sleep_until_ms(at: i64) {
+    let wait = at - now_ms();
+    if wait > 0 {
+        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
     }
 }
 

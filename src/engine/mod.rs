@@ -24,9 +24,7 @@ use crate::store::endpoints::EndpointRow;
 use crate::store::events::EventRow;
 use crate::store::Store;
 use activity::{Activity, ActivityHub};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -81,7 +79,9 @@ struct Inner {
     /// is both, so two claims of one delivery never share a token, even in one process.
     lease_prefix: String,
     claims: std::sync::atomic::AtomicU64,
-    limiters: Mutex<HashMap<String, (i64, Arc<DefaultDirectRateLimiter>)>>,
+    /// Rate limits (per second) of the endpoints that have one, as their rows last said; the
+    /// send slots themselves come from the shared schedule in the store.
+    limiters: Mutex<HashMap<String, i64>>,
     /// Endpoints whose secrets would not open, alerted about once since start.
     secret_failures: Mutex<HashSet<String>>,
     /// Events just published, so claiming their deliveries need not read them back.
@@ -346,23 +346,17 @@ impl Engine {
         format!("{}.{n}", self.inner.lease_prefix)
     }
 
-    /// The endpoint's rate limiter, if it has a rate limit (kept while the rate stays the same).
-    fn limiter(&self, ep: &EndpointRow) -> Option<Arc<DefaultDirectRateLimiter>> {
+    /// Notes the endpoint's rate limit (per second), if it has one.
+    fn limiter(&self, ep: &EndpointRow) -> Option<i64> {
         let mut map = self.lock(&self.inner.limiters);
-        let Some(rate) = ep
-            .rate_limit_per_second
-            .filter(|r| *r > 0)
-            .and_then(|r| NonZeroU32::new(r as u32))
-        else {
-            map.remove(&ep.id);
-            return None;
-        };
-        match map.get(&ep.id) {
-            Some((v, l)) if *v == rate.get() as i64 => Some(l.clone()),
-            _ => {
-                let l = Arc::new(RateLimiter::direct(Quota::per_second(rate)));
-                map.insert(ep.id.clone(), (rate.get() as i64, l.clone()));
-                Some(l)
+        match ep.rate_limit_per_second.filter(|r| *r > 0) {
+            Some(rate) => {
+                map.insert(ep.id.clone(), rate);
+                Some(rate)
+            }
+            None => {
+                map.remove(&ep.id);
+                None
             }
         }
     }

@@ -219,10 +219,16 @@ impl Service {
             .map(str::to_string)
             .or(generated.clone())
             .unwrap_or_default();
-        self.create_user(&Self::system(), email, &pw, "operator", None)
+        match self
+            .create_user(&Self::system(), email, &pw, "operator", None)
             .await
-            .map_err(|e| anyhow::anyhow!("could not create the operator: {e}"))?;
-        Ok(Some((email.to_string(), generated)))
+        {
+            Ok(_) => Ok(Some((email.to_string(), generated))),
+            // Another node starting beside this one on the same empty database created it
+            // first: there is an operator, which is all this asks.
+            Err(ServiceError::Conflict(_)) if self.store.count_users().await? > 0 => Ok(None),
+            Err(e) => Err(anyhow::anyhow!("could not create the operator: {e}")),
+        }
     }
 
     /// Checks an email and password; the user's id and session version when they match.

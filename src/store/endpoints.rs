@@ -329,3 +329,58 @@ async fn set_enabled(
     }
     Ok(())
 }
+
+impl Store {
+    /// Reserves `n` send slots on an endpoint's shared rate schedule and returns when each may
+    /// be sent, in ms. The schedule is GCRA in µs (`rate_slots.next_at` is the theoretical
+    /// arrival time): after a pause a second's worth goes at once, then one per `1/rate` s.
+    /// Every node reserves from the same row, so together they keep to the limit.
+    pub async fn reserve_rate_slots(
+        &self,
+        endpoint_id: &str,
+        n: usize,
+        rate_per_second: i64,
+        now_ms: i64,
+    ) -> Result<Vec<i64>> {
+        let interval = 1_000_000 / rate_per_second.max(1);
+        let now = now_ms * 1000;
+        let span = interval * n as i64;
+        let tat: i64 = on_writer!(self, |pool, d| sqlx::query_scalar(&d.sql(
+            "INSERT INTO rate_slots (endpoint_id, next_at) VALUES (?1, ?2 + ?3)
+             ON CONFLICT (endpoint_id) DO UPDATE SET next_at =
+               CASE WHEN rate_slots.next_at > ?2 THEN rate_slots.next_at ELSE ?2 END + ?3
+             RETURNING next_at",
+        ))
+        .bind(endpoint_id)
+        .bind(now)
+        .bind(span)
+        .fetch_one(pool)
+        .await?);
+        Ok(rate_schedule(tat - span, n, interval, rate_per_second, now))
+    }
+}
+
+/// When each of `n` slots reserved from `base` (µs) may be sent, in ms: GCRA with a burst of
+/// one second's worth (`rate` slots) allowed ahead of the schedule.
+pub fn rate_schedule(base: i64, n: usize, interval: i64, rate: i64, now: i64) -> Vec<i64> {
+    let tolerance = (rate.max(1) - 1) * interval;
+    (0..n as i64)
+        .map(|k| (base + k * interval - tolerance).max(now) / 1000)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rate_schedule;
+
+    #[test]
+    fn a_rate_schedule_allows_a_seconds_burst_then_spaces_sends_by_the_rate() {
+        // 4/s: 250 ms apart; after a pause, 4 at once.
+        let now = 10_000_000; // µs
+        let slots = rate_schedule(now, 6, 250_000, 4, now);
+        assert_eq!(slots, vec![10_000, 10_000, 10_000, 10_000, 10_250, 10_500]);
+        // Reserved behind a busy schedule: no burst left, one per interval.
+        let slots = rate_schedule(now + 2_000_000, 2, 250_000, 4, now);
+        assert_eq!(slots, vec![11_250, 11_500]);
+    }
+}

@@ -15,6 +15,8 @@ use std::time::Duration;
 pub struct Received {
     pub headers: HeaderMap,
     pub body: String,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 /// What to answer to request number n (0-based): status, extra headers, body, delay.
@@ -34,6 +36,7 @@ async fn handle(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> R
         got.push(Received {
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
+            at: std::time::Instant::now(),
         });
         got.len() - 1
     };
