@@ -2,7 +2,8 @@
 
 mod common;
 
-use app::api::{AddMember, SetWebhooks};
+use app::api::{AddMember, ListNodes, SetWebhooks};
+use app::backend::Backend;
 use common::*;
 
 #[tokio::test]
@@ -554,4 +555,50 @@ async fn a_duplicate_is_a_conflict_that_says_what_is_taken() {
     let service_error = app::model::ServiceError::from(err);
     assert_eq!(service_error.status(), 409);
     assert_eq!(service_error.code(), "conflict");
+}
+
+/// The operator's Nodes page lists this node, alive, with what it holds; nobody else sees it.
+#[tokio::test]
+async fn the_nodes_page_shows_this_node_to_operators_only() {
+    let app = TestApp::spawn().await;
+    let node = app.service.engine.node_id().to_string();
+    // The first heartbeat is written as the engine starts.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let overview = loop {
+        let o = app
+            .service
+            .list_nodes(&herald::service::Service::system())
+            .await
+            .unwrap();
+        if !o.nodes.is_empty() || std::time::Instant::now() > deadline {
+            break o;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let me = overview
+        .nodes
+        .iter()
+        .find(|n| n.id == node)
+        .expect("this node is listed");
+    assert!(me.alive && me.this_node && me.holding == 0, "{me:?}");
+    let expected = if common::on_postgres() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    assert_eq!(overview.store, expected);
+
+    let operator = app.signed_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let page = operator.get(app.url("/admin/nodes")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&format!("{node} (this node)")), "{html}");
+    assert!(html.contains("alive"));
+
+    let (_, email, password) = app.shop_with("owner").await;
+    let owner = app.signed_in(&email, &password).await;
+    let page = owner.get(app.url("/admin/nodes")).send().await.unwrap();
+    assert_eq!(page.status(), 403);
+    let resp = call_server_fn::<ListNodes>(&app, &owner, &[]).await;
+    assert_eq!(resp.status(), 403);
 }

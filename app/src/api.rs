@@ -48,6 +48,12 @@ pub async fn set_webhooks(shop_id: String, enabled: bool) -> Result<(), ServerFn
 }
 
 #[server]
+pub async fn list_nodes() -> Result<NodesOverview, ServerFnError> {
+    let who = principal()?;
+    backend()?.list_nodes(&who).await.map_err(fail)
+}
+
+#[server]
 pub async fn list_users() -> Result<Vec<UserSummary>, ServerFnError> {
     let who = principal()?;
     backend()?.list_users(&who).await.map_err(fail)

@@ -27,6 +27,8 @@ pub trait Backend: Send + Sync + 'static {
         enabled: bool,
     ) -> ServiceResult<()>;
     async fn list_users(&self, who: &Principal) -> ServiceResult<Vec<UserSummary>>;
+    /// Every node sharing the database (operators).
+    async fn list_nodes(&self, who: &Principal) -> ServiceResult<NodesOverview>;
     async fn create_user(
         &self,
         who: &Principal,

@@ -118,6 +118,7 @@ pub fn Layout() -> impl IntoView {
                                 <ul>
                                     <li><a href="/admin/shops">"Shops"</a></li>
                                     <li><a href="/admin/users">"Users"</a></li>
+                                    <li><a href="/admin/nodes">"Nodes"</a></li>
                                 </ul>
                             })}
                         }

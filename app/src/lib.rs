@@ -77,6 +77,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/account") view=pages::account::AccountPage/>
                     <Route path=path!("/admin/shops") view=pages::admin::ShopsPage/>
                     <Route path=path!("/admin/users") view=pages::admin::UsersPage/>
+                    <Route path=path!("/admin/nodes") view=pages::admin::NodesPage/>
                     <Route path=path!("/shops/:shop") view=pages::shop::DashboardPage/>
                     <Route path=path!("/shops/:shop/members") view=pages::members::MembersPage/>
                     <Route path=path!("/shops/:shop/endpoints") view=pages::endpoints::EndpointsPage/>

@@ -95,6 +95,32 @@ pub struct ShopSummary {
     pub events_24h: i64,
 }
 
+/// One `herald serve` process sharing the database, for the operator's Nodes page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeSummary {
+    pub id: String,
+    pub version: String,
+    pub started_at: i64,
+    pub heartbeat_at: i64,
+    /// When it stopped cleanly (giving back what it held).
+    pub stopped_at: Option<i64>,
+    /// Heard from within the last 15 s and not stopped.
+    pub alive: bool,
+    /// Deliveries leased to it (in flight or read ahead).
+    pub holding: i64,
+    /// The node serving this page.
+    pub this_node: bool,
+}
+
+/// The Nodes page: the store and every node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodesOverview {
+    /// "SQLite" or "PostgreSQL".
+    pub store: String,
+    pub now: i64,
+    pub nodes: Vec<NodeSummary>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserSummary {
     pub id: String,

@@ -30,7 +30,7 @@ test("a viewer cannot reach operator pages or another shop", async ({ page }) =>
   await expect(page.getByRole("link", { name: mine.name })).toBeVisible();
   await expect(page.getByRole("link", { name: "Users" })).toHaveCount(0);
 
-  for (const path of ["/admin/shops", "/admin/users", `/shops/${other.shopId}`, `/shops/${mine.shopId}/members`]) {
+  for (const path of ["/admin/shops", "/admin/users", "/admin/nodes", `/shops/${other.shopId}`, `/shops/${mine.shopId}/members`]) {
     const response = await page.goto(path);
     expect(response?.status(), path).toBe(403);
     await expect(page.getByRole("heading", { name: "Forbidden" })).toBeVisible();
@@ -74,4 +74,13 @@ test("an owner adds a viewer to their shop", async ({ page }) => {
   await expect(page.getByRole("row").filter({ hasText: viewer })).toContainText("viewer");
   // The command line sees the same store.
   expect(herald("shop", "create", "--name", unique("cli"))).toMatch(/^shp_/);
+});
+
+test("an operator sees the nodes sharing the database", async ({ page }) => {
+  await signIn(page, admin.email, admin.password);
+  await page.getByRole("link", { name: "Nodes" }).click();
+  await expect(page.getByRole("heading", { name: "Nodes" })).toBeVisible();
+  const me = page.getByRole("row", { name: /this node/ });
+  await expect(me).toContainText("alive");
+  await expect(me.getByRole("cell").nth(3)).toHaveText(/\d+ deliveries/);
 });

@@ -362,6 +362,34 @@ impl Backend for Service {
         Ok(())
     }
 
+    async fn list_nodes(&self, who: &Principal) -> ServiceResult<NodesOverview> {
+        require_operator(who)?;
+        let now = crate::ids::now_ms();
+        let dead_after = crate::engine::cluster::PRESUMED_DEAD.as_millis() as i64;
+        let nodes = self.store.nodes().await?;
+        Ok(NodesOverview {
+            store: match self.store.dialect() {
+                crate::store::Dialect::Sqlite => "SQLite",
+                crate::store::Dialect::Postgres => "PostgreSQL",
+            }
+            .into(),
+            now,
+            nodes: nodes
+                .into_iter()
+                .map(|n| NodeSummary {
+                    alive: n.stopped_at.is_none() && now - n.heartbeat_at <= dead_after,
+                    this_node: n.id == self.engine.node_id(),
+                    id: n.id,
+                    version: n.version,
+                    started_at: n.started_at,
+                    heartbeat_at: n.heartbeat_at,
+                    stopped_at: n.stopped_at,
+                    holding: n.holding,
+                })
+                .collect(),
+        })
+    }
+
     async fn list_users(&self, who: &Principal) -> ServiceResult<Vec<UserSummary>> {
         require_operator(who)?;
         let users = self.store.all_users().await?;

@@ -1,4 +1,4 @@
-//! Operator pages: every shop (create, enable or disable webhooks) and every user.
+//! Operator pages: every shop (create, enable or disable webhooks), every user, every node.
 
 use crate::api::*;
 use crate::components::{action_error, webhooks_label, ErrorNote};
@@ -168,6 +168,78 @@ pub fn UsersPage() -> impl IntoView {
                             </tbody>
                         </table>
                     }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// How long ago, in words: "4 s ago", "3 min ago", "2 h ago", "5 d ago".
+fn ago(now: i64, then: i64) -> String {
+    let s = ((now - then).max(0)) / 1000;
+    match s {
+        0..=59 => format!("{s} s ago"),
+        60..=3599 => format!("{} min ago", s / 60),
+        3600..=86_399 => format!("{} h ago", s / 3600),
+        _ => format!("{} d ago", s / 86_400),
+    }
+}
+
+#[component]
+pub fn NodesPage() -> impl IntoView {
+    let nodes = Resource::new(|| (), |_| list_nodes());
+    view! {
+        <Title text="Nodes · Herald"/>
+        <h1>"Nodes"</h1>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match nodes.await {
+                    Err(e) => view! { <ErrorNote message=error_text(&e)/> }.into_any(),
+                    Ok(o) => {
+                        let now = o.now;
+                        let intro = if o.store == "SQLite" {
+                            "Herald runs on SQLite: one node. Point several nodes at one PostgreSQL database to share the queue.".to_string()
+                        } else {
+                            format!("Every node sharing this {} database. A node not heard from for 15 s is taken for dead: its deliveries go to the others when their leases run out.", o.store)
+                        };
+                        view! {
+                            <p>{intro}</p>
+                            <table>
+                                <thead><tr>
+                                    <th scope="col">"Node"</th>
+                                    <th scope="col">"State"</th>
+                                    <th scope="col">"Last heartbeat"</th>
+                                    <th scope="col">"Holding"</th>
+                                    <th scope="col">"Version"</th>
+                                    <th scope="col">"Started"</th>
+                                </tr></thead>
+                                <tbody>
+                                    {o.nodes.into_iter().map(|n| {
+                                        let state = match (n.alive, n.stopped_at) {
+                                            (true, _) => "alive",
+                                            (false, Some(_)) => "stopped",
+                                            (false, None) => "not heard from",
+                                        };
+                                        let name = if n.this_node {
+                                            format!("{} (this node)", n.id)
+                                        } else {
+                                            n.id.clone()
+                                        };
+                                        view! {
+                                            <tr>
+                                                <td><code>{name}</code></td>
+                                                <td><span class=format!("status node-{}", state.replace(' ', "-"))>{state}</span></td>
+                                                <td title=format_ms(n.heartbeat_at)>{ago(now, n.heartbeat_at)}</td>
+                                                <td>{format!("{} deliveries", n.holding)}</td>
+                                                <td>{n.version}</td>
+                                                <td>{format_ms(n.started_at)}</td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any()
+                    }
                 }
             })}
         </Suspense>
