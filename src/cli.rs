@@ -84,6 +84,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", shop.id);
             Ok(())
         }
+        Command::Copy { from, to } => {
+            let source = crate::store::Store::connect(&from)
+                .await
+                .map_err(|e| anyhow::anyhow!("--from: {e:#}"))?;
+            let target = crate::store::Store::connect(&to)
+                .await
+                .map_err(|e| anyhow::anyhow!("--to: {e:#}"))?;
+            source.migrate().await?;
+            target.migrate().await?;
+            let copied = source.copy_into(&target).await?;
+            let mut total = 0;
+            for (table, n) in &copied {
+                println!("{table}: {n}");
+                total += n;
+            }
+            println!(
+                "Start Herald on the new store with the same secret key (HERALD_SECRET_KEY, or \
+                 the secret.key file in {}): it opens the endpoints' sealed secrets.",
+                config.data_dir.display()
+            );
+            println!("copied {total} rows");
+            Ok(())
+        }
         Command::ApiKey {
             command: ApiKeyCommand::Create { shop, name },
         } => {

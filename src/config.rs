@@ -183,6 +183,18 @@ pub enum Command {
         #[command(subcommand)]
         command: ApiKeyCommand,
     },
+    /// Copy an installation from one store to another (e.g. SQLite to PostgreSQL): users,
+    /// shops, keys, endpoints with their sealed secrets, the catalog, events, deliveries with
+    /// their state, attempts and alerts. The target must be empty; start Herald on it with
+    /// the same secret key. Sessions are not copied: users sign in again.
+    Copy {
+        /// The store to copy from (sqlite://… or postgres://…).
+        #[arg(long)]
+        from: String,
+        /// The new, empty store to copy into.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -233,7 +245,6 @@ pub enum ApiKeyCommand {
     },
 }
 
-/// An address (`10.0.0.1`, `::1`) or a network (`10.0.0.0/8`).
 /// A node name: 1–64 visible ASCII characters, no spaces (it names the node in logs and pages).
 fn parse_node_id(s: &str) -> Result<String, String> {
     if s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_graphic()) {
@@ -258,6 +269,7 @@ impl Config {
     }
 }
 
+/// An address (`10.0.0.1`, `::1`) or a network (`10.0.0.0/8`).
 fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
     let s = s.trim();
     s.parse::<ipnet::IpNet>()

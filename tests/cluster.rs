@@ -307,3 +307,99 @@ async fn a_rate_limit_holds_across_two_nodes() {
         "{EVENTS} sent in {took:?}: faster than {RATE}/s (at least {floor:?})"
     );
 }
+
+/// A delivery read ahead by one node is cancelled through another: the holder takes it out of
+/// its ready queue, and it is never sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delivery_read_ahead_on_one_node_is_cancelled_through_another() {
+    if !common::on_postgres() {
+        eprintln!("several nodes need PostgreSQL: runs in the PostgreSQL pass");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let key = shop_and_key(dir.path());
+    // One attempt in flight per node at a time, each taking a second.
+    let env = [("HERALD_ENDPOINT_CONCURRENCY", "2")];
+    let nodes: Vec<Node> = ["node-a", "node-b"]
+        .iter()
+        .map(|n| start_node(dir.path(), n, &env))
+        .collect();
+    for n in &nodes {
+        wait_healthy(n).await;
+    }
+    let rx = Receiver::start(|_| (200, vec![], "ok".into(), Duration::from_secs(1))).await;
+    let client = reqwest::Client::new();
+    let ep = client
+        .post(nodes[0].api("/endpoints"))
+        .bearer_auth(&key)
+        .json(&json!({"url": rx.url("/hook")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ep.status(), 201);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut deliveries = Vec::new();
+    for i in 0..8 {
+        let r: serde_json::Value = client
+            .post(nodes[i % 2].api("/events"))
+            .bearer_auth(&key)
+            .json(&json!({"type": "order.created", "data": {"i": i}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        deliveries.push(r["deliveries"][0].as_str().unwrap().to_string());
+    }
+    rx.wait_for(2, 5).await;
+    // A delivery leased but not being sent: read ahead by its holder.
+    let store = store(dir.path()).await;
+    let sent: Vec<String> = rx.requests().iter().map(|r| r.body.clone()).collect();
+    let mut target = None;
+    for d in deliveries.iter().rev() {
+        let (status, owner, event): (String, Option<String>, String) =
+            herald::with_raw_pool!(store, |pool, q| sqlx::query_as(
+                &q.sql("SELECT status, lease_owner, event_id FROM deliveries WHERE id = ?")
+            )
+            .bind(d)
+            .fetch_one(pool)
+            .await
+            .unwrap());
+        if status == "delivering" && !sent.iter().any(|b| b.contains(&event)) {
+            target = owner.map(|o| (d.clone(), o));
+            break;
+        }
+    }
+    let (delivery, owner) = target.expect("a delivery read ahead");
+    let holder: String = herald::with_raw_pool!(store, |pool, q| sqlx::query_scalar(
+        &q.sql("SELECT id FROM nodes WHERE ? LIKE lease_prefix || '.%'")
+    )
+    .bind(&owner)
+    .fetch_one(pool)
+    .await
+    .unwrap());
+    let other = if holder == "node-a" {
+        &nodes[1]
+    } else {
+        &nodes[0]
+    };
+    let r = client
+        .post(other.api(&format!("/deliveries/{delivery}/cancel")))
+        .bearer_auth(&key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (status.as_u16(), body["status"].as_str()),
+        (200, Some("cancelled")),
+        "{body}"
+    );
+    // Everything else goes; the cancelled one never does.
+    rx.wait_for(7, 20).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rx.count(), 7, "the cancelled delivery was never sent");
+}

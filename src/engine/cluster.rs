@@ -203,6 +203,13 @@ pub(super) async fn listener(engine: Engine) {
                     let _ = engine.beat().await;
                 }
             }
+            Ok(Signal::Cancel(shop_id, id)) => {
+                if let Some(lease) = engine.take_queued(&shop_id, &id).await {
+                    if let Err(e) = engine.inner.store.cancel_leased(&[lease], now_ms()).await {
+                        tracing::warn!(error = %e, "could not cancel a delivery read ahead");
+                    }
+                }
+            }
             Ok(Signal::Activity(payload)) => {
                 let Ok(relayed) = serde_json::from_str::<Relayed>(&payload) else {
                     continue;

@@ -345,6 +345,7 @@ async fn claim_round(
     discover: bool,
 ) -> crate::store::Result<()> {
     let store = &engine.inner.store;
+    let _round = engine.inner.claiming.lock().await;
     let now = now_ms();
     engine.inner.metrics.claim_rounds.inc();
     let mut candidates: Vec<String> = std::mem::take(&mut *engine.lock(&engine.inner.hints))

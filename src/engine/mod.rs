@@ -65,6 +65,9 @@ struct Inner {
     gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Leased deliveries per endpoint waiting for a worker.
     ready: Mutex<HashMap<String, VecDeque<dispatch::Job>>>,
+    /// Held by a claim round from its claim until its jobs are in the ready queues: a cancel
+    /// waits for it, so a delivery just claimed is found where it will be.
+    claiming: tokio::sync::Mutex<()>,
     /// Recent attempt duration per endpoint, in ms (see `allowance`).
     pace: Mutex<HashMap<String, f64>>,
     /// Set by [`Engine::wake`]: new work may be due anywhere; look for every endpoint with
@@ -112,6 +115,7 @@ impl Engine {
                 workers: Mutex::new(HashMap::new()),
                 gates: Mutex::new(HashMap::new()),
                 ready: Mutex::new(HashMap::new()),
+                claiming: tokio::sync::Mutex::new(()),
                 pace: Mutex::new(HashMap::new()),
                 announced: AtomicBool::new(true),
                 hints: Mutex::new(HashSet::new()),
@@ -285,7 +289,8 @@ impl Engine {
     /// Takes a leased delivery of this shop out of its ready queue, if it waits there (read
     /// ahead, not yet being sent), and returns its lease: so cancelling it wins over the
     /// read-ahead, and it is never sent.
-    pub fn take_queued(&self, shop_id: &str, delivery_id: &str) -> Option<LeaseRef> {
+    pub async fn take_queued(&self, shop_id: &str, delivery_id: &str) -> Option<LeaseRef> {
+        let _round = self.inner.claiming.lock().await;
         let job = {
             let mut ready = self.lock(&self.inner.ready);
             let (endpoint, at) = ready.iter().find_map(|(endpoint, queue)| {
@@ -314,6 +319,13 @@ impl Engine {
         self.lock(&self.inner.secret_failures).remove(endpoint_id);
         self.inner.metrics.forget_endpoint(endpoint_id);
         self.inner.sender.forget_endpoint(endpoint_id);
+    }
+
+    /// Whether a lease token is one this node wrote.
+    pub fn holds_lease(&self, token: &str) -> bool {
+        token
+            .strip_prefix(self.inner.lease_prefix.as_str())
+            .is_some_and(|rest| rest.starts_with('.'))
     }
 
     /// Whether this is the first attempt since start whose secrets would not open for this

@@ -186,8 +186,10 @@ impl Service {
         require_manage(who, shop_id)?;
         let now = now_ms();
         // Read ahead but not yet being sent: taken out of its ready queue and cancelled.
-        if let Some(lease) = self.engine.take_queued(shop_id, id) {
+        if let Some(lease) = self.engine.take_queued(shop_id, id).await {
             self.store.cancel_leased(&[lease], now).await?;
+        } else if self.ask_holder_to_cancel(shop_id, id).await? {
+            return self.get_delivery(who, shop_id, id).await;
         }
         match self.store.cancel_delivery(shop_id, id, now).await? {
             None => Err(ServiceError::NotFound(format!("No delivery with id {id}."))),
@@ -205,6 +207,35 @@ impl Service {
                 }
             }
         }
+    }
+
+    /// A delivery leased by another node: that node is asked to cancel it if it is still
+    /// only read ahead there. True when it did (within two seconds).
+    async fn ask_holder_to_cancel(&self, shop_id: &str, id: &str) -> ServiceResult<bool> {
+        let Some(d) = self.store.delivery(shop_id, id).await? else {
+            return Ok(false);
+        };
+        let owner = self.store.lease_owner(shop_id, id).await?;
+        let Some(owner) = owner.filter(|o| d.status == "delivering" && !self.engine.holds_lease(o))
+        else {
+            return Ok(false);
+        };
+        self.store.notify_cancel(shop_id, id).await?;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            match self.store.delivery(shop_id, id).await? {
+                Some(d) if d.status == "cancelled" => return Ok(true),
+                Some(d) if d.status == "delivering" => {
+                    // Still leased under the same token: the holder may still answer.
+                    if self.store.lease_owner(shop_id, id).await?.as_deref() != Some(&owner) {
+                        return Ok(false);
+                    }
+                }
+                _ => return Ok(false),
+            }
+        }
+        Ok(false)
     }
 
     /// Retries every delivery matching the filter (failed ones unless a status is given).

@@ -10,6 +10,8 @@ use sqlx::PgConnection;
 pub const WORK_CHANNEL: &str = "herald_work";
 /// Channel of activity relayed between nodes (a JSON payload).
 pub const ACTIVITY_CHANNEL: &str = "herald_activity";
+/// Channel of "cancel this delivery if you only read it ahead" (payload `shop_id delivery_id`).
+pub const CANCEL_CHANNEL: &str = "herald_cancel";
 /// Largest payload sent in one notification (PostgreSQL's limit is 8000 bytes).
 pub const MAX_PAYLOAD: usize = 7_900;
 
@@ -18,6 +20,8 @@ pub const MAX_PAYLOAD: usize = 7_900;
 pub enum Signal {
     Work,
     Activity(String),
+    /// (shop id, delivery id)
+    Cancel(String, String),
 }
 
 /// Notifications from other nodes (PostgreSQL).
@@ -30,6 +34,10 @@ impl Listener {
         let n = self.0.recv().await?;
         Ok(match n.channel() {
             ACTIVITY_CHANNEL => Signal::Activity(n.payload().to_string()),
+            CANCEL_CHANNEL => match n.payload().split_once(' ') {
+                Some((shop, id)) => Signal::Cancel(shop.to_string(), id.to_string()),
+                None => Signal::Work,
+            },
             _ => Signal::Work,
         })
     }
@@ -83,6 +91,18 @@ impl Store {
         Ok(())
     }
 
+    /// Asks the node holding a delivery's lease to cancel it if it only read it ahead.
+    pub async fn notify_cancel(&self, shop_id: &str, delivery_id: &str) -> Result<()> {
+        if let Db::Postgres { pool } = &self.db {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CANCEL_CHANNEL)
+                .bind(format!("{shop_id} {delivery_id}"))
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Listens to the other nodes; `None` on SQLite, where there are none.
     pub async fn listen(&self) -> Result<Option<Listener>> {
         let Db::Postgres { pool } = &self.db else {
@@ -90,7 +110,7 @@ impl Store {
         };
         let mut listener = PgListener::connect_with(pool).await?;
         listener
-            .listen_all([WORK_CHANNEL, ACTIVITY_CHANNEL])
+            .listen_all([WORK_CHANNEL, ACTIVITY_CHANNEL, CANCEL_CHANNEL])
             .await?;
         Ok(Some(Listener(listener)))
     }

@@ -211,6 +211,18 @@ impl Store {
         })
     }
 
+    /// The token of a delivery's lease, if it is leased.
+    pub async fn lease_owner(&self, shop_id: &str, id: &str) -> Result<Option<String>> {
+        on_reader!(self, |pool, d| Ok(sqlx::query_scalar(&d.sql(
+            "SELECT lease_owner FROM deliveries WHERE shop_id = ? AND id = ?"
+        ))
+        .bind(shop_id)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .flatten()))
+    }
+
     /// Cancels a delivery that has not finished; same answers as [`Store::retry_delivery`].
     pub async fn cancel_delivery(&self, shop_id: &str, id: &str, now: i64) -> Result<Option<bool>> {
         on_writer!(self, |pool, d| {

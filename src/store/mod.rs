@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod api_keys;
 pub mod attempts;
 pub mod cluster;
+pub mod copy;
 pub mod deliveries;
 pub mod endpoints;
 pub mod event_types;
