@@ -101,9 +101,10 @@ setup-nextest:
 test-e2e: site-debug server-debug
 	cd end2end && npx playwright test
 
-## Throughput and latency of a release build against a local receiver; writes target/bench/report.json.
-bench: build
-	target/release/herald-bench --herald target/release/herald
+## Throughput and latency of a release build against a local receiver, on SQLite and then on a
+## private PostgreSQL cluster with 1, 2 and 3 nodes; writes target/bench/report.json.
+bench: build setup-postgres
+	PG_CLUSTER_DURABLE=1 scripts/with-postgres target/release/herald-bench --herald target/release/herald
 
 lint: setup
 	cargo fmt --all -- --check

@@ -5,6 +5,10 @@
 //! Then a soak: a fresh Herald with a short retention under a steady publish rate, its
 //! database size and RSS sampled over time, and the 1-endpoint burst again on it.
 //!
+//! Then, when `HERALD_TEST_POSTGRES` names a PostgreSQL server (`make bench` starts a private
+//! one), the same burst on PostgreSQL with 1, 2 and 3 nodes sharing a fresh database, with the
+//! CPU time Herald and PostgreSQL spent per delivery.
+//!
 //! Usage: `herald-bench [--events N] [--fan-events N] [--soak-seconds N] [--soak-rate N]
 //! [--herald PATH]`;
 //! `herald-bench receiver` is the receiver process it starts itself. `HERALD_BENCH_LOG` sets
@@ -122,6 +126,50 @@ fn db_bytes(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// CPU time (user + system) a process has used, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let rest = s.rsplit_once(") ")?.1.to_string();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+/// CPU ticks of every PostgreSQL server process on the machine (the bench's own cluster).
+fn postgres_ticks() -> u64 {
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| {
+                    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                        .is_ok_and(|c| c.trim() == "postgres")
+                })
+                .map(cpu_ticks)
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux unless configured otherwise).
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// CPU µs per delivery from tick counts.
+fn us_per(ticks: u64, deliveries: u64) -> f64 {
+    (ticks as f64 / clock_ticks() * 1e6 / deliveries.max(1) as f64).round()
+}
+
 fn mib(bytes: u64) -> f64 {
     (bytes as f64 / 1_048_576.0 * 10.0).round() / 10.0
 }
@@ -137,6 +185,8 @@ fn percentile_ms(sorted: &[u64], p: f64) -> f64 {
 struct Bench {
     client: reqwest::Client,
     herald: String,
+    /// Other nodes on the same database: publishers go round the nodes.
+    others: Vec<String>,
     receiver: String,
     key: String,
 }
@@ -197,11 +247,13 @@ impl Bench {
         self.reset_receiver().await;
         let start = Instant::now();
         let batches: Vec<usize> = (0..events.div_ceil(1000)).collect();
-        let per_task = batches.len().div_ceil(4).max(1);
+        let nodes: Vec<&String> = std::iter::once(&self.herald).chain(&self.others).collect();
+        let publishers = (2 * nodes.len()).max(4);
+        let per_task = batches.len().div_ceil(publishers).max(1);
         let mut tasks = Vec::new();
-        for chunk in batches.chunks(per_task).map(<[usize]>::to_vec) {
+        for (t, chunk) in batches.chunks(per_task).map(<[usize]>::to_vec).enumerate() {
             let client = self.client.clone();
-            let url = format!("{}/api/v1/events/batch", self.herald);
+            let url = format!("{}/api/v1/events/batch", nodes[t % nodes.len()]);
             let key = self.key.clone();
             tasks.push(tokio::spawn(async move {
                 for b in chunk {
@@ -465,10 +517,16 @@ async fn main() {
         "  publish→receipt at 500 events/s: p50 {} ms, p99 {} ms, max {} ms",
         latency["p50_ms"], latency["p99_ms"], latency["max_ms"]
     );
-    let one = b.throughput(events, 1).await;
+    let ticks = cpu_ticks(herald_pid);
+    let mut one = b.throughput(events, 1).await;
+    let sqlite_cpu = us_per(
+        cpu_ticks(herald_pid) - ticks,
+        one["deliveries"].as_u64().unwrap_or(0),
+    );
+    one["herald_cpu_us_per_delivery"] = json!(sqlite_cpu);
     println!(
-        "  1 endpoint: {} deliveries/s end to end; publish {} events/s; {} s",
-        one["deliveries_per_s"], one["publish_events_per_s"], one["seconds"]
+        "  1 endpoint: {} deliveries/s end to end; publish {} events/s; {} s; Herald {} µs CPU per delivery",
+        one["deliveries_per_s"], one["publish_events_per_s"], one["seconds"], sqlite_cpu
     );
     for _ in 0..9 {
         b.post("/endpoints", &hook).await;
@@ -530,6 +588,16 @@ async fn main() {
         ratio * 100.0
     );
 
+    let postgres = match std::env::var("HERALD_TEST_POSTGRES") {
+        Ok(server) if !server.is_empty() => {
+            postgres_runs(&herald_bin, &client, &receiver, &server, events).await
+        }
+        _ => {
+            println!("  PostgreSQL: skipped (no HERALD_TEST_POSTGRES; `make bench` starts one)");
+            Value::Null
+        }
+    };
+
     let report = json!({
         "raw_limit": raw,
         "latency_500_per_s": latency,
@@ -540,6 +608,7 @@ async fn main() {
         "one_endpoint_after_soak": after_soak,
         "after_soak_ratio": (kept * 1000.0).round() / 1000.0,
         "ratio_to_raw_limit": (ratio * 1000.0).round() / 1000.0,
+        "postgres": postgres,
         "durability": "every attempt recorded in SQLite (WAL, synchronous=NORMAL) in batched transactions; figures count receipts at the receiver",
     });
     std::fs::create_dir_all("target/bench").unwrap();
@@ -552,6 +621,85 @@ async fn main() {
     drop(children);
 }
 
+/// The 1-endpoint burst on PostgreSQL with 1, 2 and 3 nodes, each on a fresh database of the
+/// server, with the CPU Herald's nodes and PostgreSQL spent per delivery.
+async fn postgres_runs(
+    herald_bin: &str,
+    client: &reqwest::Client,
+    receiver: &str,
+    server: &str,
+    events: usize,
+) -> Value {
+    use sqlx::Connection;
+    let mut runs = Vec::new();
+    for nodes in 1..=3 {
+        let name = format!("herald_bench_{nodes}_{}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(server)
+            .await
+            .expect("the PostgreSQL server answers");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("a bench database is created");
+        let url = format!(
+            "{}/{name}",
+            server.rsplit_once('/').map_or(server, |(r, _)| r)
+        );
+        let (b, children, _dir) =
+            launch_on(herald_bin, client, receiver, &[], &url, nodes, None).await;
+        let pids: Vec<u32> = children.iter().map(Child::id).collect();
+        let _children = Children(children);
+        let latency = if nodes == 1 {
+            b.latency(500, 10).await
+        } else {
+            Value::Null
+        };
+        let herald_before: u64 = pids.iter().map(|p| cpu_ticks(*p)).sum();
+        let pg_before = postgres_ticks();
+        let mut run = b.throughput(events, 1).await;
+        let delivered = run["deliveries"].as_u64().unwrap_or(0);
+        let herald_cpu = us_per(
+            pids.iter().map(|p| cpu_ticks(*p)).sum::<u64>() - herald_before,
+            delivered,
+        );
+        let pg_cpu = us_per(postgres_ticks() - pg_before, delivered);
+        run["nodes"] = json!(nodes);
+        run["herald_cpu_us_per_delivery"] = json!(herald_cpu);
+        run["postgres_cpu_us_per_delivery"] = json!(pg_cpu);
+        run["latency_500_per_s"] = latency.clone();
+        // Cores needed for 100,000 deliveries/s at these costs.
+        run["cores_for_100k_per_s"] = json!({
+            "herald": (herald_cpu * 0.1).round() / 1.0,
+            "postgres": (pg_cpu * 0.1).round() / 1.0,
+        });
+        if nodes == 1 {
+            println!(
+                "  PostgreSQL, 1 node: publish→receipt at 500 events/s: p50 {} ms, p99 {} ms",
+                latency["p50_ms"], latency["p99_ms"]
+            );
+        }
+        println!(
+            "  PostgreSQL, {nodes} node(s): {} deliveries/s end to end; publish {} events/s; \
+             CPU per delivery: Herald {herald_cpu} µs, PostgreSQL {pg_cpu} µs",
+            run["deliveries_per_s"], run["publish_events_per_s"]
+        );
+        runs.push(run);
+    }
+    if let Some(one) = runs.first() {
+        let h = one["herald_cpu_us_per_delivery"].as_f64().unwrap_or(0.0);
+        let p = one["postgres_cpu_us_per_delivery"].as_f64().unwrap_or(0.0);
+        println!(
+            "  100,000 deliveries/s at these costs: ~{:.0} cores of Herald nodes and ~{:.0} of PostgreSQL",
+            h * 0.1,
+            p * 0.1
+        );
+    }
+    json!({
+        "settings": "a private cluster: fsync on, synchronous_commit off (commits are not flushed one by one, as SQLite's WAL with synchronous=NORMAL)",
+        "runs": runs,
+    })
+}
+
 /// Herald on a fresh database in a temporary directory, with a shop, an API key and one
 /// endpoint at the receiver; `extra` adds to its environment.
 async fn launch(
@@ -562,6 +710,23 @@ async fn launch(
 ) -> (Bench, Child, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/herald.db", dir.path().display());
+    let (b, mut children, dir) =
+        launch_on(herald_bin, client, receiver, extra, &db, 1, Some(dir)).await;
+    (b, children.remove(0), dir)
+}
+
+/// `nodes` Herald nodes on the database at `db` (one data directory, so one secret key), with
+/// a shop, an API key and one endpoint at the receiver.
+async fn launch_on(
+    herald_bin: &str,
+    client: &reqwest::Client,
+    receiver: &str,
+    extra: &[(&str, &str)],
+    db: &str,
+    nodes: usize,
+    dir: Option<tempfile::TempDir>,
+) -> (Bench, Vec<Child>, tempfile::TempDir) {
+    let dir = dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
     let env = |c: &mut Command| {
         c.env("HERALD_DATABASE_URL", &db)
             .env("HERALD_DATA_DIR", dir.path())
@@ -593,28 +758,37 @@ async fn launch(
     };
     let shop = cli(&["shop", "create", "--name", "Bench", "--enable-webhooks"]);
     let key = cli(&["api-key", "create", "--shop", &shop, "--name", "bench"]);
-    let port = free_port();
-    let mut serve = Command::new(herald_bin);
-    serve
-        .arg("serve")
-        .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null());
-    env(&mut serve);
-    let herald = serve.spawn().expect("herald starts");
+    let mut children = Vec::new();
+    let mut urls = Vec::new();
+    for n in 0..nodes {
+        let port = free_port();
+        let mut serve = Command::new(herald_bin);
+        serve
+            .arg("serve")
+            .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("HERALD_NODE_ID", format!("bench-{n}"))
+            .stdout(Stdio::null());
+        env(&mut serve);
+        children.push(serve.spawn().expect("herald starts"));
+        urls.push(format!("http://127.0.0.1:{port}"));
+    }
     let b = Bench {
         client: client.clone(),
-        herald: format!("http://127.0.0.1:{port}"),
+        herald: urls[0].clone(),
+        others: urls[1..].to_vec(),
         receiver: receiver.to_string(),
         key,
     };
-    for _ in 0..200 {
-        let up = b.client.get(format!("{}/healthz", b.herald)).send().await;
-        if up.is_ok_and(|r| r.status().is_success()) {
-            break;
+    for url in &urls {
+        for _ in 0..200 {
+            let up = b.client.get(format!("{url}/healthz")).send().await;
+            if up.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     b.post("/endpoints", &json!({"url": format!("{receiver}/hook")}))
         .await;
-    (b, herald, dir)
+    (b, children, dir)
 }
