@@ -728,7 +728,7 @@ async fn launch_on(
 ) -> (Bench, Vec<Child>, tempfile::TempDir) {
     let dir = dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
     let env = |c: &mut Command| {
-        c.env("HERALD_DATABASE_URL", &db)
+        c.env("HERALD_DATABASE_URL", db)
             .env("HERALD_DATA_DIR", dir.path())
             .env(
                 "HERALD_LOG",
