@@ -110,6 +110,36 @@ async fn scalar(store: &herald::store::Store, sql: &str) -> i64 {
         .unwrap())
 }
 
+/// Nodes named `names` on the test's database, each healthy, and an API key of a shop with
+/// webhooks; `None` on SQLite (one node).
+async fn cluster(
+    dir: &std::path::Path,
+    names: &[&str],
+    env: &[(&str, &str)],
+) -> Option<(Vec<Node>, String)> {
+    if !common::on_postgres() {
+        eprintln!("several nodes need PostgreSQL: runs in the PostgreSQL pass");
+        return None;
+    }
+    let nodes: Vec<Node> = names.iter().map(|n| start_node(dir, n, env)).collect();
+    for n in &nodes {
+        wait_healthy(n).await;
+    }
+    Some((nodes, shop_and_key(dir)))
+}
+
+/// Creates an endpoint through `node`.
+async fn endpoint(client: &reqwest::Client, node: &Node, key: &str, body: serde_json::Value) {
+    let ep = client
+        .post(node.api("/endpoints"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ep.status(), 201);
+}
+
 /// A shop with webhooks and an API key; returns the key.
 fn shop_and_key(dir: &std::path::Path) -> String {
     let shop = cli(
@@ -124,33 +154,18 @@ fn shop_and_key(dir: &std::path::Path) -> String {
 /// more than the killed node held when it died.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_killed_mid_way_loses_nothing_and_repeats_only_what_it_held() {
-    if !common::on_postgres() {
-        eprintln!("several nodes need PostgreSQL: runs in the PostgreSQL pass");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let key = shop_and_key(dir.path());
     // Short leases: the killed node's deliveries are sent by the others within seconds.
     let env = [("HERALD_LEASE_SECONDS", "2")];
-    let mut nodes: Vec<Node> = ["node-a", "node-b", "node-c"]
-        .iter()
-        .map(|n| start_node(dir.path(), n, &env))
-        .collect();
-    for n in &nodes {
-        wait_healthy(n).await;
-    }
+    let Some((mut nodes, key)) = cluster(dir.path(), &["node-a", "node-b", "node-c"], &env).await
+    else {
+        return;
+    };
     // A receiver that takes 20 ms per request: the nodes have deliveries in flight and read
     // ahead when one dies.
     let rx = Receiver::start(|_| (200, vec![], "ok".into(), Duration::from_millis(20))).await;
     let client = reqwest::Client::new();
-    let ep = client
-        .post(nodes[0].api("/endpoints"))
-        .bearer_auth(&key)
-        .json(&json!({"url": rx.url("/hook")}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ep.status(), 201);
+    endpoint(&client, &nodes[0], &key, json!({"url": rx.url("/hook")})).await;
 
     const EVENTS: usize = 3000;
     // 24 producers publish one event per request, round robin over the nodes, as long as
@@ -259,30 +274,20 @@ async fn a_node_killed_mid_way_loses_nothing_and_repeats_only_what_it_held() {
 /// Two nodes sending to one rate-limited endpoint send no faster together than its limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rate_limit_holds_across_two_nodes() {
-    if !common::on_postgres() {
-        eprintln!("several nodes need PostgreSQL: runs in the PostgreSQL pass");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let key = shop_and_key(dir.path());
-    let nodes: Vec<Node> = ["node-a", "node-b"]
-        .iter()
-        .map(|n| start_node(dir.path(), n, &[]))
-        .collect();
-    for n in &nodes {
-        wait_healthy(n).await;
-    }
+    let Some((nodes, key)) = cluster(dir.path(), &["node-a", "node-b"], &[]).await else {
+        return;
+    };
     let rx = Receiver::ok().await;
     let client = reqwest::Client::new();
     const RATE: usize = 20;
-    let ep = client
-        .post(nodes[0].api("/endpoints"))
-        .bearer_auth(&key)
-        .json(&json!({"url": rx.url("/hook"), "rate_limit_per_second": RATE}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ep.status(), 201);
+    endpoint(
+        &client,
+        &nodes[0],
+        &key,
+        json!({"url": rx.url("/hook"), "rate_limit_per_second": RATE}),
+    )
+    .await;
     // Both nodes must know the other is alive before the work comes (their first heartbeats).
     tokio::time::sleep(Duration::from_millis(300)).await;
     const EVENTS: usize = 100;
@@ -312,31 +317,15 @@ async fn a_rate_limit_holds_across_two_nodes() {
 /// its ready queue, and it is never sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_delivery_read_ahead_on_one_node_is_cancelled_through_another() {
-    if !common::on_postgres() {
-        eprintln!("several nodes need PostgreSQL: runs in the PostgreSQL pass");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let key = shop_and_key(dir.path());
     // One attempt in flight per node at a time, each taking a second.
     let env = [("HERALD_ENDPOINT_CONCURRENCY", "2")];
-    let nodes: Vec<Node> = ["node-a", "node-b"]
-        .iter()
-        .map(|n| start_node(dir.path(), n, &env))
-        .collect();
-    for n in &nodes {
-        wait_healthy(n).await;
-    }
+    let Some((nodes, key)) = cluster(dir.path(), &["node-a", "node-b"], &env).await else {
+        return;
+    };
     let rx = Receiver::start(|_| (200, vec![], "ok".into(), Duration::from_secs(1))).await;
     let client = reqwest::Client::new();
-    let ep = client
-        .post(nodes[0].api("/endpoints"))
-        .bearer_auth(&key)
-        .json(&json!({"url": rx.url("/hook")}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ep.status(), 201);
+    endpoint(&client, &nodes[0], &key, json!({"url": rx.url("/hook")})).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut deliveries = Vec::new();
     for i in 0..8 {
@@ -402,4 +391,47 @@ async fn a_delivery_read_ahead_on_one_node_is_cancelled_through_another() {
     rx.wait_for(7, 20).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(rx.count(), 7, "the cancelled delivery was never sent");
+}
+
+/// The activity feed of any node shows what every node does: an event published through one
+/// node appears, with its attempt, on a stream opened on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_activity_of_every_node_shows_on_any_node() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let Some((nodes, key)) = cluster(dir.path(), &["node-a", "node-b"], &[]).await else {
+        return;
+    };
+    let rx = Receiver::ok().await;
+    let client = reqwest::Client::new();
+    endpoint(&client, &nodes[0], &key, json!({"url": rx.url("/hook")})).await;
+    let resp = client
+        .get(nodes[0].api("/activity"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut stream = resp.bytes_stream();
+    // Node b learns that node a now has a listener (a's heartbeat and a wake-up say so).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = client
+        .post(nodes[1].api("/events"))
+        .bearer_auth(&key)
+        .json(&json!({"id": "evt_through_b", "type": "order.created", "data": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !(text.contains("event: event.published") && text.contains("event: attempt")) {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("activity from node b arrives on node a: {text}"))
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("evt_through_b"), "{text}");
 }

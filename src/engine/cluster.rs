@@ -166,7 +166,7 @@ pub(super) async fn heartbeats(engine: Engine) {
             _ = engine.inner.activity.changed() => {
                 // Others should know at once that this node now wants their activity.
                 let _ = engine.beat().await;
-                let _ = engine.inner.store.notify_work().await;
+                let _ = engine.inner.store.notify_listeners().await;
             }
             _ = shutdown.changed() => return,
         }
@@ -196,11 +196,11 @@ pub(super) async fn listener(engine: Engine) {
             _ = shutdown.changed() => return,
         };
         match signal {
-            Ok(Signal::Work) => {
-                engine.wake();
-                // A node that just gained a listener says so by a work signal too: learn it.
-                if !engine.inner.others_listen.load(Ordering::Relaxed) {
-                    let _ = engine.beat().await;
+            Ok(Signal::Work) => engine.wake(),
+            Ok(Signal::Listeners) => {
+                // Whether some node now wants this node's activity (or no longer does).
+                if let Err(e) = engine.beat().await {
+                    tracing::warn!(error = %e, "could not write this node's heartbeat");
                 }
             }
             Ok(Signal::Cancel(shop_id, id)) => {

@@ -19,27 +19,53 @@ pub const MAX_PAYLOAD: usize = 7_900;
 #[derive(Debug)]
 pub enum Signal {
     Work,
+    /// A node's live activity streams opened or closed.
+    Listeners,
     Activity(String),
     /// (shop id, delivery id)
     Cancel(String, String),
 }
 
 /// Notifications from other nodes (PostgreSQL).
-pub struct Listener(PgListener);
+pub struct Listener {
+    listener: PgListener,
+    /// This process's tag: its own work notifications are not news to it.
+    tag: std::sync::Arc<str>,
+}
+
+/// A work notification's payload: the sender's tag, and `listeners` when what changed is a
+/// node's live activity streams.
+const LISTENERS: &str = "listeners";
 
 impl Listener {
-    /// The next notification. After an error the listener reconnects by itself; what was sent
-    /// meanwhile is lost, so the caller treats an error as "there may be work".
+    /// The next notification from another process. After an error the listener reconnects
+    /// by itself; what was sent meanwhile is lost, so the caller treats an error as "there may
+    /// be work".
     pub async fn next(&mut self) -> Result<Signal> {
-        let n = self.0.recv().await?;
-        Ok(match n.channel() {
-            ACTIVITY_CHANNEL => Signal::Activity(n.payload().to_string()),
-            CANCEL_CHANNEL => match n.payload().split_once(' ') {
-                Some((shop, id)) => Signal::Cancel(shop.to_string(), id.to_string()),
-                None => Signal::Work,
-            },
-            _ => Signal::Work,
-        })
+        loop {
+            let n = self.listener.recv().await?;
+            let payload = n.payload();
+            match n.channel() {
+                WORK_CHANNEL => {
+                    let (tag, what) = payload.split_once(' ').unwrap_or((payload, ""));
+                    if tag == &*self.tag {
+                        continue;
+                    }
+                    return Ok(if what == LISTENERS {
+                        Signal::Listeners
+                    } else {
+                        Signal::Work
+                    });
+                }
+                ACTIVITY_CHANNEL => return Ok(Signal::Activity(payload.to_string())),
+                CANCEL_CHANNEL => {
+                    if let Some((shop, id)) = payload.split_once(' ') {
+                        return Ok(Signal::Cancel(shop.to_string(), id.to_string()));
+                    }
+                }
+                _ => return Ok(Signal::Work),
+            }
+        }
     }
 }
 
@@ -70,13 +96,29 @@ pub fn lock_key(name: &str) -> i64 {
 impl Store {
     /// Tells every node that work is queued (PostgreSQL; nothing to tell on SQLite).
     pub async fn notify_work(&self) -> Result<()> {
+        self.notify_work_with(&self.tag).await
+    }
+
+    /// Tells every node that this node's live activity streams changed.
+    pub async fn notify_listeners(&self) -> Result<()> {
+        self.notify_work_with(&format!("{} {LISTENERS}", self.tag))
+            .await
+    }
+
+    async fn notify_work_with(&self, payload: &str) -> Result<()> {
         if let Db::Postgres { pool } = &self.db {
-            sqlx::query("SELECT pg_notify($1, '')")
+            sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(WORK_CHANNEL)
+                .bind(payload)
                 .execute(pool)
                 .await?;
         }
         Ok(())
+    }
+
+    /// The payload of this process's work notifications.
+    pub fn work_payload(&self) -> &str {
+        &self.tag
     }
 
     /// Relays activity to the other nodes (PostgreSQL). `payload` is at most [`MAX_PAYLOAD`].
@@ -112,7 +154,10 @@ impl Store {
         listener
             .listen_all([WORK_CHANNEL, ACTIVITY_CHANNEL, CANCEL_CHANNEL])
             .await?;
-        Ok(Some(Listener(listener)))
+        Ok(Some(Listener {
+            listener,
+            tag: self.tag.clone(),
+        }))
     }
 
     /// Takes the named job's lock if no node holds it.

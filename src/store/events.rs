@@ -437,8 +437,9 @@ impl Store {
         // delivered at commit, and not at all on a rollback).
         if let Tx::Postgres(t) = &mut tx {
             if out.iter().any(|p| !p.duplicate && !p.deliveries.is_empty()) {
-                sqlx::query("SELECT pg_notify($1, '')")
+                sqlx::query("SELECT pg_notify($1, $2)")
                     .bind(super::cluster::WORK_CHANNEL)
+                    .bind(self.work_payload())
                     .execute(&mut **t)
                     .await?;
             }

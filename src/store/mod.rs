@@ -78,6 +78,9 @@ fn conflict_message(db_message: &str) -> &'static str {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    /// Names this process in the notifications it sends (see `cluster`): it does not wake
+    /// itself with its own.
+    tag: std::sync::Arc<str>,
 }
 
 #[derive(Clone, Debug)]
@@ -333,6 +336,7 @@ impl Store {
             })?;
         Ok(Store {
             db: Db::Postgres { pool },
+            tag: crate::ids::new_id("proc").into(),
         })
     }
 
@@ -368,6 +372,7 @@ impl Store {
             .await?;
         Ok(Store {
             db: Db::Sqlite { pool, writer },
+            tag: crate::ids::new_id("proc").into(),
         })
     }
 
