@@ -542,44 +542,24 @@ async fn main() {
         let _ = first.wait();
     }
 
-    // The soak: a fresh Herald keeping everything only `retention` seconds, a steady rate,
-    // then the 1-endpoint burst again with the purge at work on a full database.
-    let retention = soak_seconds / 6;
-    println!(
-        "  soak: {soak_rate} events/s for {soak_seconds} s, retention {retention} s \
-         (database size and RSS every {} s):",
-        (soak_seconds / 12).max(5)
-    );
-    let retention_env = retention.to_string();
-    let (sb, soaker, soak_dir) = launch(
-        &herald_bin,
-        &client,
-        &receiver,
-        &[("HERALD_RETENTION_SECONDS", retention_env.as_str())],
-    )
-    .await;
-    let soak_pid = soaker.id();
-    children.0.push(soaker);
-    let soak = sb
-        .soak(soak_pid, soak_dir.path(), soak_rate, soak_seconds)
-        .await;
-    let after_soak = sb.throughput(events, 1).await;
-    let kept = after_soak["deliveries_per_s"].as_f64().unwrap_or(0.0)
-        / one["deliveries_per_s"].as_f64().unwrap_or(1.0).max(1.0);
-    println!(
-        "  soak: {} deliveries/s; database {} → {} MiB, RSS {} → {} MiB (first half → second half max)",
-        soak["deliveries_per_s"],
-        soak["db_mib_max_first_half"],
-        soak["db_mib_max_second_half"],
-        soak["rss_mib_max_first_half"],
-        soak["rss_mib_max_second_half"]
-    );
-    println!(
-        "  1 endpoint after the soak, retention at work: {} deliveries/s ({:.0} % of the fresh run); database {} MiB",
-        after_soak["deliveries_per_s"],
-        kept * 100.0,
-        mib(db_bytes(soak_dir.path()))
-    );
+    // The soak (`--soak-seconds 0` skips it): a fresh Herald keeping everything only
+    // `retention` seconds, a steady rate, then the 1-endpoint burst again with the purge at
+    // work on a full database.
+    let (soak, after_soak, kept) = if soak_seconds == 0 {
+        (Value::Null, Value::Null, 0.0)
+    } else {
+        soak_run(
+            &herald_bin,
+            &client,
+            &receiver,
+            &mut children,
+            soak_rate,
+            soak_seconds,
+            events,
+            &one,
+        )
+        .await
+    };
     let ratio = one["deliveries_per_s"].as_f64().unwrap_or(0.0)
         / raw["requests_per_s"].as_f64().unwrap_or(1.0).max(1.0);
     println!(
@@ -619,6 +599,62 @@ async fn main() {
     .unwrap();
     println!("  report: target/bench/report.json");
     drop(children);
+}
+
+/// The soak and the 1-endpoint burst after it: (soak figures, burst figures, burst / fresh).
+#[allow(clippy::too_many_arguments)]
+async fn soak_run(
+    herald_bin: &str,
+    client: &reqwest::Client,
+    receiver: &str,
+    children: &mut Children,
+    soak_rate: u64,
+    soak_seconds: u64,
+    events: usize,
+    one: &Value,
+) -> (Value, Value, f64) {
+    let retention = soak_seconds / 6;
+    println!(
+        "  soak: {soak_rate} events/s for {soak_seconds} s, retention {retention} s \
+         (database size and RSS every {} s):",
+        (soak_seconds / 12).max(5)
+    );
+    let retention_env = retention.to_string();
+    let (sb, soaker, soak_dir) = launch(
+        herald_bin,
+        client,
+        receiver,
+        &[("HERALD_RETENTION_SECONDS", retention_env.as_str())],
+    )
+    .await;
+    let soak_pid = soaker.id();
+    children.0.push(soaker);
+    let soak = sb
+        .soak(soak_pid, soak_dir.path(), soak_rate, soak_seconds)
+        .await;
+    let after_soak = sb.throughput(events, 1).await;
+    let kept = after_soak["deliveries_per_s"].as_f64().unwrap_or(0.0)
+        / one["deliveries_per_s"].as_f64().unwrap_or(1.0).max(1.0);
+    println!(
+        "  soak: {} deliveries/s; database {} → {} MiB, RSS {} → {} MiB (first half → second half max)",
+        soak["deliveries_per_s"],
+        soak["db_mib_max_first_half"],
+        soak["db_mib_max_second_half"],
+        soak["rss_mib_max_first_half"],
+        soak["rss_mib_max_second_half"]
+    );
+    println!(
+        "  1 endpoint after the soak, retention at work: {} deliveries/s ({:.0} % of the fresh run); database {} MiB",
+        after_soak["deliveries_per_s"],
+        kept * 100.0,
+        mib(db_bytes(soak_dir.path()))
+    );
+    // Done with it: it must not take the machine's cores from the runs that follow.
+    if let Some(mut soaker) = children.0.pop() {
+        let _ = soaker.kill();
+        let _ = soaker.wait();
+    }
+    (soak, after_soak, kept)
 }
 
 /// The 1-endpoint burst on PostgreSQL with 1, 2 and 3 nodes, each on a fresh database of the
