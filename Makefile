@@ -98,8 +98,11 @@ test-rust: setup-nextest setup-postgres
 setup-nextest:
 	@cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
 
-test-e2e: site-debug server-debug
+## The browser suite on SQLite, then on a private PostgreSQL cluster's empty database.
+test-e2e: site-debug server-debug setup-postgres
 	cd end2end && npx playwright test
+	scripts/with-postgres bash -c 'cd end2end && HERALD_E2E_DATABASE_URL="$$HERALD_TEST_POSTGRES" npx playwright test'
+
 
 ## Throughput and latency of a release build against a local receiver, on SQLite and then on a
 ## private PostgreSQL cluster with 1, 2 and 3 nodes; writes target/bench/report.json.

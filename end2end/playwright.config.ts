@@ -12,8 +12,10 @@ const dir = process.env.HERALD_E2E_DIR;
 const port = process.env.HERALD_E2E_PORT ?? "3456";
 export const baseURL = `http://127.0.0.1:${port}`;
 
+// SQLite in the run's directory, or the PostgreSQL database `make test` hands over for the
+// suite's second pass (HERALD_E2E_DATABASE_URL: an empty database of a private cluster).
 export const heraldEnv = {
-  HERALD_DATABASE_URL: `sqlite://${dir}/herald.db`,
+  HERALD_DATABASE_URL: process.env.HERALD_E2E_DATABASE_URL ?? `sqlite://${dir}/herald.db`,
   HERALD_DATA_DIR: dir,
   HERALD_LISTEN: `127.0.0.1:${port}`,
   HERALD_ADMIN_EMAIL: "admin@example.com",
