@@ -17,22 +17,17 @@
 //! endpoint). No claim scans a backlog, and no endpoint's backlog hides another's deliveries.
 
 use super::activity::Activity;
+use super::state::{Claims, Limits};
 use super::{attempt, metrics, Engine, Inner, RecorderTx};
 use crate::ids::now_ms;
-use crate::store::deliveries::{Claimed, LeaseRef};
+use crate::store::deliveries::Claimed;
 use crate::store::endpoints::EndpointRow;
 use crate::store::events::EventRow;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A fast endpoint may have this many times its concurrency leased (in flight included), so
-/// one claim brings it many rounds of work at once and its workers keep sending while the
-/// writer is busy with a large publish or a record batch.
-const PREFETCH_FACTOR: usize = 32;
-/// The process may have this many times the global concurrency leased.
-const GLOBAL_FACTOR: usize = 8;
 /// Most rows one claim takes.
 const MAX_CLAIM: usize = 1024;
 
@@ -59,39 +54,15 @@ fn lease_covers(c: &Claimed, ep: &EndpointRow, lease_ms: i64, now: i64) -> bool 
     now + ep.timeout_ms + lease_margin(lease_ms) <= c.lease_until
 }
 
-/// What the dispatcher remembers between rounds.
-#[derive(Default)]
-struct State {
-    /// Endpoints whose last claim took all the room they had: more may be due for them.
-    backlog: HashSet<String>,
-    /// When the next delivery falls due, if nothing is due now.
-    next_due: Option<i64>,
-    /// When the next lease runs out (perhaps already): its delivery is released then, at
-    /// once, rather than claimed for in vain until the next release tick.
-    next_lease_end: Option<i64>,
-    /// Turns the order endpoints are served in when a claim cannot take all they have room for.
-    turn: usize,
-}
-
 impl Engine {
-    /// Deliveries an endpoint may have leased (in flight and ready) at once: its concurrency,
-    /// and as much read-ahead as it sends within a quarter of the lease at its recent pace, so
-    /// no job waits in a ready queue until its lease runs out. A rate-limited endpoint gets no
-    /// read-ahead: its jobs would wait for the limiter, not for a slot.
-    fn allowance(&self, endpoint: &str) -> usize {
-        let n = self.endpoint_concurrency();
-        if self.lock(&self.inner.limiters).contains_key(endpoint) {
-            return n;
+    /// The limits the state's decisions follow, with this node's share of the endpoint
+    /// concurrency.
+    fn limits(&self) -> Limits {
+        Limits {
+            concurrency: self.inner.config.concurrency,
+            endpoint_concurrency: self.endpoint_concurrency(),
+            lease_ms: self.inner.config.lease.as_millis() as i64,
         }
-        let max_ahead = n * (PREFETCH_FACTOR - 1);
-        let ahead = match self.lock(&self.inner.pace).get(endpoint) {
-            Some(avg_ms) => {
-                let horizon = self.inner.config.lease.as_millis() as f64 / 4.0;
-                ((n as f64 * horizon / avg_ms.max(1.0)) as usize).min(max_ahead)
-            }
-            None => max_ahead,
-        };
-        n + ahead
     }
 
     /// Attempts an endpoint may have in flight on this node: the configured concurrency shared
@@ -100,93 +71,14 @@ impl Engine {
         (self.inner.config.endpoint_concurrency.max(1) / self.live_nodes()).max(1)
     }
 
-    /// Folds an attempt's duration into its endpoint's pace (a moving average).
-    fn note_pace(&self, endpoint: &str, ms: f64) {
-        let mut pace = self.lock(&self.inner.pace);
-        let avg = pace.entry(endpoint.to_string()).or_insert(ms);
-        *avg = *avg * 0.9 + ms * 0.1;
-    }
-
-    /// How many more deliveries an endpoint may lease now.
-    fn room_for(&self, endpoint: &str) -> usize {
-        let busy = self
-            .lock(&self.inner.workers)
-            .get(endpoint)
-            .copied()
-            .unwrap_or(0);
-        let ready = self
-            .lock(&self.inner.ready)
-            .get(endpoint)
-            .map_or(0, VecDeque::len);
-        self.allowance(endpoint).saturating_sub(busy + ready)
-    }
-
-    /// Whether an endpoint has nothing leased (nothing in flight, nothing read ahead).
-    fn is_idle(&self, endpoint: &str) -> bool {
-        !self.lock(&self.inner.workers).contains_key(endpoint)
-            && !self.lock(&self.inner.ready).contains_key(endpoint)
-    }
-
-    /// Read-ahead is speculative: when endpoints with nothing leased need `wanted` leases the
-    /// process has no room for, the endpoints with the most read ahead give that many back
-    /// (from the back of their ready queues, not yet sent). Slow endpoints' backlogs then
-    /// cannot fill the process's leases and keep a healthy endpoint's event waiting.
+    /// Gives back read-ahead so endpoints with nothing leased get `wanted` leases (see
+    /// `State::read_ahead_to_give_back`).
     async fn make_room(&self, wanted: usize) -> crate::store::Result<()> {
-        let given: Vec<LeaseRef> = {
-            let mut ready = self.lock(&self.inner.ready);
-            let mut given = Vec::new();
-            while given.len() < wanted {
-                let Some(queue) = ready
-                    .values_mut()
-                    .filter(|q| q.len() > 1)
-                    .max_by_key(|q| q.len())
-                else {
-                    break;
-                };
-                match queue.pop_back() {
-                    Some(job) => given.push(job.delivery.lease()),
-                    None => break,
-                }
-            }
-            given
-        };
+        let given = self.state().read_ahead_to_give_back(wanted);
         if given.is_empty() {
             return Ok(());
         }
-        self.inner.store.release(&given, now_ms()).await?;
-        self.forget_leased(&given);
-        Ok(())
-    }
-
-    /// Deliveries this process may lease now, across all endpoints.
-    fn global_room(&self) -> usize {
-        (self.inner.config.concurrency.max(1) * GLOBAL_FACTOR)
-            .saturating_sub(self.lock_leased().len())
-    }
-
-    /// Whether a claim query is worth running now: new work was announced, a timer fell due,
-    /// or an endpoint with more due work has drained half of its allowance (and the process
-    /// has room for a batch worth a query).
-    fn worth_claiming(&self, state: &State, announced: bool) -> bool {
-        let room = self.global_room();
-        if room == 0 {
-            // Full of read-ahead: still worth a claim for an endpoint with nothing leased,
-            // which others' read-ahead then makes room for (see `make_room`).
-            let hints = self.lock(&self.inner.hints);
-            return hints.iter().chain(&state.backlog).any(|e| self.is_idle(e));
-        }
-        if announced
-            || !self.lock(&self.inner.hints).is_empty()
-            || state.next_due.is_some_and(|t| t <= now_ms())
-        {
-            return true;
-        }
-        let low_water = (self.inner.config.concurrency / 4).clamp(1, 64);
-        room >= low_water
-            && state
-                .backlog
-                .iter()
-                .any(|e| self.room_for(e) * 2 >= self.allowance(e))
+        self.inner.store.release(&given, now_ms()).await
     }
 
     /// Starts workers for ready jobs, up to the endpoint concurrency per endpoint.
@@ -196,40 +88,22 @@ impl Engine {
     /// served, and only one worker per endpoint queues for one at a time, so they go round
     /// the endpoints: slow endpoints cannot keep every permit for themselves.
     fn spawn_workers(&self, main: &tokio::runtime::Handle, tx: &RecorderTx) {
-        let pending: Vec<(String, usize)> = self
-            .lock(&self.inner.ready)
-            .iter()
-            .filter(|(_, q)| !q.is_empty())
-            .map(|(e, q)| (e.clone(), q.len()))
-            .collect();
-        for (endpoint, queued) in pending {
-            let want = {
-                let mut workers = self.lock(&self.inner.workers);
-                let busy = workers.entry(endpoint.clone()).or_insert(0);
-                let want = queued.min(self.endpoint_concurrency().saturating_sub(*busy));
-                *busy += want;
-                want
-            };
-            for _ in 0..want {
+        let limits = self.limits();
+        let start = self.state().start_workers(&limits);
+        for (endpoint, n) in start {
+            for _ in 0..n {
                 let engine = self.clone();
                 let tx = tx.clone();
                 let endpoint = endpoint.clone();
                 main.spawn(async move {
                     worker(&engine, &endpoint, &tx).await;
-                    let mut workers = engine.lock(&engine.inner.workers);
-                    if let Some(n) = workers.get_mut(&endpoint) {
-                        *n = n.saturating_sub(1);
-                        if *n == 0 {
-                            workers.remove(&endpoint);
-                            engine.lock(&engine.inner.gates).remove(&endpoint);
-                        }
+                    if engine.state().worker_ended(&endpoint) {
+                        engine.lock(&engine.inner.gates).remove(&endpoint);
                     }
-                    drop(workers);
                     engine.inner.wake.notify_one();
                 });
             }
         }
-        self.lock(&self.inner.workers).retain(|_, n| *n > 0);
     }
 
     /// The endpoint's turn to queue for a global permit (see `Inner::gates`).
@@ -242,32 +116,14 @@ impl Engine {
 
     /// Whether the endpoint has jobs waiting for a worker (and the engine is not stopping).
     fn has_ready(&self, endpoint: &str) -> bool {
-        !*self.inner.shutdown.borrow()
-            && self
-                .lock(&self.inner.ready)
-                .get(endpoint)
-                .is_some_and(|q| !q.is_empty())
-    }
-
-    /// When the endpoint's next job may be sent (its rate-limit slot), if it must wait.
-    fn front_not_before(&self, endpoint: &str) -> Option<i64> {
-        self.lock(&self.inner.ready)
-            .get(endpoint)
-            .and_then(|q| q.front())
-            .and_then(|j| j.not_before)
+        !*self.inner.shutdown.borrow() && self.state().has_ready(endpoint)
     }
 
     fn next_job(&self, endpoint: &str) -> Option<Job> {
         if *self.inner.shutdown.borrow() {
             return None;
         }
-        let mut ready = self.lock(&self.inner.ready);
-        let queue = ready.get_mut(endpoint)?;
-        let job = queue.pop_front();
-        if queue.is_empty() {
-            ready.remove(endpoint);
-        }
-        job
+        self.state().next_job(endpoint)
     }
 }
 
@@ -277,9 +133,9 @@ pub(super) async fn dispatcher(engine: Engine, tx: RecorderTx, main: tokio::runt
     let lease_ms = inner.config.lease.as_millis() as i64;
     let mut shutdown = inner.shutdown.subscribe();
     let mut last_release = 0i64;
-    let mut state = State {
+    let mut state = Claims {
         next_due: Some(0),
-        ..State::default()
+        ..Claims::default()
     };
     loop {
         if *shutdown.borrow() {
@@ -304,7 +160,10 @@ pub(super) async fn dispatcher(engine: Engine, tx: RecorderTx, main: tokio::runt
         }
         engine.spawn_workers(&main, &tx);
         let announced = inner.announced.swap(false, Ordering::SeqCst);
-        if engine.worth_claiming(&state, announced) {
+        let worth = engine
+            .state()
+            .worth_claiming(&state, announced, now_ms(), &engine.limits());
+        if worth {
             // Work announced without its endpoints, or a timer: look for every endpoint with
             // due work; otherwise the announced and backlogged endpoints are enough.
             let discover = announced || state.next_due.is_some_and(|t| t <= now_ms());
@@ -340,7 +199,7 @@ pub(super) async fn dispatcher(engine: Engine, tx: RecorderTx, main: tokio::runt
 /// last claim, and, when `discover` is set, every endpoint with due work.
 async fn claim_round(
     engine: &Engine,
-    state: &mut State,
+    state: &mut Claims,
     lease_ms: i64,
     discover: bool,
 ) -> crate::store::Result<()> {
@@ -348,10 +207,8 @@ async fn claim_round(
     let _round = engine.inner.claiming.lock().await;
     let now = now_ms();
     engine.inner.metrics.claim_rounds.inc();
-    let mut candidates: Vec<String> = std::mem::take(&mut *engine.lock(&engine.inner.hints))
-        .into_iter()
-        .chain(state.backlog.drain())
-        .collect();
+    let hints = engine.state().take_hints();
+    let mut candidates: Vec<String> = hints.into_iter().chain(state.backlog.drain()).collect();
     if discover {
         candidates.extend(store.endpoints_with_due(now).await?);
     }
@@ -366,40 +223,48 @@ async fn claim_round(
     // An endpoint not seen since start may be rate-limited, which allows it no read-ahead:
     // learn that from its row before deciding its room.
     let unseen: Vec<String> = {
-        let pace = engine.lock(&engine.inner.pace);
-        let limiters = engine.lock(&engine.inner.limiters);
+        let st = engine.state();
         candidates
             .iter()
-            .filter(|e| !pace.contains_key(*e) && !limiters.contains_key(*e))
+            .filter(|e| !st.has_pace(e) && !st.has_limit(e))
             .cloned()
             .collect()
     };
     if !unseen.is_empty() {
-        for ep in store.endpoints_by_ids(&unseen).await? {
-            engine.limiter(&ep);
+        let rows = store.endpoints_by_ids(&unseen).await?;
+        let mut st = engine.state();
+        for ep in &rows {
+            st.note_limit(ep);
         }
     }
+    let limits = engine.limits();
     // Endpoints with nothing leased first, with room made for them if need be.
-    candidates.sort_by_key(|e| !engine.is_idle(e));
-    let idle_wanted: usize = candidates
-        .iter()
-        .take_while(|e| engine.is_idle(e))
-        .map(|e| engine.room_for(e).min(engine.endpoint_concurrency()))
-        .sum();
-    let room = engine.global_room();
+    let (idle_wanted, room) = {
+        let st = engine.state();
+        candidates.sort_by_key(|e| !st.is_idle(e));
+        let wanted: usize = candidates
+            .iter()
+            .take_while(|e| st.is_idle(e))
+            .map(|e| st.room_for(e, &limits).min(limits.endpoint_concurrency))
+            .sum();
+        (wanted, st.global_room(&limits))
+    };
     if room < idle_wanted {
         engine.make_room(idle_wanted - room).await?;
     }
-    let mut budget = engine.global_room().min(MAX_CLAIM);
     let mut targets: Vec<(String, usize)> = Vec::new();
-    for endpoint in candidates {
-        let n = engine.room_for(&endpoint).min(budget);
-        if n == 0 {
-            state.backlog.insert(endpoint);
-            continue;
+    {
+        let st = engine.state();
+        let mut budget = st.global_room(&limits).min(MAX_CLAIM);
+        for endpoint in candidates {
+            let n = st.room_for(&endpoint, &limits).min(budget);
+            if n == 0 {
+                state.backlog.insert(endpoint);
+                continue;
+            }
+            budget -= n;
+            targets.push((endpoint, n));
         }
-        budget -= n;
-        targets.push((endpoint, n));
     }
     let claimed = store
         .claim_due(now, lease_ms, &engine.lease_token(), &targets)
@@ -418,10 +283,9 @@ async fn claim_round(
     if claimed.is_empty() {
         return Ok(());
     }
-    {
-        let mut leased = engine.lock_leased();
-        leased.extend(claimed.iter().map(Claimed::lease));
-    }
+    engine
+        .state()
+        .note_leased(claimed.iter().map(Claimed::lease));
     let mut endpoint_ids: Vec<String> = claimed.iter().map(|c| c.endpoint_id.clone()).collect();
     endpoint_ids.sort();
     endpoint_ids.dedup();
@@ -461,7 +325,7 @@ async fn claim_round(
             // Give them back rather than wait for their lease.
             let leases: Vec<_> = claimed.iter().map(Claimed::lease).collect();
             let _ = store.release(&leases, now_ms()).await;
-            engine.forget_leased(&leases);
+            engine.state().forget_leased(&leases);
             return Err(e);
         }
     };
@@ -469,8 +333,11 @@ async fn claim_round(
         .into_iter()
         .map(|e| (e.id.clone(), Arc::new(e)))
         .collect();
-    for ep in endpoints.values() {
-        engine.limiter(ep);
+    {
+        let mut st = engine.state();
+        for ep in endpoints.values() {
+            st.note_limit(ep);
+        }
     }
     events.extend(
         loaded_events
@@ -481,7 +348,7 @@ async fn claim_round(
     let mut slots: HashMap<String, VecDeque<i64>> = slots;
     let mut gone = Vec::new();
     {
-        let mut ready = engine.lock(&engine.inner.ready);
+        let mut st = engine.state();
         for c in claimed {
             let (Some(endpoint), Some(event)) = (
                 endpoints.get(&c.endpoint_id).cloned(),
@@ -492,29 +359,19 @@ async fn claim_round(
                 gone.push(c.lease());
                 continue;
             };
-            let queue = ready.entry(c.endpoint_id.clone()).or_default();
-            // Behind every job of its priority or higher, ahead of the lower ones: a high
-            // priority delivery overtakes what was read ahead. (Usually the back: one step.)
-            let at = queue
-                .iter()
-                .rposition(|j| j.delivery.priority <= c.priority)
-                .map_or(0, |i| i + 1);
             let not_before = slots.get_mut(&c.endpoint_id).and_then(VecDeque::pop_front);
-            queue.insert(
-                at,
-                Job {
-                    delivery: c,
-                    endpoint,
-                    event,
-                    not_before,
-                },
-            );
+            st.queue(Job {
+                delivery: c,
+                endpoint,
+                event,
+                not_before,
+            });
         }
     }
     if !gone.is_empty() {
         // Its endpoint or event is gone (deleted meanwhile): nothing to send.
         store.cancel_leased(&gone, now_ms()).await?;
-        engine.forget_leased(&gone);
+        engine.state().forget_leased(&gone);
     }
     Ok(())
 }
@@ -563,7 +420,8 @@ async fn worker(engine: &Engine, endpoint: &str, tx: &RecorderTx) {
         // The rate limit first, then a global permit, queued for in turn with the other
         // endpoints; only then is a job taken. Until that moment it stays in the ready queue,
         // where read-ahead can be given back to others (`make_room`) and cancelled.
-        if let Some(at) = engine.front_not_before(endpoint) {
+        let slot = engine.state().front_not_before(endpoint);
+        if let Some(at) = slot {
             sleep_until_ms(at).await;
         }
         // A free permit is taken at once (none is free while others queue: the semaphore
@@ -591,7 +449,7 @@ async fn worker(engine: &Engine, endpoint: &str, tx: &RecorderTx) {
         let id = job.delivery.id.clone();
         run(engine, job, tx).await;
         drop(permit);
-        engine.lock_leased().remove(&id);
+        engine.state().finished(&id);
         engine.inner.wake.notify_one();
     }
 }
@@ -681,7 +539,9 @@ async fn run(engine: &Engine, job: Job, tx: &RecorderTx) {
     };
     let m = &engine.inner.metrics;
     m.attempt_seconds.observe(out.duration.as_secs_f64());
-    engine.note_pace(&ep.id, out.duration.as_secs_f64() * 1000.0);
+    engine
+        .state()
+        .note_pace(&ep.id, out.duration.as_secs_f64() * 1000.0);
     if rec.new_status != "succeeded" {
         m.endpoint_failures
             .get_or_create(&metrics::EndpointLabel {

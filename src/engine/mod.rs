@@ -14,6 +14,7 @@ mod recent;
 pub mod retry;
 pub mod sender;
 pub mod signing;
+mod state;
 pub mod template;
 
 use crate::crypto::SecretBox;
@@ -24,7 +25,7 @@ use crate::store::endpoints::EndpointRow;
 use crate::store::events::EventRow;
 use crate::store::Store;
 use activity::{Activity, ActivityHub};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -57,34 +58,23 @@ struct Inner {
     activity: ActivityHub,
     metrics: metrics::Metrics,
     global: Arc<Semaphore>,
-    /// Workers running per endpoint (each sends one delivery at a time).
-    workers: Mutex<HashMap<String, usize>>,
+    /// What the engine knows between claims (see `state`): ready jobs, workers, pace, rate
+    /// limits, announced endpoints and the leases held, under one lock.
+    state: Mutex<state::State>,
     /// Per endpoint with workers: the turn to queue for a global permit. One worker of an
     /// endpoint waits for a permit at a time, so the (first come, first served) queue for
     /// permits holds at most one waiter per endpoint and permits go round the endpoints.
     gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Leased deliveries per endpoint waiting for a worker.
-    ready: Mutex<HashMap<String, VecDeque<dispatch::Job>>>,
     /// Held by a claim round from its claim until its jobs are in the ready queues: a cancel
     /// waits for it, so a delivery just claimed is found where it will be.
     claiming: tokio::sync::Mutex<()>,
-    /// Recent attempt duration per endpoint, in ms (see `allowance`).
-    pace: Mutex<HashMap<String, f64>>,
     /// Set by [`Engine::wake`]: new work may be due anywhere; look for every endpoint with
     /// due work.
     announced: AtomicBool,
-    /// Endpoints [`Engine::wake_endpoints`] announced new work for since the last claim.
-    hints: Mutex<HashSet<String>>,
-    /// Deliveries this process has leased and not yet finished (id → lease token), to give
-    /// back on shutdown.
-    leased: Mutex<HashMap<String, String>>,
     /// This process's part of every lease token, and how many claims it made: a claim's token
     /// is both, so two claims of one delivery never share a token, even in one process.
     lease_prefix: String,
     claims: std::sync::atomic::AtomicU64,
-    /// Rate limits (per second) of the endpoints that have one, as their rows last said; the
-    /// send slots themselves come from the shared schedule in the store.
-    limiters: Mutex<HashMap<String, i64>>,
     /// Endpoints whose secrets would not open, alerted about once since start.
     secret_failures: Mutex<HashSet<String>>,
     /// Events just published, so claiming their deliveries need not read them back.
@@ -112,17 +102,12 @@ impl Engine {
                 wake: Notify::new(),
                 activity: ActivityHub::default(),
                 metrics: metrics::Metrics::default(),
-                workers: Mutex::new(HashMap::new()),
+                state: Mutex::default(),
                 gates: Mutex::new(HashMap::new()),
-                ready: Mutex::new(HashMap::new()),
                 claiming: tokio::sync::Mutex::new(()),
-                pace: Mutex::new(HashMap::new()),
                 announced: AtomicBool::new(true),
-                hints: Mutex::new(HashSet::new()),
-                leased: Mutex::new(HashMap::new()),
                 lease_prefix: crate::ids::new_id("lease"),
                 claims: std::sync::atomic::AtomicU64::new(0),
-                limiters: Mutex::new(HashMap::new()),
                 secret_failures: Mutex::new(HashSet::new()),
                 recent: Mutex::default(),
                 started_at: now_ms(),
@@ -164,8 +149,7 @@ impl Engine {
     /// New work is queued for these endpoints: claim it now, from them alone (cheaper than
     /// looking for every endpoint with due work, as [`Engine::wake`] does).
     pub fn wake_endpoints<'a>(&self, endpoints: impl IntoIterator<Item = &'a str>) {
-        self.lock(&self.inner.hints)
-            .extend(endpoints.into_iter().map(str::to_string));
+        self.state().add_hints(endpoints);
         self.inner.wake.notify_one();
     }
 
@@ -242,8 +226,7 @@ impl Engine {
             tracing::warn!("attempts still in flight at shutdown are given back unrecorded");
         }
         // Leased and not finished: in flight past the grace, or waiting for a worker.
-        self.lock(&self.inner.ready).clear();
-        let leases: Vec<LeaseRef> = self.lock_leased().drain().collect();
+        let leases: Vec<LeaseRef> = self.state().give_up_all();
         if !leases.is_empty() {
             match self.inner.store.release(&leases, now_ms()).await {
                 Ok(()) => {
@@ -275,14 +258,13 @@ impl Engine {
     /// An endpoint was edited, disabled or deleted: its deliveries leased but not yet started
     /// go back to the queue (held if it is disabled), so none is sent with what it was before.
     pub async fn endpoint_changed(&self, endpoint_id: &str) {
-        let Some(jobs) = self.lock(&self.inner.ready).remove(endpoint_id) else {
+        let leases = self.state().take_endpoint_jobs(endpoint_id);
+        if leases.is_empty() {
             return;
-        };
-        let leases: Vec<LeaseRef> = jobs.into_iter().map(|j| j.delivery.lease()).collect();
+        }
         if let Err(e) = self.inner.store.release(&leases, now_ms()).await {
             tracing::error!(error = %e, "could not give back deliveries; their leases will run out");
         }
-        self.forget_leased(&leases);
         self.wake();
     }
 
@@ -291,31 +273,13 @@ impl Engine {
     /// read-ahead, and it is never sent.
     pub async fn take_queued(&self, shop_id: &str, delivery_id: &str) -> Option<LeaseRef> {
         let _round = self.inner.claiming.lock().await;
-        let job = {
-            let mut ready = self.lock(&self.inner.ready);
-            let (endpoint, at) = ready.iter().find_map(|(endpoint, queue)| {
-                queue
-                    .iter()
-                    .position(|j| j.delivery.id == delivery_id && j.delivery.shop_id == shop_id)
-                    .map(|at| (endpoint.clone(), at))
-            })?;
-            let queue = ready.get_mut(&endpoint)?;
-            let job = queue.remove(at);
-            if queue.is_empty() {
-                ready.remove(&endpoint);
-            }
-            job?
-        };
-        let lease = job.delivery.lease();
-        self.forget_leased(std::slice::from_ref(&lease));
-        Some(lease)
+        self.state().take_queued(shop_id, delivery_id)
     }
 
     /// An endpoint is gone: what the engine kept about it (pace, rate limiter, metric
     /// series) goes too, so none of it grows with endpoints created and deleted over months.
     pub fn forget_endpoint(&self, endpoint_id: &str) {
-        self.lock(&self.inner.pace).remove(endpoint_id);
-        self.lock(&self.inner.limiters).remove(endpoint_id);
+        self.state().forget_endpoint(endpoint_id);
         self.lock(&self.inner.secret_failures).remove(endpoint_id);
         self.inner.metrics.forget_endpoint(endpoint_id);
         self.inner.sender.forget_endpoint(endpoint_id);
@@ -340,37 +304,16 @@ impl Engine {
         m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn lock_leased(&self) -> MutexGuard<'_, HashMap<String, String>> {
-        self.lock(&self.inner.leased)
-    }
-
-    /// These deliveries are no longer this process's to give back on shutdown.
-    fn forget_leased(&self, leases: &[LeaseRef]) {
-        let mut leased = self.lock_leased();
-        for (id, _) in leases {
-            leased.remove(id);
-        }
+    /// The engine's state, locked. Held only for a step of memory work, never across an
+    /// await.
+    fn state(&self) -> MutexGuard<'_, state::State> {
+        self.lock(&self.inner.state)
     }
 
     /// A fresh lease token for one claim.
     fn lease_token(&self) -> String {
         let n = self.inner.claims.fetch_add(1, Ordering::Relaxed);
         format!("{}.{n}", self.inner.lease_prefix)
-    }
-
-    /// Notes the endpoint's rate limit (per second), if it has one.
-    fn limiter(&self, ep: &EndpointRow) -> Option<i64> {
-        let mut map = self.lock(&self.inner.limiters);
-        match ep.rate_limit_per_second.filter(|r| *r > 0) {
-            Some(rate) => {
-                map.insert(ep.id.clone(), rate);
-                Some(rate)
-            }
-            None => {
-                map.remove(&ep.id);
-                None
-            }
-        }
     }
 
     /// The endpoint's plaintext secrets for one attempt, or why they cannot be had. Fails
