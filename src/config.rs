@@ -138,6 +138,11 @@ pub struct Config {
     pub metrics_token: Option<String>,
 
     /// Log filter in tracing's syntax, e.g. `info` or `herald=debug,tower_http=info`.
+    /// Connections this node keeps to PostgreSQL (each node; mind the server's
+    /// `max_connections`). No effect on SQLite.
+    #[arg(long, env = "HERALD_DATABASE_CONNECTIONS", default_value_t = crate::store::DEFAULT_PG_CONNECTIONS, global = true, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub database_connections: u32,
+
     /// This node's name, shown on the operator's Nodes page (default: hostname and process id).
     #[arg(long, env = "HERALD_NODE_ID", global = true, value_parser = parse_node_id)]
     pub node_id: Option<String>,
@@ -275,4 +280,29 @@ fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
     s.parse::<ipnet::IpNet>()
         .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map_err(|_| format!("{s:?} is not an IP address or network such as 10.0.0.0/8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<Cli, String> {
+        Cli::try_parse_from(std::iter::once("herald").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_node_name_and_a_pool_size_are_checked_and_named_when_wrong() {
+        let cli = parse(&["--node-id", "eu-1", "--database-connections", "40"]).unwrap();
+        assert_eq!(cli.config.node_name(), "eu-1");
+        assert_eq!(cli.config.database_connections, 40);
+        let bad = parse(&["--node-id", "has space"]).unwrap_err();
+        assert!(bad.contains("--node-id") && bad.contains("not a node name"), "{bad}");
+        let bad = parse(&["--database-connections", "1"]).unwrap_err();
+        assert!(bad.contains("--database-connections"), "{bad}");
+        let default = parse(&[]).unwrap().config;
+        assert_eq!(default.database_connections, crate::store::DEFAULT_PG_CONNECTIONS);
+        assert!(default.node_name().ends_with(&format!("-{}", std::process::id())));
+    }
 }

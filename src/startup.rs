@@ -24,7 +24,7 @@ pub struct Server {
 
 /// Opens the store (migrated) and the service with its engine, not yet started.
 pub async fn open_service(config: &Config) -> anyhow::Result<Service> {
-    let store = Store::connect(&config.database_url).await?;
+    let store = Store::connect_with(&config.database_url, config.database_connections).await?;
     store.migrate().await?;
     let secrets = SecretBox::load(config.secret_key.as_deref(), &config.data_dir)?;
     // Fail closed: with a key that does not open what is stored, nothing could be signed.

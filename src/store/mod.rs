@@ -68,6 +68,10 @@ fn conflict_message(db_message: &str) -> &'static str {
     }
 }
 
+/// Connections a node keeps to PostgreSQL unless told otherwise (besides one for listening to
+/// the other nodes and one while it holds the retention lock).
+pub const DEFAULT_PG_CONNECTIONS: u32 = 16;
+
 /// The database behind Herald. Cheap to clone.
 ///
 /// One interface over two backends. Statements are written once where the SQL is shared —
@@ -305,17 +309,24 @@ impl StoreUrl {
 }
 
 impl Store {
-    /// Opens the store a `HERALD_DATABASE_URL` names.
+    /// Opens the store a `HERALD_DATABASE_URL` names (PostgreSQL with the default pool).
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        Self::connect_with(url, DEFAULT_PG_CONNECTIONS).await
+    }
+
+    /// Opens the store a `HERALD_DATABASE_URL` names; on PostgreSQL with a pool of up to
+    /// `pg_connections` (`HERALD_DATABASE_CONNECTIONS`; SQLite has its one writer and eight
+    /// readers).
+    pub async fn connect_with(url: &str, pg_connections: u32) -> anyhow::Result<Self> {
         match StoreUrl::parse(url).map_err(anyhow::Error::msg)? {
             StoreUrl::Sqlite(url) => Self::connect_sqlite(&url).await,
-            StoreUrl::Postgres(url) => Self::connect_postgres(&url).await,
+            StoreUrl::Postgres(url) => Self::connect_postgres(&url, pg_connections).await,
         }
     }
 
     /// Connects to the PostgreSQL database at `url`. Errors say what failed without the URL
     /// (it may carry a password).
-    async fn connect_postgres(url: &str) -> anyhow::Result<Self> {
+    async fn connect_postgres(url: &str, connections: u32) -> anyhow::Result<Self> {
         let options = PgConnectOptions::from_str(url).map_err(|e| {
             anyhow::anyhow!("HERALD_DATABASE_URL is not a valid PostgreSQL URL: {e}")
         })?;
@@ -325,7 +336,7 @@ impl Store {
             options.get_database().unwrap_or("(default)").to_string(),
         );
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(connections.max(2))
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await

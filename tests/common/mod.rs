@@ -96,6 +96,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         retention_seconds: None,
         trusted_proxies: Vec::new(),
         node_id: None,
+        database_connections: herald::store::DEFAULT_PG_CONNECTIONS,
         log: "warn".into(),
     }
 }
