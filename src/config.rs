@@ -298,11 +298,19 @@ mod tests {
         assert_eq!(cli.config.node_name(), "eu-1");
         assert_eq!(cli.config.database_connections, 40);
         let bad = parse(&["--node-id", "has space"]).unwrap_err();
-        assert!(bad.contains("--node-id") && bad.contains("not a node name"), "{bad}");
+        assert!(
+            bad.contains("--node-id") && bad.contains("not a node name"),
+            "{bad}"
+        );
         let bad = parse(&["--database-connections", "1"]).unwrap_err();
         assert!(bad.contains("--database-connections"), "{bad}");
         let default = parse(&[]).unwrap().config;
-        assert_eq!(default.database_connections, crate::store::DEFAULT_PG_CONNECTIONS);
-        assert!(default.node_name().ends_with(&format!("-{}", std::process::id())));
+        assert_eq!(
+            default.database_connections,
+            crate::store::DEFAULT_PG_CONNECTIONS
+        );
+        assert!(default
+            .node_name()
+            .ends_with(&format!("-{}", std::process::id())));
     }
 }
