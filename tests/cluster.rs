@@ -7,7 +7,7 @@ mod common;
 use common::receiver::Receiver;
 use serde_json::json;
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// A node, killed when dropped: a failing assertion leaves no server behind.
@@ -44,16 +44,13 @@ fn start_node(dir: &std::path::Path, name: &str, env: &[(&str, &str)]) -> Node {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_herald"))
+    let child = common::herald_cli(dir)
         .arg("serve")
-        .env("HERALD_DATABASE_URL", common::database_url(dir))
-        .env("HERALD_DATA_DIR", dir)
         .env("HERALD_SECRET_KEY", SECRET_KEY)
         .env("HERALD_NODE_ID", name)
         .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
         .env("HERALD_ADMIN_PASSWORD", "admin-password-1")
         .env("HERALD_ALLOW_PRIVATE_TARGETS", "1")
-        .env("HERALD_LOG", "warn")
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .spawn()
@@ -74,12 +71,9 @@ async fn wait_healthy(node: &Node) {
 }
 
 fn cli(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+    let out = common::herald_cli(dir)
         .args(args)
-        .env("HERALD_DATABASE_URL", common::database_url(dir))
-        .env("HERALD_DATA_DIR", dir)
         .env("HERALD_SECRET_KEY", SECRET_KEY)
-        .env("HERALD_LOG", "warn")
         .output()
         .unwrap();
     assert!(
@@ -87,13 +81,7 @@ fn cli(dir: &std::path::Path, args: &[&str]) -> String {
         "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string()
+    common::last_line(&out)
 }
 
 /// The database the nodes share, as a test looks at it.

@@ -23,16 +23,13 @@ fn start_herald(db: &std::path::Path, port: u16) -> Herald {
 }
 
 fn start_herald_with(db: &std::path::Path, port: u16, env: &[(&str, String)]) -> Herald {
-    let child = Command::new(env!("CARGO_BIN_EXE_herald"))
+    let child = common::herald_cli(db)
         .arg("serve")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("HERALD_DATABASE_URL", common::database_url(db))
-        .env("HERALD_DATA_DIR", db)
         .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
         .env("HERALD_ADMIN_PASSWORD", "admin-password-1")
         .env("HERALD_ALLOW_PRIVATE_TARGETS", "1")
         .env("HERALD_LEASE_SECONDS", "1")
-        .env("HERALD_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
         .expect("herald starts");
@@ -61,20 +58,7 @@ fn free_port() -> u16 {
 
 /// Runs the herald command line on the database in `dir`; returns its last line of output.
 fn run_cli(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(args)
-        .env("HERALD_DATABASE_URL", common::database_url(dir))
-        .env("HERALD_DATA_DIR", dir)
-        .env("HERALD_LOG", "warn")
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string()
+    common::last_line(&common::herald_cli(dir).args(args).output().unwrap())
 }
 
 #[tokio::test]

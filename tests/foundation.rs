@@ -227,24 +227,13 @@ async fn sessions_survive_a_restart() {
 fn the_command_line_prints_ids_and_keys_on_the_last_line() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(args)
-            .env("HERALD_DATABASE_URL", common::database_url(dir.path()))
-            .env("HERALD_LOG", "warn")
-            .output()
-            .unwrap();
+        let out = common::herald_cli(dir.path()).args(args).output().unwrap();
         assert!(
             out.status.success(),
             "{args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .trim()
-            .lines()
-            .last()
-            .unwrap()
-            .to_string()
+        common::last_line(&out)
     };
     let shop = run(&["shop", "create", "--name", "Demo", "--enable-webhooks"]);
     assert!(shop.starts_with("shp_"), "{shop}");

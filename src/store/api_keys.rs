@@ -84,7 +84,7 @@ impl Store {
 
     pub async fn revoke_api_key(&self, shop_id: &str, key_id: &str) -> Result<bool> {
         on_writer!(self, |pool, d| {
-            let done = sqlx::query(&d.sql("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND shop_id = ? AND revoked_at IS NULL",))
+            let done = sqlx::query(&d.sql("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND shop_id = ? AND revoked_at IS NULL"))
         .bind(now_ms())
         .bind(key_id)
         .bind(shop_id)

@@ -98,7 +98,7 @@ impl Store {
                 in_tx!(&mut tx, |c, d| {
                     sqlx::query(&d.sql("INSERT INTO alerts (id, shop_id, kind, endpoint_id, delivery_id, message, created_at)
                      SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM deliveries
-                       WHERE id = ? AND status = 'delivering' AND lease_owner = ?)",))
+                       WHERE id = ? AND status = 'delivering' AND lease_owner = ?)"))
                 .bind(new_id("alr"))
                 .bind(&r.shop_id)
                 .bind(kind)
@@ -189,7 +189,7 @@ impl Store {
                 EndpointEffect::Disable(reason) => {
                     in_tx!(&mut tx, |c, d| {
                         sqlx::query(&d.sql("UPDATE endpoints SET enabled = FALSE, disabled_reason = ?, last_attempt_at = ?, updated_at = ?
-                         WHERE id = ?",))
+                         WHERE id = ?"))
                     .bind(reason)
                     .bind(r.at)
                     .bind(r.at)
@@ -217,7 +217,7 @@ impl Store {
                     .rows_affected());
                     in_tx!(&mut tx, |c, d| {
                         sqlx::query(&d.sql("UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL,
-                         updated_at = ? WHERE endpoint_id = ? AND status IN ('pending', 'retrying', 'held')",))
+                         updated_at = ? WHERE endpoint_id = ? AND status IN ('pending', 'retrying', 'held')"))
                     .bind(r.at)
                     .bind(&r.endpoint_id)
                     .execute(c)
@@ -328,7 +328,7 @@ impl Store {
     ) -> Result<Vec<(String, i64, i64)>> {
         on_reader!(self, |pool, d| {
             Ok(sqlx::query_as(&d.sql("SELECT endpoint_id, SUM(CASE WHEN status_code BETWEEN 200 AND 299 THEN 1 ELSE 0 END), COUNT(*)
-             FROM attempts WHERE shop_id = ? AND at >= ? GROUP BY endpoint_id",))
+             FROM attempts WHERE shop_id = ? AND at >= ? GROUP BY endpoint_id"))
         .bind(shop_id)
         .bind(since)
         .fetch_all(pool)

@@ -96,49 +96,37 @@ pub fn lock_key(name: &str) -> i64 {
 impl Store {
     /// Tells every node that work is queued (PostgreSQL; nothing to tell on SQLite).
     pub async fn notify_work(&self) -> Result<()> {
-        self.notify_work_with(&self.tag).await
+        self.notify(WORK_CHANNEL, &self.tag).await
     }
 
     /// Tells every node that this node's live activity streams changed.
     pub async fn notify_listeners(&self) -> Result<()> {
-        self.notify_work_with(&format!("{} {LISTENERS}", self.tag))
+        self.notify(WORK_CHANNEL, &format!("{} {LISTENERS}", self.tag))
             .await
     }
 
-    async fn notify_work_with(&self, payload: &str) -> Result<()> {
-        if let Db::Postgres { pool } = &self.db {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(WORK_CHANNEL)
-                .bind(payload)
-                .execute(pool)
-                .await?;
-        }
-        Ok(())
-    }
-
     /// The payload of this process's work notifications.
-    pub fn work_payload(&self) -> &str {
+    pub(super) fn work_payload(&self) -> &str {
         &self.tag
     }
 
     /// Relays activity to the other nodes (PostgreSQL). `payload` is at most [`MAX_PAYLOAD`].
     pub async fn notify_activity(&self, payload: &str) -> Result<()> {
-        if let Db::Postgres { pool } = &self.db {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(ACTIVITY_CHANNEL)
-                .bind(payload)
-                .execute(pool)
-                .await?;
-        }
-        Ok(())
+        self.notify(ACTIVITY_CHANNEL, payload).await
     }
 
     /// Asks the node holding a delivery's lease to cancel it if it only read it ahead.
     pub async fn notify_cancel(&self, shop_id: &str, delivery_id: &str) -> Result<()> {
+        self.notify(CANCEL_CHANNEL, &format!("{shop_id} {delivery_id}"))
+            .await
+    }
+
+    /// One notification on one channel (PostgreSQL; on SQLite there is nobody to tell).
+    async fn notify(&self, channel: &str, payload: &str) -> Result<()> {
         if let Db::Postgres { pool } = &self.db {
             sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CANCEL_CHANNEL)
-                .bind(format!("{shop_id} {delivery_id}"))
+                .bind(channel)
+                .bind(payload)
                 .execute(pool)
                 .await?;
         }

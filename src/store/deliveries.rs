@@ -197,7 +197,7 @@ impl Store {
         on_writer!(self, |pool, d| {
             let done = sqlx::query(&d.sql("UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
              WHERE shop_id = ? AND id = ? AND status IN ('succeeded', 'failed', 'cancelled', 'retrying')
-             AND endpoint_id IN (SELECT id FROM endpoints WHERE enabled)",))
+             AND endpoint_id IN (SELECT id FROM endpoints WHERE enabled)"))
         .bind(now)
         .bind(now)
         .bind(shop_id)
@@ -284,7 +284,7 @@ impl Store {
                FROM e WHERE e.id IS NOT NULL)
              SELECT id FROM e WHERE id IS NOT NULL AND EXISTS (SELECT 1
                FROM deliveries d INDEXED BY deliveries_endpoint_due WHERE d.endpoint_id = e.id AND d.status IN ('pending', 'retrying')
-               AND d.next_attempt_at <= ?)",))
+               AND d.next_attempt_at <= ?)"))
         .bind(now)
         .fetch_all(pool)
         .await?)

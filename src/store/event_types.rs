@@ -46,7 +46,7 @@ impl Store {
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (shop_id, name) DO UPDATE SET description = excluded.description,
              sample = excluded.sample, schema = excluded.schema, source = excluded.source,
-             updated_at = excluded.updated_at",))
+             updated_at = excluded.updated_at"))
         .bind(shop_id)
         .bind(&row.name)
         .bind(&row.description)

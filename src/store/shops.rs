@@ -92,7 +92,7 @@ impl Store {
     ) -> Result<bool> {
         on_writer!(self, |pool, d| {
             let done = sqlx::query(&d.sql("UPDATE shops SET failed_retention_hours = ?, log_retention_days = ?, require_https = ?,
-             default_retry = ?, updated_at = ? WHERE id = ?",))
+             default_retry = ?, updated_at = ? WHERE id = ?"))
         .bind(failed_retention_hours)
         .bind(log_retention_days)
         .bind(require_https)

@@ -64,7 +64,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if let Some((shop_id, role)) = membership {
-                sqlx::query(&d.sql("INSERT INTO memberships (shop_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",))
+                sqlx::query(&d.sql("INSERT INTO memberships (shop_id, user_id, role, created_at) VALUES (?, ?, ?, ?)"))
             .bind(shop_id)
             .bind(&id)
             .bind(role)
@@ -91,7 +91,7 @@ impl Store {
 
     pub async fn user(&self, user_id: &str) -> Result<Option<UserRow>> {
         on_reader!(self, |pool, d| {
-            Ok(sqlx::query_as(&d.sql("SELECT id, email, password_hash, is_operator, created_at, session_version FROM users WHERE id = ?",))
+            Ok(sqlx::query_as(&d.sql("SELECT id, email, password_hash, is_operator, created_at, session_version FROM users WHERE id = ?"))
         .bind(user_id)
         .fetch_optional(pool)
         .await?)
@@ -100,7 +100,7 @@ impl Store {
 
     pub async fn all_users(&self) -> Result<Vec<UserRow>> {
         on_reader!(self, |pool, d| {
-            Ok(sqlx::query_as(&d.sql("SELECT id, email, password_hash, is_operator, created_at, session_version FROM users ORDER BY lower(email)",))
+            Ok(sqlx::query_as(&d.sql("SELECT id, email, password_hash, is_operator, created_at, session_version FROM users ORDER BY lower(email)"))
         .fetch_all(pool)
         .await?)
         })

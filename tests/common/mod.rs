@@ -75,6 +75,25 @@ pub fn database_url(dir: &std::path::Path) -> String {
     url
 }
 
+/// The herald command line on the store of the data directory `dir`.
+pub fn herald_cli(dir: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+    cmd.env("HERALD_DATABASE_URL", database_url(dir))
+        .env("HERALD_DATA_DIR", dir)
+        .env("HERALD_LOG", "warn");
+    cmd
+}
+
+/// The last line a command printed: where the command line puts the id or key a script needs.
+pub fn last_line(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string()
+}
+
 pub fn test_config(dir: &std::path::Path) -> Config {
     Config {
         database_url: database_url(dir),
