@@ -368,11 +368,7 @@ impl Backend for Service {
         let dead_after = crate::engine::cluster::PRESUMED_DEAD.as_millis() as i64;
         let nodes = self.store.nodes().await?;
         Ok(NodesOverview {
-            store: match self.store.dialect() {
-                crate::store::Dialect::Sqlite => "SQLite",
-                crate::store::Dialect::Postgres => "PostgreSQL",
-            }
-            .into(),
+            store: self.store.dialect().label().into(),
             now,
             nodes: nodes
                 .into_iter()

@@ -119,6 +119,16 @@ impl Dialect {
         }
     }
 
+    /// The store's name in machine-read answers (`/healthz`).
+    pub fn id(self) -> &'static str {
+        self.pick("sqlite", "postgresql")
+    }
+
+    /// The store's name for people (the Nodes page).
+    pub fn label(self) -> &'static str {
+        self.pick("SQLite", "PostgreSQL")
+    }
+
     /// The statement written for this backend, where the two differ.
     pub fn pick<T>(self, sqlite: T, postgres: T) -> T {
         match self {

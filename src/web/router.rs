@@ -25,10 +25,7 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
         "status": if ok { "ok" } else { "database unavailable" },
         "node": state.service.engine.node_id(),
         "database": {
-            "store": match store.dialect() {
-                crate::store::Dialect::Sqlite => "sqlite",
-                crate::store::Dialect::Postgres => "postgresql",
-            },
+            "store": store.dialect().id(),
             "ok": ok,
             "latency_ms": (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
         },
