@@ -123,11 +123,15 @@ async fn an_installation_copied_to_a_new_store_keeps_everything() {
         .starts_with("Basic "));
     assert!(last.body.contains("\"total\":42"), "{}", last.body);
     let store = &copied.service.store;
+    let shop = herald::ids::ShopId::from(shop.as_str());
     let old = store
-        .attempts_of_delivery(&shop, &deliveries[0])
+        .attempts_of_delivery(&shop, &deliveries[0].as_str().into())
         .await
         .unwrap();
-    let new = store.attempts_of_delivery(&shop, held).await.unwrap();
+    let new = store
+        .attempts_of_delivery(&shop, &held.as_str().into())
+        .await
+        .unwrap();
     assert!(
         new[0].id > old[0].id,
         "new attempts are numbered after the copied ones: {} then {}",

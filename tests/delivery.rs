@@ -1239,8 +1239,8 @@ async fn endpoint_patches_racing_a_disable_or_a_delete_lose_neither() {
         app.service
             .store
             .set_endpoint_enabled(
-                &shop,
-                &id,
+                &shop.as_str().into(),
+                &id.as_str().into(),
                 false,
                 Some("test disable"),
                 herald::ids::now_ms(),
@@ -1305,8 +1305,8 @@ async fn a_publish_racing_a_disable_or_delete_queues_nothing_sendable_and_never_
     app.service
         .store
         .set_endpoint_enabled(
-            &shop,
-            &id,
+            &shop.as_str().into(),
+            &id.as_str().into(),
             false,
             Some("test disable"),
             herald::ids::now_ms(),
@@ -1425,7 +1425,11 @@ async fn a_corrupt_stored_setting_fails_loudly_instead_of_reading_as_empty() {
     assert_eq!(status, 201, "{ep}");
     let id = ep["id"].as_str().unwrap();
     let store = &app.service.store;
-    let row = store.endpoint(&shop, id).await.unwrap().unwrap();
+    let row = store
+        .endpoint(&shop.as_str().into(), &id.into())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.event_types.0, vec!["order.created".to_string()]);
 
     // Well-formed JSON of the wrong shape (what PostgreSQL's jsonb also lets through).
@@ -1438,7 +1442,10 @@ async fn a_corrupt_stored_setting_fails_loudly_instead_of_reading_as_empty() {
         .await
         .unwrap();
     });
-    assert!(store.endpoint(&shop, id).await.is_err());
+    assert!(store
+        .endpoint(&shop.as_str().into(), &id.into())
+        .await
+        .is_err());
     let (status, body) = api.get(&format!("/endpoints/{id}")).await;
     assert_eq!(status, 500, "{body}");
 }

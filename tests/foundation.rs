@@ -142,7 +142,12 @@ async fn a_viewer_gets_403_on_owner_pages_and_actions() {
     )
     .await;
     assert_eq!(resp.status(), 403);
-    let listed = app.service.store.members_of_shop(&shop).await.unwrap();
+    let listed = app
+        .service
+        .store
+        .members_of_shop(&shop.as_str().into())
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 1, "nothing was added");
 }
 

@@ -296,7 +296,7 @@ fn filter_values(q: &HashMap<String, String>) -> Result<DeliveryFilter, ServiceE
     let get = |k: &str| q.get(k).filter(|v| !v.is_empty()).cloned();
     Ok(DeliveryFilter {
         status: get("status"),
-        endpoint_id: get("endpoint_id"),
+        endpoint_id: get("endpoint_id").map(Into::into),
         event_type: get("event_type"),
         channel: get("channel"),
         since: get("since").map(|v| parse_time("since", &v)).transpose()?,

@@ -99,7 +99,7 @@ impl FromRequestParts<AppState> for ApiAuth {
         }
         Ok(ApiAuth {
             principal: crate::service::Service::api_principal(&row.id, &row.shop_id),
-            shop_id: row.shop_id,
+            shop_id: row.shop_id.into(),
         })
     }
 }

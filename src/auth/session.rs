@@ -35,26 +35,27 @@ pub async fn load_principal(
     user_id: &str,
     version: i64,
 ) -> crate::store::Result<Option<Principal>> {
-    let Some(user) = store.user(user_id).await? else {
+    let user_id = crate::ids::UserId::from(user_id);
+    let Some(user) = store.user(&user_id).await? else {
         return Ok(None);
     };
     if user.session_version != version {
         return Ok(None);
     }
     let memberships = store
-        .memberships_of_user(user_id)
+        .memberships_of_user(&user_id)
         .await?
         .into_iter()
         .filter_map(|m| {
             Some(Membership {
                 role: ShopRole::parse(&m.role)?,
-                shop_id: m.shop_id,
+                shop_id: m.shop_id.into(),
                 shop_name: m.shop_name,
             })
         })
         .collect();
     Ok(Some(Principal {
-        user_id: user.id,
+        user_id: user.id.into(),
         email: user.email,
         operator: user.is_operator,
         memberships,

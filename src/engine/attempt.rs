@@ -77,14 +77,14 @@ pub fn prepare(
     let mut headers = vec![
         ("content-type".to_string(), ct.mime().to_string()),
         ("user-agent".to_string(), USER_AGENT.to_string()),
-        ("webhook-id".to_string(), event.id.clone()),
+        ("webhook-id".to_string(), event.id.to_string()),
         ("webhook-timestamp".to_string(), ts.to_string()),
         (
             "webhook-signature".to_string(),
             signing::signature_header(&secrets.signing_keys, &event.id, ts, body.as_bytes()),
         ),
         ("x-herald-event-type".to_string(), event.event_type.clone()),
-        ("x-herald-delivery".to_string(), delivery.id.clone()),
+        ("x-herald-delivery".to_string(), delivery.id.to_string()),
         ("x-herald-attempt".to_string(), number.to_string()),
     ];
     if let Some((user, pass)) = &secrets.basic_auth {

@@ -19,7 +19,7 @@
 use super::activity::Activity;
 use super::state::{Claims, Limits};
 use super::{attempt, metrics, Engine, Inner, RecorderTx};
-use crate::ids::now_ms;
+use crate::ids::{now_ms, EndpointId, EventId, ShopId};
 use crate::store::deliveries::Claimed;
 use crate::store::endpoints::EndpointRow;
 use crate::store::events::EventRow;
@@ -109,7 +109,7 @@ impl Engine {
     /// The endpoint's turn to queue for a global permit (see `Inner::gates`).
     fn gate(&self, endpoint: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.lock(&self.inner.gates)
-            .entry(endpoint.to_string())
+            .entry(EndpointId::from(endpoint))
             .or_default()
             .clone()
     }
@@ -208,7 +208,7 @@ async fn claim_round(
     let now = now_ms();
     engine.inner.metrics.claim_rounds.inc();
     let hints = engine.state().take_hints();
-    let mut candidates: Vec<String> = hints.into_iter().chain(state.backlog.drain()).collect();
+    let mut candidates: Vec<EndpointId> = hints.into_iter().chain(state.backlog.drain()).collect();
     if discover {
         candidates.extend(store.endpoints_with_due(now).await?);
     }
@@ -222,7 +222,7 @@ async fn claim_round(
     }
     // An endpoint not seen since start may be rate-limited, which allows it no read-ahead:
     // learn that from its row before deciding its room.
-    let unseen: Vec<String> = {
+    let unseen: Vec<EndpointId> = {
         let st = engine.state();
         candidates
             .iter()
@@ -252,7 +252,7 @@ async fn claim_round(
     if room < idle_wanted {
         engine.make_room(idle_wanted - room).await?;
     }
-    let mut targets: Vec<(String, usize)> = Vec::new();
+    let mut targets: Vec<(EndpointId, usize)> = Vec::new();
     {
         let st = engine.state();
         let mut budget = st.global_room(&limits).min(MAX_CLAIM);
@@ -286,12 +286,12 @@ async fn claim_round(
     engine
         .state()
         .note_leased(claimed.iter().map(Claimed::lease));
-    let mut endpoint_ids: Vec<String> = claimed.iter().map(|c| c.endpoint_id.clone()).collect();
+    let mut endpoint_ids: Vec<EndpointId> = claimed.iter().map(|c| c.endpoint_id.clone()).collect();
     endpoint_ids.sort();
     endpoint_ids.dedup();
     // Events published moments ago are still in memory; only the others are read.
-    let mut events: HashMap<(String, String), Arc<EventRow>> = HashMap::new();
-    let mut keys: Vec<(String, String)> = Vec::new();
+    let mut events: HashMap<(ShopId, EventId), Arc<EventRow>> = HashMap::new();
+    let mut keys: Vec<(ShopId, EventId)> = Vec::new();
     {
         let recent = engine.lock(&engine.inner.recent);
         for c in &claimed {
@@ -329,7 +329,7 @@ async fn claim_round(
             return Err(e);
         }
     };
-    let endpoints: HashMap<String, Arc<EndpointRow>> = endpoints
+    let endpoints: HashMap<EndpointId, Arc<EndpointRow>> = endpoints
         .into_iter()
         .map(|e| (e.id.clone(), Arc::new(e)))
         .collect();
@@ -345,7 +345,7 @@ async fn claim_round(
             .map(|(shop, e)| ((shop, e.id.clone()), Arc::new(e))),
     );
     let slots = reserve_slots(engine, &claimed, &endpoints).await;
-    let mut slots: HashMap<String, VecDeque<i64>> = slots;
+    let mut slots: HashMap<EndpointId, VecDeque<i64>> = slots;
     let mut gone = Vec::new();
     {
         let mut st = engine.state();
@@ -381,11 +381,11 @@ async fn claim_round(
 async fn reserve_slots(
     engine: &Engine,
     claimed: &[Claimed],
-    endpoints: &HashMap<String, Arc<EndpointRow>>,
-) -> HashMap<String, VecDeque<i64>> {
-    let mut counts: HashMap<&str, usize> = HashMap::new();
+    endpoints: &HashMap<EndpointId, Arc<EndpointRow>>,
+) -> HashMap<EndpointId, VecDeque<i64>> {
+    let mut counts: HashMap<&EndpointId, usize> = HashMap::new();
     for c in claimed {
-        *counts.entry(c.endpoint_id.as_str()).or_insert(0) += 1;
+        *counts.entry(&c.endpoint_id).or_insert(0) += 1;
     }
     let mut slots = HashMap::new();
     for (endpoint, n) in counts {
@@ -405,11 +405,11 @@ async fn reserve_slots(
         {
             Ok(times) => times,
             Err(e) => {
-                tracing::warn!(error = %e, endpoint, "could not reserve rate-limit slots");
+                tracing::warn!(error = %e, %endpoint, "could not reserve rate-limit slots");
                 (0..n as i64).map(|k| now + k * 1000 / rate).collect()
             }
         };
-        slots.insert(endpoint.to_string(), times.into());
+        slots.insert(endpoint.clone(), times.into());
     }
     slots
 }
@@ -524,13 +524,13 @@ async fn run(engine: &Engine, job: Job, tx: &RecorderTx) {
         rec.alert = secret_alert;
     }
     let act = Activity {
-        shop_id: c.shop_id.clone(),
+        shop_id: c.shop_id.to_string(),
         kind: "attempt".into(),
         at: rec.at,
-        event_id: ev.id.clone(),
+        event_id: ev.id.to_string(),
         event_type: ev.event_type.clone(),
-        delivery_id: Some(c.id.clone()),
-        endpoint_id: Some(ep.id.clone()),
+        delivery_id: Some(c.id.to_string()),
+        endpoint_id: Some(ep.id.to_string()),
         status: Some(rec.new_status.to_string()),
         status_code: rec.status_code,
         error_kind: rec.error_kind.clone(),
@@ -545,7 +545,7 @@ async fn run(engine: &Engine, job: Job, tx: &RecorderTx) {
     if rec.new_status != "succeeded" {
         m.endpoint_failures
             .get_or_create(&metrics::EndpointLabel {
-                endpoint_id: ep.id.clone(),
+                endpoint_id: ep.id.to_string(),
             })
             .inc();
     }

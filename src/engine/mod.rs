@@ -64,7 +64,7 @@ struct Inner {
     /// Per endpoint with workers: the turn to queue for a global permit. One worker of an
     /// endpoint waits for a permit at a time, so the (first come, first served) queue for
     /// permits holds at most one waiter per endpoint and permits go round the endpoints.
-    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    gates: Mutex<HashMap<crate::ids::EndpointId, Arc<tokio::sync::Mutex<()>>>>,
     /// Held by a claim round from its claim until its jobs are in the ready queues: a cancel
     /// waits for it, so a delivery just claimed is found where it will be.
     claiming: tokio::sync::Mutex<()>,
@@ -155,7 +155,11 @@ impl Engine {
 
     /// Events a shop just published (with deliveries queued): kept for a while, so claiming
     /// their deliveries need not read them back from the database.
-    pub fn remember_events(&self, shop_id: &str, events: impl IntoIterator<Item = EventRow>) {
+    pub fn remember_events(
+        &self,
+        shop_id: &crate::ids::ShopId,
+        events: impl IntoIterator<Item = EventRow>,
+    ) {
         let mut recent = self.lock(&self.inner.recent);
         for e in events {
             recent.insert(shop_id, e);

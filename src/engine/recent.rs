@@ -3,6 +3,7 @@
 //! through the driver per delivery). Events never change once published, so a kept copy is
 //! never stale.
 
+use crate::ids::{EventId, ShopId};
 use crate::store::events::EventRow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -15,8 +16,8 @@ const MAX_BYTES: usize = 32 * 1024 * 1024;
 /// By shop, then event id; the oldest go first.
 #[derive(Default)]
 pub struct RecentEvents {
-    map: HashMap<String, HashMap<String, Arc<EventRow>>>,
-    order: VecDeque<(String, String)>,
+    map: HashMap<ShopId, HashMap<EventId, Arc<EventRow>>>,
+    order: VecDeque<(ShopId, EventId)>,
     len: usize,
     bytes: usize,
 }
@@ -30,19 +31,19 @@ fn weight(e: &EventRow) -> usize {
 }
 
 impl RecentEvents {
-    pub fn insert(&mut self, shop_id: &str, event: EventRow) {
+    pub fn insert(&mut self, shop_id: &ShopId, event: EventRow) {
         let w = weight(&event);
         if w > MAX_BYTES / 64 {
             // A large event is read back when needed rather than crowd out hundreds of others.
             return;
         }
         let id = event.id.clone();
-        let shop = self.map.entry(shop_id.to_string()).or_default();
+        let shop = self.map.entry(shop_id.clone()).or_default();
         if let Some(old) = shop.insert(id.clone(), Arc::new(event)) {
             self.bytes -= weight(&old);
         } else {
             self.len += 1;
-            self.order.push_back((shop_id.to_string(), id));
+            self.order.push_back((shop_id.clone(), id));
         }
         self.bytes += w;
         while self.len > MAX_EVENTS || self.bytes > MAX_BYTES {
@@ -87,7 +88,7 @@ mod tests {
     fn keeps_the_newest_within_both_limits() {
         let mut r = RecentEvents::default();
         for i in 0..MAX_EVENTS + 10 {
-            r.insert("shop", event(&format!("e{i}"), 1));
+            r.insert(&"shop".into(), event(&format!("e{i}"), 1));
         }
         assert!(r.get("shop", "e0").is_none(), "the oldest went first");
         assert!(r.get("shop", &format!("e{}", MAX_EVENTS + 9)).is_some());
@@ -97,12 +98,12 @@ mod tests {
         let mut r = RecentEvents::default();
         let big = MAX_BYTES / 64 - 100;
         for i in 0..100 {
-            r.insert("shop", event(&format!("b{i}"), big));
+            r.insert(&"shop".into(), event(&format!("b{i}"), big));
         }
         assert!(r.bytes <= MAX_BYTES);
         assert!(r.get("shop", "b99").is_some());
         assert!(r.get("shop", "b0").is_none());
-        r.insert("shop", event("huge", MAX_BYTES));
+        r.insert(&"shop".into(), event("huge", MAX_BYTES));
         assert!(r.get("shop", "huge").is_none(), "too large to keep");
     }
 }

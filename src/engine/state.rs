@@ -7,6 +7,7 @@
 //! here. A test builds a state, steps it and looks, with no database, no runtime and no clock.
 
 use super::dispatch::Job;
+use crate::ids::{DeliveryId, EndpointId};
 use crate::store::deliveries::LeaseRef;
 use crate::store::endpoints::EndpointRow;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -32,7 +33,7 @@ pub(super) struct Limits {
 #[derive(Default)]
 pub(super) struct Claims {
     /// Endpoints whose last claim took all the room they had: more may be due for them.
-    pub backlog: HashSet<String>,
+    pub backlog: HashSet<EndpointId>,
     /// When the next delivery falls due, if nothing is due now.
     pub next_due: Option<i64>,
     /// When the next lease runs out (perhaps already): its delivery is released then, at
@@ -45,19 +46,19 @@ pub(super) struct Claims {
 #[derive(Default)]
 pub(super) struct State {
     /// Workers running per endpoint (each sends one delivery at a time).
-    workers: HashMap<String, usize>,
+    workers: HashMap<EndpointId, usize>,
     /// Leased deliveries per endpoint waiting for a worker, in the order they go.
-    ready: HashMap<String, VecDeque<Job>>,
+    ready: HashMap<EndpointId, VecDeque<Job>>,
     /// Recent attempt duration per endpoint, in ms (see `allowance`).
-    pace: HashMap<String, f64>,
+    pace: HashMap<EndpointId, f64>,
     /// Endpoints announced by publishing since the last claim.
-    hints: HashSet<String>,
+    hints: HashSet<EndpointId>,
     /// Deliveries this node has leased and not yet finished (id → lease token), to give back
     /// on shutdown.
-    leased: HashMap<String, String>,
+    leased: HashMap<DeliveryId, String>,
     /// Rate limits (per second) of the endpoints that have one, as their rows last said; the
     /// send slots themselves come from the shared schedule in the store.
-    limiters: HashMap<String, i64>,
+    limiters: HashMap<EndpointId, i64>,
 }
 
 impl State {
@@ -83,7 +84,7 @@ impl State {
 
     /// Folds an attempt's duration into its endpoint's pace (a moving average).
     pub fn note_pace(&mut self, endpoint: &str, ms: f64) {
-        let avg = self.pace.entry(endpoint.to_string()).or_insert(ms);
+        let avg = self.pace.entry(EndpointId::from(endpoint)).or_insert(ms);
         *avg = *avg * 0.9 + ms * 0.1;
     }
 
@@ -166,12 +167,13 @@ impl State {
     }
 
     /// Endpoints announced by publishing since the last claim (taken: the next claim asks them).
-    pub fn take_hints(&mut self) -> HashSet<String> {
+    pub fn take_hints(&mut self) -> HashSet<EndpointId> {
         std::mem::take(&mut self.hints)
     }
 
     pub fn add_hints<'a>(&mut self, endpoints: impl IntoIterator<Item = &'a str>) {
-        self.hints.extend(endpoints.into_iter().map(str::to_string));
+        self.hints
+            .extend(endpoints.into_iter().map(EndpointId::from));
     }
 
     /// Claimed deliveries are this node's to send or give back.
@@ -246,7 +248,7 @@ impl State {
 
     /// The workers to start: per endpoint with jobs waiting, as many as its concurrency has
     /// room for, counted as running from now.
-    pub fn start_workers(&mut self, limits: &Limits) -> Vec<(String, usize)> {
+    pub fn start_workers(&mut self, limits: &Limits) -> Vec<(EndpointId, usize)> {
         let mut start = Vec::new();
         for (endpoint, queue) in &self.ready {
             if queue.is_empty() {
@@ -384,7 +386,7 @@ mod tests {
             delivery: Claimed {
                 id: id.into(),
                 shop_id: "shp_1".into(),
-                event_id: format!("evt_{id}"),
+                event_id: format!("evt_{id}").into(),
                 endpoint_id: endpoint_id.into(),
                 attempt_count: 0,
                 created_at: 0,
@@ -394,7 +396,7 @@ mod tests {
             },
             endpoint: Arc::new(endpoint(endpoint_id)),
             event: Arc::new(EventRow {
-                id: format!("evt_{id}"),
+                id: format!("evt_{id}").into(),
                 event_type: "order.created".into(),
                 channels: Json(vec![]),
                 data: "{}".into(),
@@ -418,7 +420,7 @@ mod tests {
 
     fn order(state: &mut State, endpoint: &str) -> Vec<String> {
         std::iter::from_fn(|| state.next_job(endpoint))
-            .map(|j| j.delivery.id)
+            .map(|j| j.delivery.id.into())
             .collect()
     }
 
@@ -485,7 +487,7 @@ mod tests {
             job("b", "ep", 1),
             job("c", "ep", 1),
         ]);
-        assert_eq!(state.start_workers(&LIMITS), [("ep".to_string(), 2)]);
+        assert_eq!(state.start_workers(&LIMITS), [(EndpointId::from("ep"), 2)]);
         assert!(state.start_workers(&LIMITS).is_empty(), "both are running");
         assert_eq!(
             state.room_for("ep", &LIMITS),

@@ -6,7 +6,8 @@ use crate::engine::attempt::RESERVED_HEADERS;
 use crate::engine::retry::RetryPolicy;
 use crate::engine::template::{self, ContentType, EventContext};
 use crate::engine::{catalog, signing};
-use crate::ids::{new_id, now_ms};
+use crate::ids::now_ms;
+use crate::ids::{EndpointId, ShopId};
 use crate::store::endpoints::EndpointRow;
 use app::backend::ServiceResult;
 use app::dto::{BasicAuthView, EndpointView, Payload};
@@ -411,7 +412,7 @@ impl Service {
         reveal: bool,
     ) -> EndpointView {
         EndpointView {
-            id: row.id.clone(),
+            id: row.id.to_string(),
             url: row.url.clone(),
             description: row.description.clone(),
             enabled: row.enabled,
@@ -449,6 +450,8 @@ impl Service {
     }
 
     pub(crate) async fn endpoint_row(&self, shop_id: &str, id: &str) -> ServiceResult<EndpointRow> {
+        let shop_id = &ShopId::from(shop_id);
+        let id = &EndpointId::from(id);
         self.store
             .endpoint(shop_id, id)
             .await?
@@ -461,13 +464,14 @@ impl Service {
         shop_id: &str,
         input: EndpointInput,
     ) -> ServiceResult<EndpointView> {
+        let shop_id = &ShopId::from(shop_id);
         require_manage(who, shop_id)?;
         let shop = self.existing_shop(shop_id).await?;
         let now = now_ms();
         let secret = signing::generate_secret();
         let mut row = EndpointRow {
-            id: new_id("ep"),
-            shop_id: shop_id.to_string(),
+            id: EndpointId::generate(),
+            shop_id: shop_id.clone(),
             url: String::new(),
             description: String::new(),
             enabled: true,
@@ -499,7 +503,7 @@ impl Service {
         };
         self.apply(&mut row, input, shop.require_https)?;
         self.store.insert_endpoint(&row).await?;
-        tracing::info!(endpoint_id = %row.id, shop_id, "endpoint created");
+        tracing::info!(endpoint_id = %row.id, %shop_id, "endpoint created");
         Ok(self.endpoint_view(&row, Some(secret)))
     }
 
@@ -510,6 +514,8 @@ impl Service {
         id: &str,
         input: EndpointInput,
     ) -> ServiceResult<EndpointView> {
+        let shop_id = &ShopId::from(shop_id);
+        let id = &EndpointId::from(id);
         require_manage(who, shop_id)?;
         let shop = self.existing_shop(shop_id).await?;
         let now = now_ms();
@@ -536,6 +542,8 @@ impl Service {
         shop_id: &str,
         id: &str,
     ) -> ServiceResult<EndpointView> {
+        let shop_id = &ShopId::from(shop_id);
+        let id = &EndpointId::from(id);
         require_read(who, shop_id)?;
         let row = self.endpoint_row(shop_id, id).await?;
         Ok(self.endpoint_view_as(&row, None, who.can_manage(shop_id)))
@@ -546,6 +554,7 @@ impl Service {
         who: &Principal,
         shop_id: &str,
     ) -> ServiceResult<Vec<EndpointView>> {
+        let shop_id = &ShopId::from(shop_id);
         require_read(who, shop_id)?;
         let rows = self.store.endpoints_of_shop(shop_id).await?;
         let reveal = who.can_manage(shop_id);
@@ -561,11 +570,13 @@ impl Service {
         shop_id: &str,
         id: &str,
     ) -> ServiceResult<()> {
+        let shop_id = &ShopId::from(shop_id);
+        let id = &EndpointId::from(id);
         require_manage(who, shop_id)?;
         if self.store.delete_endpoint(shop_id, id).await? {
             self.engine.endpoint_changed(id).await;
             self.engine.forget_endpoint(id);
-            tracing::info!(endpoint_id = id, shop_id, "endpoint deleted");
+            tracing::info!(endpoint_id = %id, %shop_id, "endpoint deleted");
             Ok(())
         } else {
             Err(ServiceError::NotFound(format!("No endpoint with id {id}.")))
@@ -579,6 +590,8 @@ impl Service {
         shop_id: &str,
         id: &str,
     ) -> ServiceResult<String> {
+        let shop_id = &ShopId::from(shop_id);
+        let id = &EndpointId::from(id);
         require_manage(who, shop_id)?;
         let row = self.endpoint_row(shop_id, id).await?;
         self.engine.secrets().open(&row.secret_enc).map_err(|e| {
@@ -594,6 +607,8 @@ impl Service {
         shop_id: &str,
         id: &str,
     ) -> ServiceResult<String> {
+        let shop_id = &ShopId::from(shop_id);
+        let id = &EndpointId::from(id);
         require_manage(who, shop_id)?;
         let secret = signing::generate_secret();
         let sealed = self.seal(&secret);
@@ -607,7 +622,7 @@ impl Service {
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("No endpoint with id {id}.")))??;
         self.engine.endpoint_changed(id).await;
-        tracing::info!(endpoint_id = id, "signing secret rotated");
+        tracing::info!(endpoint_id = %id, "signing secret rotated");
         Ok(secret)
     }
 }

@@ -4,7 +4,8 @@
 use super::{iso, require_manage, require_read, Service};
 use crate::engine::activity::Activity;
 use crate::engine::catalog;
-use crate::ids::{new_id, now_ms};
+use crate::ids::now_ms;
+use crate::ids::{EndpointId, EventId, ShopId};
 use crate::store::endpoints::EndpointRow;
 use crate::store::event_types::EventTypeRow;
 use crate::store::events::{EventRow, NewEvent, Published, Target};
@@ -60,7 +61,7 @@ pub struct EventTypeFields {
 }
 
 struct Subscriber {
-    id: String,
+    id: EndpointId,
     event_types: Vec<String>,
     channels: Vec<String>,
     priority: i64,
@@ -143,7 +144,7 @@ impl Service {
             }
             out.push((
                 NewEvent {
-                    id: ev.id.unwrap_or_else(|| new_id("evt")),
+                    id: ev.id.map_or_else(EventId::generate, EventId::from),
                     event_type: ev.event_type,
                     channels: sqlx::types::Json(ev.channels),
                     data,
@@ -166,6 +167,7 @@ impl Service {
         inputs: Vec<EventInput>,
         batch: bool,
     ) -> ServiceResult<Vec<Published>> {
+        let shop_id = &ShopId::from(shop_id);
         require_manage(who, shop_id)?;
         let shop = self.existing_shop(shop_id).await?;
         if !shop.webhooks_enabled {
@@ -251,7 +253,7 @@ impl Service {
                     shop_id: shop_id.to_string(),
                     kind: "event.published".into(),
                     at: now,
-                    event_id: p.id.clone(),
+                    event_id: p.id.to_string(),
                     event_type: ev.event_type.clone(),
                     delivery_id: None,
                     endpoint_id: None,
@@ -272,6 +274,8 @@ impl Service {
         shop_id: &str,
         id: &str,
     ) -> ServiceResult<EventView> {
+        let shop_id = &ShopId::from(shop_id);
+        let id = &EventId::from(id);
         require_read(who, shop_id)?;
         let ev = self
             .store
@@ -280,7 +284,7 @@ impl Service {
             .ok_or_else(|| ServiceError::NotFound(format!("No event with id {id}.")))?;
         let deliveries = self.store.deliveries_of_event(shop_id, id).await?;
         Ok(EventView {
-            id: ev.id,
+            id: ev.id.into(),
             event_type: ev.event_type,
             channels: ev.channels.0,
             data: serde_json::from_str(&ev.data).unwrap_or_default(),
@@ -299,6 +303,7 @@ impl Service {
         who: &Principal,
         shop_id: &str,
     ) -> ServiceResult<Vec<EventTypeView>> {
+        let shop_id = &ShopId::from(shop_id);
         require_read(who, shop_id)?;
         let own = self.store.event_types_of_shop(shop_id).await?;
         let view = |r: &EventTypeRow| EventTypeView {
@@ -336,6 +341,7 @@ impl Service {
         shop_id: &str,
         name: &str,
     ) -> ServiceResult<EventTypeView> {
+        let shop_id = &ShopId::from(shop_id);
         self.event_types(who, shop_id)
             .await?
             .into_iter()
@@ -352,6 +358,7 @@ impl Service {
         fields: EventTypeFields,
         create: bool,
     ) -> ServiceResult<EventTypeView> {
+        let shop_id = &ShopId::from(shop_id);
         require_manage(who, shop_id)?;
         let EventTypeFields {
             description,

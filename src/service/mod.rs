@@ -8,6 +8,7 @@ pub mod queue;
 
 use crate::auth::{api_key, password};
 use crate::engine::Engine;
+use crate::ids::{ShopId, UserId};
 use crate::store::Store;
 use app::backend::{Backend, ServiceResult};
 use app::dto::*;
@@ -125,7 +126,7 @@ fn check_password(field: &str, value: &str) -> ServiceResult<()> {
 
 fn shop_summary(row: crate::store::shops::ShopRow) -> ShopSummary {
     ShopSummary {
-        id: row.id,
+        id: row.id.into(),
         name: row.name,
         webhooks_enabled: row.webhooks_enabled,
         require_https: row.require_https,
@@ -173,6 +174,7 @@ impl Service {
         &self,
         shop_id: &str,
     ) -> ServiceResult<crate::store::shops::ShopRow> {
+        let shop_id = &ShopId::from(shop_id);
         self.store
             .shop(shop_id)
             .await?
@@ -186,6 +188,7 @@ impl Service {
         shop_id: &str,
         name: &str,
     ) -> ServiceResult<(String, String)> {
+        let shop_id = &ShopId::from(shop_id);
         require_manage(who, shop_id)?;
         let name = parse_name("name", name, 100)?;
         self.existing_shop(shop_id).await?;
@@ -199,7 +202,7 @@ impl Service {
                 &api_key::display_prefix(&key),
             )
             .await?;
-        Ok((id, key))
+        Ok((id.into(), key))
     }
 
     /// The first start: with no users at all, creates the operator. Returns the generated
@@ -242,7 +245,7 @@ impl Service {
         let user = self.store.user_by_email(email.trim()).await?;
         let pw = pw.to_string();
         let (hash, id) = match user {
-            Some(u) => (u.password_hash, Some((u.id, u.session_version))),
+            Some(u) => (u.password_hash, Some((u.id.into(), u.session_version))),
             None => (password::decoy_hash().to_string(), None),
         };
         let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &hash))
@@ -260,7 +263,7 @@ impl Service {
     ) -> ServiceResult<i64> {
         let user = self
             .store
-            .user(&who.user_id)
+            .user(&UserId::from(who.user_id.as_str()))
             .await?
             .ok_or(ServiceError::Unauthorized)?;
         check_password("new_password", new)?;
@@ -292,6 +295,7 @@ impl Service {
 
     /// Hashes and stores a new password; returns the user's new session version.
     async fn store_password(&self, user_id: &str, new: &str) -> ServiceResult<i64> {
+        let user_id = &UserId::from(user_id);
         let pw = new.to_string();
         let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
             .await
@@ -312,7 +316,9 @@ impl Backend for Service {
         let rows = if who.operator {
             self.store.all_shops().await
         } else {
-            self.store.shops_of_user(&who.user_id).await
+            self.store
+                .shops_of_user(&UserId::from(who.user_id.as_str()))
+                .await
         }?;
         let since = crate::ids::now_ms() - 86_400_000;
         let volume = self.store.events_since_by_shop(since).await?;
@@ -329,6 +335,7 @@ impl Backend for Service {
     }
 
     async fn shop(&self, who: &Principal, shop_id: &str) -> ServiceResult<ShopSummary> {
+        let shop_id = &ShopId::from(shop_id);
         require_read(who, shop_id)?;
         self.existing_shop(shop_id).await.map(shop_summary)
     }
@@ -352,13 +359,14 @@ impl Backend for Service {
         shop_id: &str,
         enabled: bool,
     ) -> ServiceResult<()> {
+        let shop_id = &ShopId::from(shop_id);
         require_operator(who)?;
         if !self.store.set_webhooks_enabled(shop_id, enabled).await? {
             return Err(ServiceError::NotFound(format!(
                 "No shop with id {shop_id}."
             )));
         }
-        tracing::info!(shop_id, enabled, "webhooks feature changed");
+        tracing::info!(%shop_id, enabled, "webhooks feature changed");
         Ok(())
     }
 
@@ -398,13 +406,13 @@ impl Backend for Service {
                     .filter(|m| m.user_id == u.id)
                     .filter_map(|m| {
                         Some(Membership {
-                            shop_id: m.shop_id.clone(),
+                            shop_id: m.shop_id.to_string(),
                             shop_name: m.shop_name.clone(),
                             role: ShopRole::parse(&m.role)?,
                         })
                     })
                     .collect(),
-                id: u.id,
+                id: u.id.into(),
                 email: u.email,
                 operator: u.is_operator,
                 created_at: u.created_at,
@@ -429,7 +437,7 @@ impl Backend for Service {
                 let shop_id = shop_id.filter(|s| !s.is_empty()).ok_or_else(|| {
                     ServiceError::invalid("shop", "an owner or viewer needs a shop")
                 })?;
-                self.store.shop(shop_id).await?.ok_or_else(|| {
+                self.store.shop(&shop_id.into()).await?.ok_or_else(|| {
                     ServiceError::invalid("shop", format!("no shop with id {shop_id}"))
                 })?;
                 Some((shop_id, role))
@@ -452,7 +460,7 @@ impl Backend for Service {
         {
             Ok(id) => {
                 tracing::info!(user_id = %id, role, "user created");
-                Ok(id)
+                Ok(id.into())
             }
             Err(crate::store::Error::Conflict(_)) => Err(ServiceError::Conflict(format!(
                 "A user with the email {email} already exists."
@@ -462,8 +470,9 @@ impl Backend for Service {
     }
 
     async fn reset_password(&self, who: &Principal, user_id: &str, pw: &str) -> ServiceResult<()> {
+        let user_id = &UserId::from(user_id);
         require_operator(who)?;
-        if user_id == who.user_id {
+        if *user_id == who.user_id {
             return Err(ServiceError::invalid(
                 "user",
                 "change your own password on the Account page",
@@ -474,6 +483,7 @@ impl Backend for Service {
     }
 
     async fn list_members(&self, who: &Principal, shop_id: &str) -> ServiceResult<Vec<Member>> {
+        let shop_id = &ShopId::from(shop_id);
         require_manage(who, shop_id)?;
         let rows = self.store.members_of_shop(shop_id).await?;
         Ok(rows
@@ -481,7 +491,7 @@ impl Backend for Service {
             .filter_map(|m| {
                 Some(Member {
                     role: ShopRole::parse(&m.role)?,
-                    user_id: m.user_id,
+                    user_id: m.user_id.into(),
                     email: m.email,
                     created_at: m.created_at,
                 })
@@ -497,6 +507,7 @@ impl Backend for Service {
         pw: Option<&str>,
         role: ShopRole,
     ) -> ServiceResult<()> {
+        let shop_id = &ShopId::from(shop_id);
         require_manage(who, shop_id)?;
         let email = parse_email(email)?;
         self.existing_shop(shop_id).await?;
@@ -523,8 +534,10 @@ impl Backend for Service {
         shop_id: &str,
         user_id: &str,
     ) -> ServiceResult<()> {
+        let shop_id = &ShopId::from(shop_id);
+        let user_id = &UserId::from(user_id);
         require_manage(who, shop_id)?;
-        if user_id == who.user_id && !who.operator {
+        if *user_id == who.user_id && !who.operator {
             return Err(ServiceError::invalid(
                 "user_id",
                 "you cannot remove yourself",
@@ -753,7 +766,7 @@ impl Backend for Service {
         require_read(who, shop)?;
         let since = crate::ids::now_ms() - 7 * 86_400_000;
         self.store
-            .endpoint_success(shop, since)
+            .endpoint_success(&shop.into(), since)
             .await
             .map_err(ServiceError::from)
     }

@@ -6,6 +6,7 @@ use super::{iso, iso_opt, require_manage, require_read, Service};
 use crate::engine::retry::RetryPolicy;
 use crate::engine::template::{self, ContentType, EventContext};
 use crate::ids::now_ms;
+use crate::ids::{ApiKeyId, DeliveryId, EndpointId, ShopId};
 use crate::store::attempts::AttemptLogRow;
 use crate::store::deliveries::DeliveryFilter;
 use app::backend::ServiceResult;
@@ -34,7 +35,7 @@ pub fn filter_from_query(q: &DeliveryQuery) -> ServiceResult<DeliveryFilter> {
     let text = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
     Ok(DeliveryFilter {
         status: text(&q.status),
-        endpoint_id: text(&q.endpoint_id),
+        endpoint_id: text(&q.endpoint_id).map(EndpointId::from),
         event_type: text(&q.event_type),
         channel: text(&q.channel),
         since: time("since", &q.since)?,
@@ -45,8 +46,8 @@ pub fn filter_from_query(q: &DeliveryQuery) -> ServiceResult<DeliveryFilter> {
 fn log_view(r: &AttemptLogRow) -> AttemptLogView {
     AttemptLogView {
         id: r.attempt.id,
-        delivery_id: r.attempt.delivery_id.clone(),
-        endpoint_id: r.attempt.endpoint_id.clone(),
+        delivery_id: r.attempt.delivery_id.to_string(),
+        endpoint_id: r.attempt.endpoint_id.to_string(),
         event_type: r.event_type.clone(),
         number: r.attempt.number,
         status_code: r.attempt.status_code,
@@ -66,6 +67,7 @@ impl Service {
         content_type: &str,
         tpl: &str,
     ) -> ServiceResult<PreviewView> {
+        let shop_id = &ShopId::from(shop_id);
         require_read(who, shop_id)?;
         let sample = self
             .event_type(who, shop_id, event_type)
@@ -114,6 +116,7 @@ impl Service {
         cursor: Option<i64>,
         limit: i64,
     ) -> ServiceResult<Page<AttemptLogView>> {
+        let shop_id = &ShopId::from(shop_id);
         require_read(who, shop_id)?;
         let rows = self
             .store
@@ -133,6 +136,7 @@ impl Service {
         shop_id: &str,
         id: i64,
     ) -> ServiceResult<(AttemptLogView, AttemptView)> {
+        let shop_id = &ShopId::from(shop_id);
         require_read(who, shop_id)?;
         let row = self
             .store
@@ -143,6 +147,7 @@ impl Service {
     }
 
     pub async fn settings(&self, who: &Principal, shop_id: &str) -> ServiceResult<ShopSettings> {
+        let shop_id = &ShopId::from(shop_id);
         require_read(who, shop_id)?;
         let s = self.existing_shop(shop_id).await?;
         Ok(ShopSettings {
@@ -159,6 +164,7 @@ impl Service {
         shop_id: &str,
         s: ShopSettings,
     ) -> ServiceResult<()> {
+        let shop_id = &ShopId::from(shop_id);
         require_manage(who, shop_id)?;
         if !(1..=24 * 365).contains(&s.failed_retention_hours) {
             return Err(ServiceError::invalid(
@@ -191,12 +197,13 @@ impl Service {
     }
 
     pub async fn api_keys(&self, who: &Principal, shop_id: &str) -> ServiceResult<Vec<ApiKeyView>> {
+        let shop_id = &ShopId::from(shop_id);
         require_manage(who, shop_id)?;
         let rows = self.store.api_keys_of_shop(shop_id).await?;
         Ok(rows
             .into_iter()
             .map(|k| ApiKeyView {
-                id: k.id,
+                id: k.id.into(),
                 name: k.name,
                 prefix: k.key_prefix,
                 created_at: iso(k.created_at),
@@ -212,6 +219,8 @@ impl Service {
         shop_id: &str,
         id: &str,
     ) -> ServiceResult<()> {
+        let shop_id = &ShopId::from(shop_id);
+        let id = &ApiKeyId::from(id);
         require_manage(who, shop_id)?;
         if self.store.revoke_api_key(shop_id, id).await? {
             Ok(())
@@ -230,10 +239,12 @@ impl Service {
         ids: &[String],
         cancel: bool,
     ) -> ServiceResult<u64> {
+        let shop_id = &ShopId::from(shop_id);
         require_manage(who, shop_id)?;
         let now = now_ms();
         let mut changed = 0;
         for id in ids {
+            let id = &DeliveryId::from(id.as_str());
             let done = if cancel {
                 self.store.cancel_delivery(shop_id, id, now).await
             } else {
@@ -246,6 +257,7 @@ impl Service {
     }
 
     pub async fn dashboard(&self, who: &Principal, shop_id: &str) -> ServiceResult<DashboardView> {
+        let shop_id = &ShopId::from(shop_id);
         require_read(who, shop_id)?;
         let now = now_ms();
         let hour = 3_600_000;

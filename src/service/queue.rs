@@ -5,6 +5,7 @@ use super::endpoints::priority_name;
 use super::{iso, iso_opt, require_manage, require_read, Service};
 use crate::engine::catalog;
 use crate::ids::{new_id, now_ms};
+use crate::ids::{AlertId, DeliveryId, EndpointId, EventId, ShopId};
 use crate::store::attempts::AttemptRow;
 use crate::store::deliveries::{DeliveryFilter, DeliveryRow};
 use crate::store::events::{NewEvent, Target};
@@ -24,9 +25,9 @@ pub const STATUSES: &[&str] = &[
 
 pub fn delivery_view(d: &DeliveryRow, attempts: Option<Vec<AttemptView>>) -> DeliveryView {
     DeliveryView {
-        id: d.id.clone(),
-        event_id: d.event_id.clone(),
-        endpoint_id: d.endpoint_id.clone(),
+        id: d.id.to_string(),
+        event_id: d.event_id.to_string(),
+        endpoint_id: d.endpoint_id.to_string(),
         event_type: d.event_type.clone(),
         channels: d.channels.0.clone(),
         status: d.status.clone(),
@@ -102,6 +103,7 @@ impl Service {
         cursor: Option<&str>,
         limit: Option<i64>,
     ) -> ServiceResult<Page<DeliveryView>> {
+        let shop_id = &ShopId::from(shop_id);
         require_read(who, shop_id)?;
         check_filter(filter)?;
         let limit = limit.unwrap_or(50);
@@ -118,7 +120,7 @@ impl Service {
             .store
             .list_deliveries(shop_id, filter, cursor, limit + 1)
             .await?;
-        let (rows, next_cursor) = split_page(rows, limit, |r| r.id.clone());
+        let (rows, next_cursor) = split_page(rows, limit, |r| r.id.to_string());
         Ok(Page {
             items: rows.iter().map(|d| delivery_view(d, None)).collect(),
             next_cursor,
@@ -131,6 +133,7 @@ impl Service {
         shop_id: &str,
         filter: &DeliveryFilter,
     ) -> ServiceResult<i64> {
+        let shop_id = &ShopId::from(shop_id);
         require_read(who, shop_id)?;
         check_filter(filter)?;
         self.store
@@ -145,6 +148,8 @@ impl Service {
         shop_id: &str,
         id: &str,
     ) -> ServiceResult<DeliveryView> {
+        let shop_id = &ShopId::from(shop_id);
+        let id = &DeliveryId::from(id);
         require_read(who, shop_id)?;
         let d = self
             .store
@@ -164,6 +169,8 @@ impl Service {
         shop_id: &str,
         id: &str,
     ) -> ServiceResult<DeliveryView> {
+        let shop_id = &ShopId::from(shop_id);
+        let id = &DeliveryId::from(id);
         require_manage(who, shop_id)?;
         match self.store.retry_delivery(shop_id, id, now_ms()).await? {
             None => Err(ServiceError::NotFound(format!("No delivery with id {id}."))),
@@ -183,6 +190,8 @@ impl Service {
         shop_id: &str,
         id: &str,
     ) -> ServiceResult<DeliveryView> {
+        let shop_id = &ShopId::from(shop_id);
+        let id = &DeliveryId::from(id);
         require_manage(who, shop_id)?;
         let now = now_ms();
         // Read ahead but not yet being sent: taken out of its ready queue and cancelled.
@@ -212,6 +221,8 @@ impl Service {
     /// A delivery leased by another node: that node is asked to cancel it if it is still
     /// only read ahead there. True when it did (within two seconds).
     async fn ask_holder_to_cancel(&self, shop_id: &str, id: &str) -> ServiceResult<bool> {
+        let shop_id = &ShopId::from(shop_id);
+        let id = &DeliveryId::from(id);
         let Some(d) = self.store.delivery(shop_id, id).await? else {
             return Ok(false);
         };
@@ -245,6 +256,7 @@ impl Service {
         shop_id: &str,
         filter: &DeliveryFilter,
     ) -> ServiceResult<u64> {
+        let shop_id = &ShopId::from(shop_id);
         require_manage(who, shop_id)?;
         check_filter(filter)?;
         if let Some(s) = &filter.status {
@@ -257,7 +269,7 @@ impl Service {
         }
         let n = self.store.bulk_retry(shop_id, filter, now_ms()).await?;
         self.engine.announce();
-        tracing::info!(shop_id, retried = n, "bulk retry");
+        tracing::info!(%shop_id, retried = n, "bulk retry");
         Ok(n)
     }
 
@@ -270,6 +282,8 @@ impl Service {
         endpoint_id: &str,
         event_type: Option<String>,
     ) -> ServiceResult<(String, String)> {
+        let shop_id = &ShopId::from(shop_id);
+        let endpoint_id = &EndpointId::from(endpoint_id);
         require_manage(who, shop_id)?;
         let ep = self.endpoint_row(shop_id, endpoint_id).await?;
         let types: &[String] = &ep.event_types;
@@ -294,7 +308,7 @@ impl Service {
             ));
         }
         let ev = NewEvent {
-            id: new_id("evt_test"),
+            id: EventId::from(new_id("evt_test")),
             event_type: name,
             channels: sqlx::types::Json(vec![]),
             data: sample.to_string(),
@@ -317,7 +331,7 @@ impl Service {
             .into_iter()
             .next()
             .ok_or(ServiceError::Internal)?;
-        Ok((p.id, delivery))
+        Ok((p.id.into(), delivery.into()))
     }
 
     /// Channels in use: on endpoints or on delivered events, with their endpoints.
@@ -326,6 +340,7 @@ impl Service {
         who: &Principal,
         shop_id: &str,
     ) -> ServiceResult<Vec<ChannelView>> {
+        let shop_id = &ShopId::from(shop_id);
         require_read(who, shop_id)?;
         let endpoints = self.store.endpoints_of_shop(shop_id).await?;
         let counts = self.store.channel_counts(shop_id).await?;
@@ -341,7 +356,7 @@ impl Service {
                 endpoints: endpoints
                     .iter()
                     .filter(|e| e.channels.contains(&name))
-                    .map(|e| e.id.clone())
+                    .map(|e| e.id.to_string())
                     .collect(),
                 deliveries: counts
                     .iter()
@@ -360,20 +375,21 @@ impl Service {
         cursor: Option<&str>,
         limit: i64,
     ) -> ServiceResult<Page<AlertView>> {
+        let shop_id = &ShopId::from(shop_id);
         require_read(who, shop_id)?;
         let rows = self
             .store
             .alerts_of_shop(shop_id, cursor, limit + 1)
             .await?;
-        let (rows, next_cursor) = split_page(rows, limit, |r| r.id.clone());
+        let (rows, next_cursor) = split_page(rows, limit, |r| r.id.to_string());
         Ok(Page {
             items: rows
                 .into_iter()
                 .map(|a| AlertView {
-                    id: a.id,
+                    id: a.id.into(),
                     kind: a.kind,
-                    endpoint_id: a.endpoint_id,
-                    delivery_id: a.delivery_id,
+                    endpoint_id: a.endpoint_id.map(String::from),
+                    delivery_id: a.delivery_id.map(String::from),
                     message: a.message,
                     created_at: iso(a.created_at),
                     acknowledged: a.acknowledged_at.is_some(),
@@ -389,6 +405,8 @@ impl Service {
         shop_id: &str,
         id: &str,
     ) -> ServiceResult<()> {
+        let shop_id = &ShopId::from(shop_id);
+        let id = &AlertId::from(id);
         require_manage(who, shop_id)?;
         if self.store.acknowledge_alert(shop_id, id, now_ms()).await? {
             Ok(())

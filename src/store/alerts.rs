@@ -1,13 +1,14 @@
 //! Alerts: what an owner must see (retries exhausted, an endpoint deactivated).
 
 use super::{on_reader, on_writer, Result, Store};
+use crate::ids::{AlertId, DeliveryId, EndpointId, ShopId};
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct AlertRow {
-    pub id: String,
+    pub id: AlertId,
     pub kind: String,
-    pub endpoint_id: Option<String>,
-    pub delivery_id: Option<String>,
+    pub endpoint_id: Option<EndpointId>,
+    pub delivery_id: Option<DeliveryId>,
     pub message: String,
     pub created_at: i64,
     pub acknowledged_at: Option<i64>,
@@ -17,7 +18,7 @@ impl Store {
     /// Newest first, keyset-paginated on the id (ids sort by creation time).
     pub async fn alerts_of_shop(
         &self,
-        shop_id: &str,
+        shop_id: &ShopId,
         before: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AlertRow>> {
@@ -36,7 +37,12 @@ impl Store {
     }
 
     /// Acknowledges an alert (again is a no-op); false when the shop has no such alert.
-    pub async fn acknowledge_alert(&self, shop_id: &str, id: &str, now: i64) -> Result<bool> {
+    pub async fn acknowledge_alert(
+        &self,
+        shop_id: &ShopId,
+        id: &AlertId,
+        now: i64,
+    ) -> Result<bool> {
         on_writer!(self, |pool, d| {
             let done = sqlx::query(&d.sql(
                 "UPDATE alerts SET acknowledged_at = COALESCE(acknowledged_at, ?)

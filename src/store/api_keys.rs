@@ -1,12 +1,13 @@
 //! API keys: stored as a SHA-256 hash, looked up by that hash.
 
 use super::{on_reader, on_writer, Result, Store};
-use crate::ids::{new_id, now_ms};
+use crate::ids::now_ms;
+use crate::ids::{ApiKeyId, ShopId};
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct ApiKeyRow {
-    pub id: String,
-    pub shop_id: String,
+    pub id: ApiKeyId,
+    pub shop_id: ShopId,
     pub name: String,
     pub key_prefix: String,
     pub created_at: i64,
@@ -17,13 +18,13 @@ pub struct ApiKeyRow {
 impl Store {
     pub async fn create_api_key(
         &self,
-        shop_id: &str,
+        shop_id: &ShopId,
         name: &str,
         key_hash: &str,
         key_prefix: &str,
-    ) -> Result<String> {
+    ) -> Result<ApiKeyId> {
         on_writer!(self, |pool, d| {
-            let id = new_id("key");
+            let id = ApiKeyId::generate();
             sqlx::query(&d.sql(
                 "INSERT INTO api_keys (id, shop_id, name, key_hash, key_prefix, created_at)
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -55,7 +56,7 @@ impl Store {
 
     /// Notes that a key was used, at most once per `every_ms` (an API call should not cost a
     /// write each time).
-    pub async fn touch_api_key(&self, key_id: &str, now: i64, every_ms: i64) -> Result<()> {
+    pub async fn touch_api_key(&self, key_id: &ApiKeyId, now: i64, every_ms: i64) -> Result<()> {
         on_writer!(self, |pool, d| {
             sqlx::query(&d.sql(
                 "UPDATE api_keys SET last_used_at = ?
@@ -70,7 +71,7 @@ impl Store {
         })
     }
 
-    pub async fn api_keys_of_shop(&self, shop_id: &str) -> Result<Vec<ApiKeyRow>> {
+    pub async fn api_keys_of_shop(&self, shop_id: &ShopId) -> Result<Vec<ApiKeyRow>> {
         on_reader!(self, |pool, d| {
             Ok(sqlx::query_as(&d.sql(
                 "SELECT id, shop_id, name, key_prefix, created_at, last_used_at, revoked_at
@@ -82,7 +83,7 @@ impl Store {
         })
     }
 
-    pub async fn revoke_api_key(&self, shop_id: &str, key_id: &str) -> Result<bool> {
+    pub async fn revoke_api_key(&self, shop_id: &ShopId, key_id: &ApiKeyId) -> Result<bool> {
         on_writer!(self, |pool, d| {
             let done = sqlx::query(&d.sql("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND shop_id = ? AND revoked_at IS NULL"))
         .bind(now_ms())

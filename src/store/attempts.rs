@@ -2,7 +2,7 @@
 //! state, the endpoint's health and any alert, in batched transactions.
 
 use super::{in_tx, on_reader, Result, Store};
-use crate::ids::new_id;
+use crate::ids::{AlertId, DeliveryId, EndpointId, ShopId};
 use sqlx::QueryBuilder;
 
 /// What an attempt's outcome does to its endpoint.
@@ -19,9 +19,9 @@ pub enum EndpointEffect {
 /// One finished attempt and everything it changes.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
-    pub shop_id: String,
-    pub delivery_id: String,
-    pub endpoint_id: String,
+    pub shop_id: ShopId,
+    pub delivery_id: DeliveryId,
+    pub endpoint_id: EndpointId,
     /// The token of the lease the attempt was sent under: its outcome is written only while
     /// that lease is still the delivery's.
     pub lease_owner: String,
@@ -59,8 +59,8 @@ fn first_failure<'a>(
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct AttemptRow {
     pub id: i64,
-    pub delivery_id: String,
-    pub endpoint_id: String,
+    pub delivery_id: DeliveryId,
+    pub endpoint_id: EndpointId,
     pub number: i64,
     pub status_code: Option<i64>,
     pub error_kind: Option<String>,
@@ -99,7 +99,7 @@ impl Store {
                     sqlx::query(&d.sql("INSERT INTO alerts (id, shop_id, kind, endpoint_id, delivery_id, message, created_at)
                      SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM deliveries
                        WHERE id = ? AND status = 'delivering' AND lease_owner = ?)"))
-                .bind(new_id("alr"))
+                .bind(AlertId::generate())
                 .bind(&r.shop_id)
                 .bind(kind)
                 .bind(&r.endpoint_id)
@@ -256,8 +256,8 @@ impl Store {
 
     pub async fn attempts_of_delivery(
         &self,
-        shop_id: &str,
-        delivery_id: &str,
+        shop_id: &ShopId,
+        delivery_id: &DeliveryId,
     ) -> Result<Vec<AttemptRow>> {
         on_reader!(self, |pool, d| {
             Ok(sqlx::query_as(&d.sql(&format!(
@@ -283,7 +283,7 @@ impl Store {
     /// A shop's attempts, newest first; `before` is the last id of the previous page.
     pub async fn attempts_of_shop(
         &self,
-        shop_id: &str,
+        shop_id: &ShopId,
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<AttemptLogRow>> {
@@ -304,7 +304,7 @@ impl Store {
         })
     }
 
-    pub async fn attempt(&self, shop_id: &str, id: i64) -> Result<Option<AttemptLogRow>> {
+    pub async fn attempt(&self, shop_id: &ShopId, id: i64) -> Result<Option<AttemptLogRow>> {
         on_reader!(self, |pool, d| {
             Ok(sqlx::query_as(&d.sql(
                 "SELECT a.id, a.delivery_id, a.endpoint_id, a.number, a.status_code, a.error_kind,
@@ -323,7 +323,7 @@ impl Store {
     /// Per endpoint of a shop: attempts since `since` and how many succeeded.
     pub async fn endpoint_success(
         &self,
-        shop_id: &str,
+        shop_id: &ShopId,
         since: i64,
     ) -> Result<Vec<(String, i64, i64)>> {
         on_reader!(self, |pool, d| {
@@ -339,7 +339,7 @@ impl Store {
     /// Attempts of a shop since `since`, succeeded and failed, per bucket of `bucket_ms`.
     pub async fn attempt_buckets(
         &self,
-        shop_id: &str,
+        shop_id: &ShopId,
         since: i64,
         bucket_ms: i64,
     ) -> Result<Vec<(i64, i64, i64)>> {

@@ -3,6 +3,7 @@
 //! there is one node: notifying is a no-op, nobody listens, and every lock is this node's.
 
 use super::{Db, Result, Store};
+use crate::ids::{DeliveryId, ShopId};
 use sqlx::postgres::PgListener;
 use sqlx::PgConnection;
 
@@ -116,7 +117,7 @@ impl Store {
     }
 
     /// Asks the node holding a delivery's lease to cancel it if it only read it ahead.
-    pub async fn notify_cancel(&self, shop_id: &str, delivery_id: &str) -> Result<()> {
+    pub async fn notify_cancel(&self, shop_id: &ShopId, delivery_id: &DeliveryId) -> Result<()> {
         self.notify(CANCEL_CHANNEL, &format!("{shop_id} {delivery_id}"))
             .await
     }

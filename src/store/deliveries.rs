@@ -2,14 +2,15 @@
 //! pagination, and retried or cancelled by hand.
 
 use super::{in_tx, on_reader, on_writer, Db, Dialect, Result, Store, Tx};
+use crate::ids::{DeliveryId, EndpointId, EventId, ShopId};
 use sqlx::{PgPool, QueryBuilder, SqlitePool};
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct DeliveryRow {
-    pub id: String,
-    pub shop_id: String,
-    pub event_id: String,
-    pub endpoint_id: String,
+    pub id: DeliveryId,
+    pub shop_id: ShopId,
+    pub event_id: EventId,
+    pub endpoint_id: EndpointId,
     pub event_type: String,
     pub channels: sqlx::types::Json<Vec<String>>,
     pub status: String,
@@ -29,7 +30,7 @@ const COLUMNS: &str = "id, shop_id, event_id, endpoint_id, event_type, channels,
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
     pub status: Option<String>,
-    pub endpoint_id: Option<String>,
+    pub endpoint_id: Option<EndpointId>,
     pub event_type: Option<String>,
     pub channel: Option<String>,
     pub since: Option<i64>,
@@ -61,10 +62,10 @@ const OLDEST_DUE: &str = "SELECT MIN(next_attempt_at) FROM deliveries INDEXED BY
 /// A claimed delivery, leased to this process.
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct Claimed {
-    pub id: String,
-    pub shop_id: String,
-    pub event_id: String,
-    pub endpoint_id: String,
+    pub id: DeliveryId,
+    pub shop_id: ShopId,
+    pub event_id: EventId,
+    pub endpoint_id: EndpointId,
     pub attempt_count: i64,
     pub created_at: i64,
     /// 0 high, 1 normal, 2 low: the ready queue sends higher priorities first.
@@ -77,7 +78,7 @@ pub struct Claimed {
 }
 
 /// A lease to end: (delivery id, the token its claim wrote).
-pub type LeaseRef = (String, String);
+pub type LeaseRef = (DeliveryId, String);
 
 impl Claimed {
     pub fn lease(&self) -> LeaseRef {
@@ -91,6 +92,7 @@ fn push_filter<'a, DB: sqlx::Database>(
     d: Dialect,
 ) where
     &'a String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a EndpointId: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
     if let Some(s) = &f.status {
@@ -119,7 +121,7 @@ fn push_filter<'a, DB: sqlx::Database>(
 }
 
 /// Holds an endpoint's waiting deliveries (it was disabled).
-pub async fn hold_waiting(tx: &mut Tx, endpoint_id: &str, now: i64) -> Result<u64> {
+pub async fn hold_waiting(tx: &mut Tx, endpoint_id: &EndpointId, now: i64) -> Result<u64> {
     Ok(in_tx!(tx, |c, d| sqlx::query(&d.sql(
         "UPDATE deliveries SET status = 'held', updated_at = ?
          WHERE endpoint_id = ? AND status IN ('pending', 'retrying')",
@@ -135,7 +137,7 @@ impl Store {
     /// Newest first; `before` is the last id of the previous page.
     pub async fn list_deliveries(
         &self,
-        shop_id: &str,
+        shop_id: &ShopId,
         filter: &DeliveryFilter,
         before: Option<&str>,
         limit: i64,
@@ -153,7 +155,7 @@ impl Store {
         })
     }
 
-    pub async fn count_deliveries(&self, shop_id: &str, filter: &DeliveryFilter) -> Result<i64> {
+    pub async fn count_deliveries(&self, shop_id: &ShopId, filter: &DeliveryFilter) -> Result<i64> {
         on_reader!(self, |pool, d| {
             let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM deliveries WHERE shop_id = ");
             qb.push_bind(shop_id);
@@ -162,7 +164,7 @@ impl Store {
         })
     }
 
-    pub async fn delivery(&self, shop_id: &str, id: &str) -> Result<Option<DeliveryRow>> {
+    pub async fn delivery(&self, shop_id: &ShopId, id: &DeliveryId) -> Result<Option<DeliveryRow>> {
         on_reader!(self, |pool, d| {
             Ok(sqlx::query_as(&d.sql(&format!(
                 "SELECT {COLUMNS} FROM deliveries WHERE shop_id = ? AND id = ?"
@@ -176,8 +178,8 @@ impl Store {
 
     pub async fn deliveries_of_event(
         &self,
-        shop_id: &str,
-        event_id: &str,
+        shop_id: &ShopId,
+        event_id: &EventId,
     ) -> Result<Vec<DeliveryRow>> {
         on_reader!(self, |pool, d| {
             Ok(sqlx::query_as(&d.sql(&format!(
@@ -193,7 +195,12 @@ impl Store {
     /// Queues a delivery again now. Allowed from any final state (succeeded, failed,
     /// cancelled) and for one waiting to retry; `None` when there is no such delivery,
     /// `Some(false)` when its state does not allow it.
-    pub async fn retry_delivery(&self, shop_id: &str, id: &str, now: i64) -> Result<Option<bool>> {
+    pub async fn retry_delivery(
+        &self,
+        shop_id: &ShopId,
+        id: &DeliveryId,
+        now: i64,
+    ) -> Result<Option<bool>> {
         on_writer!(self, |pool, d| {
             let done = sqlx::query(&d.sql("UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
              WHERE shop_id = ? AND id = ? AND status IN ('succeeded', 'failed', 'cancelled', 'retrying')
@@ -212,7 +219,7 @@ impl Store {
     }
 
     /// The token of a delivery's lease, if it is leased.
-    pub async fn lease_owner(&self, shop_id: &str, id: &str) -> Result<Option<String>> {
+    pub async fn lease_owner(&self, shop_id: &ShopId, id: &DeliveryId) -> Result<Option<String>> {
         on_reader!(self, |pool, d| Ok(sqlx::query_scalar(&d.sql(
             "SELECT lease_owner FROM deliveries WHERE shop_id = ? AND id = ?"
         ))
@@ -224,7 +231,12 @@ impl Store {
     }
 
     /// Cancels a delivery that has not finished; same answers as [`Store::retry_delivery`].
-    pub async fn cancel_delivery(&self, shop_id: &str, id: &str, now: i64) -> Result<Option<bool>> {
+    pub async fn cancel_delivery(
+        &self,
+        shop_id: &ShopId,
+        id: &DeliveryId,
+        now: i64,
+    ) -> Result<Option<bool>> {
         on_writer!(self, |pool, d| {
             let done = sqlx::query(&d.sql(
                 "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = ?
@@ -246,7 +258,7 @@ impl Store {
     /// endpoint is enabled; returns how many.
     pub async fn bulk_retry(
         &self,
-        shop_id: &str,
+        shop_id: &ShopId,
         filter: &DeliveryFilter,
         now: i64,
     ) -> Result<u64> {
@@ -273,7 +285,7 @@ impl Store {
     ///
     /// Steps from one endpoint to the next through the per-endpoint queue index (a seek per
     /// endpoint), so its cost follows the number of endpoints, not the size of a backlog.
-    pub async fn endpoints_with_due(&self, now: i64) -> Result<Vec<String>> {
+    pub async fn endpoints_with_due(&self, now: i64) -> Result<Vec<EndpointId>> {
         on_reader!(self, |pool, d| {
             Ok(sqlx::query_scalar(&d.sql("WITH RECURSIVE e(id) AS (
                SELECT (SELECT MIN(endpoint_id) FROM deliveries INDEXED BY deliveries_endpoint_due
@@ -304,7 +316,7 @@ impl Store {
         now: i64,
         lease_ms: i64,
         owner: &str,
-        targets: &[(String, usize)],
+        targets: &[(EndpointId, usize)],
     ) -> Result<Vec<Claimed>> {
         match &self.db {
             Db::Sqlite { writer, .. } => claim_sqlite(writer, now, lease_ms, owner, targets).await,
@@ -398,7 +410,7 @@ impl Store {
     }
 
     /// Deliveries per channel label in a shop.
-    pub async fn channel_counts(&self, shop_id: &str) -> Result<Vec<(String, i64)>> {
+    pub async fn channel_counts(&self, shop_id: &ShopId) -> Result<Vec<(String, i64)>> {
         on_reader!(self, |pool, d| {
             let sql = d.pick(
             "SELECT j.value, COUNT(*) FROM deliveries d, json_each(d.channels) j
@@ -413,7 +425,7 @@ impl Store {
     /// A shop's queue by status, and the age of its oldest due delivery in ms.
     pub async fn shop_queue(
         &self,
-        shop_id: &str,
+        shop_id: &ShopId,
         now: i64,
     ) -> Result<(Vec<(String, i64)>, Option<i64>)> {
         on_reader!(self, |pool, d| {
@@ -461,7 +473,7 @@ async fn claim_sqlite(
     now: i64,
     lease_ms: i64,
     owner: &str,
-    targets: &[(String, usize)],
+    targets: &[(EndpointId, usize)],
 ) -> Result<Vec<Claimed>> {
     let mut claimed = Vec::new();
     for chunk in targets.chunks(100) {
@@ -510,7 +522,7 @@ async fn claim_postgres(
     now: i64,
     lease_ms: i64,
     owner: &str,
-    targets: &[(String, usize)],
+    targets: &[(EndpointId, usize)],
 ) -> Result<Vec<Claimed>> {
     let endpoints: Vec<&str> = targets.iter().map(|(e, _)| e.as_str()).collect();
     let counts: Vec<i64> = targets.iter().map(|(_, n)| *n as i64).collect();

@@ -2,6 +2,7 @@
 //! `crate::crypto`); this module never sees plaintext secrets.
 
 use super::{in_tx, on_reader, on_writer, Result, Store, Tx};
+use crate::ids::{EndpointId, ShopId};
 use sqlx::types::Json;
 
 /// An endpoint's extra headers: name → sealed value.
@@ -9,8 +10,8 @@ pub type Headers = Json<serde_json::Map<String, serde_json::Value>>;
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct EndpointRow {
-    pub id: String,
-    pub shop_id: String,
+    pub id: EndpointId,
+    pub shop_id: ShopId,
     pub url: String,
     pub description: String,
     pub enabled: bool,
@@ -96,7 +97,7 @@ impl Store {
         })
     }
 
-    pub async fn endpoint(&self, shop_id: &str, id: &str) -> Result<Option<EndpointRow>> {
+    pub async fn endpoint(&self, shop_id: &ShopId, id: &EndpointId) -> Result<Option<EndpointRow>> {
         on_reader!(self, |pool, d| {
             Ok(sqlx::query_as(&d.sql(&format!(
             "SELECT {COLUMNS} FROM endpoints WHERE shop_id = ? AND id = ? AND deleted_at IS NULL"
@@ -108,7 +109,7 @@ impl Store {
         })
     }
 
-    pub async fn endpoints_of_shop(&self, shop_id: &str) -> Result<Vec<EndpointRow>> {
+    pub async fn endpoints_of_shop(&self, shop_id: &ShopId) -> Result<Vec<EndpointRow>> {
         on_reader!(self, |pool, d| {
             Ok(sqlx::query_as(&d.sql(&format!(
             "SELECT {COLUMNS} FROM endpoints WHERE shop_id = ? AND deleted_at IS NULL ORDER BY created_at"
@@ -120,7 +121,7 @@ impl Store {
     }
 
     /// Endpoints by id for the delivery engine, which works across shops by design.
-    pub async fn endpoints_by_ids(&self, ids: &[String]) -> Result<Vec<EndpointRow>> {
+    pub async fn endpoints_by_ids(&self, ids: &[EndpointId]) -> Result<Vec<EndpointRow>> {
         on_reader!(self, |pool, d| {
             if ids.is_empty() {
                 return Ok(vec![]);
@@ -144,8 +145,8 @@ impl Store {
     /// and then nothing is written.
     pub async fn modify_endpoint<E>(
         &self,
-        shop_id: &str,
-        id: &str,
+        shop_id: &ShopId,
+        id: &EndpointId,
         now: i64,
         change: impl FnOnce(&mut EndpointRow) -> std::result::Result<(), E>,
     ) -> Result<Option<std::result::Result<EndpointRow, E>>> {
@@ -214,7 +215,7 @@ impl Store {
     }
 
     /// Every endpoint that has extra headers, as stored: (id, headers, updated at).
-    pub async fn all_endpoint_headers(&self) -> Result<Vec<(String, Headers, i64)>> {
+    pub async fn all_endpoint_headers(&self) -> Result<Vec<(EndpointId, Headers, i64)>> {
         on_reader!(self, |pool, d| {
             Ok(sqlx::query_as(
                 &d.sql("SELECT id, headers, updated_at FROM endpoints WHERE headers != '{}'"),
@@ -227,7 +228,7 @@ impl Store {
     /// Replaces an endpoint's stored extra headers, if it did not change since `updated_at`.
     pub async fn replace_endpoint_headers(
         &self,
-        id: &str,
+        id: &EndpointId,
         updated_at: i64,
         headers: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<()> {
@@ -253,7 +254,7 @@ impl Store {
         })
     }
 
-    pub async fn delete_endpoint(&self, shop_id: &str, id: &str) -> Result<bool> {
+    pub async fn delete_endpoint(&self, shop_id: &ShopId, id: &EndpointId) -> Result<bool> {
         on_writer!(self, |pool, d| {
             let done = sqlx::query(&d.sql("DELETE FROM endpoints WHERE shop_id = ? AND id = ?"))
                 .bind(shop_id)
@@ -268,8 +269,8 @@ impl Store {
     /// transaction: disabling holds them, enabling resumes them at once.
     pub async fn set_endpoint_enabled(
         &self,
-        shop_id: &str,
-        id: &str,
+        shop_id: &ShopId,
+        id: &EndpointId,
         enabled: bool,
         reason: Option<&str>,
         now: i64,
@@ -295,7 +296,7 @@ impl Store {
 /// them, enabling resumes them at once. Every path that enables an endpoint comes here.
 async fn set_enabled(
     tx: &mut Tx,
-    id: &str,
+    id: &EndpointId,
     enabled: bool,
     reason: Option<&str>,
     now: i64,
@@ -337,7 +338,7 @@ impl Store {
     /// Every node reserves from the same row, so together they keep to the limit.
     pub async fn reserve_rate_slots(
         &self,
-        endpoint_id: &str,
+        endpoint_id: &EndpointId,
         n: usize,
         rate_per_second: i64,
         now_ms: i64,

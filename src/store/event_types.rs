@@ -1,6 +1,7 @@
 //! A shop's own event types and its edits of the shipped catalog.
 
 use super::{on_reader, on_writer, Result, Store};
+use crate::ids::ShopId;
 use sqlx::types::Json;
 
 #[derive(sqlx::FromRow, Debug, Clone)]
@@ -15,7 +16,7 @@ pub struct EventTypeRow {
 }
 
 impl Store {
-    pub async fn event_types_of_shop(&self, shop_id: &str) -> Result<Vec<EventTypeRow>> {
+    pub async fn event_types_of_shop(&self, shop_id: &ShopId) -> Result<Vec<EventTypeRow>> {
         on_reader!(self, |pool, d| {
             Ok(sqlx::query_as(&d.sql(
                 "SELECT name, description, sample, schema, source, created_at, updated_at
@@ -27,7 +28,7 @@ impl Store {
         })
     }
 
-    pub async fn event_type(&self, shop_id: &str, name: &str) -> Result<Option<EventTypeRow>> {
+    pub async fn event_type(&self, shop_id: &ShopId, name: &str) -> Result<Option<EventTypeRow>> {
         on_reader!(self, |pool, d| {
             Ok(sqlx::query_as(&d.sql(
                 "SELECT name, description, sample, schema, source, created_at, updated_at
@@ -40,7 +41,7 @@ impl Store {
         })
     }
 
-    pub async fn upsert_event_type(&self, shop_id: &str, row: &EventTypeRow) -> Result<()> {
+    pub async fn upsert_event_type(&self, shop_id: &ShopId, row: &EventTypeRow) -> Result<()> {
         on_writer!(self, |pool, d| {
             sqlx::query(&d.sql("INSERT INTO event_types (shop_id, name, description, sample, schema, source, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)

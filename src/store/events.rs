@@ -2,7 +2,7 @@
 //! event always has its deliveries queued, and a repeated event id queues nothing new.
 
 use super::{in_tx, on_reader, Result, Store, Tx};
-use crate::ids::new_id;
+use crate::ids::{DeliveryId, EndpointId, EventId, ShopId};
 use sqlx::types::Json;
 use sqlx::QueryBuilder;
 use std::collections::HashSet;
@@ -10,14 +10,14 @@ use std::collections::HashSet;
 /// Where one event goes: one delivery per target endpoint.
 #[derive(Debug, Clone)]
 pub struct Target {
-    pub endpoint_id: String,
+    pub endpoint_id: EndpointId,
     pub priority: i64,
     pub unique_pending: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    pub id: String,
+    pub id: EventId,
     pub event_type: String,
     pub channels: Json<Vec<String>>,
     /// The payload as received, byte for byte.
@@ -29,15 +29,15 @@ pub struct NewEvent {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Published {
-    pub id: String,
-    pub deliveries: Vec<String>,
+    pub id: EventId,
+    pub deliveries: Vec<DeliveryId>,
     /// The id was seen before: nothing new was queued.
     pub duplicate: bool,
 }
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct EventRow {
-    pub id: String,
+    pub id: EventId,
     #[sqlx(rename = "type")]
     pub event_type: String,
     pub channels: Json<Vec<String>>,
@@ -51,7 +51,7 @@ pub struct EventRow {
 const CHUNK: usize = 200;
 
 /// The first result of an event id published before: its deliveries, nothing new.
-async fn already_published(tx: &mut Tx, shop_id: &str, id: &str) -> Result<Published> {
+async fn already_published(tx: &mut Tx, shop_id: &ShopId, id: &EventId) -> Result<Published> {
     let existing: String = in_tx!(tx, |c, d| sqlx::query_scalar(
         &d.sql("SELECT deliveries FROM events WHERE shop_id = ? AND id = ?")
     )
@@ -60,8 +60,9 @@ async fn already_published(tx: &mut Tx, shop_id: &str, id: &str) -> Result<Publi
     .fetch_one(c)
     .await?);
     Ok(Published {
-        id: id.to_string(),
-        deliveries: serde_json::from_str(&existing).unwrap_or_default(),
+        id: id.clone(),
+        deliveries: serde_json::from_str(&existing)
+            .map_err(|e| super::Error::Corrupt(format!("deliveries of event {id}: {e}")))?,
         duplicate: true,
     })
 }
@@ -70,13 +71,13 @@ async fn already_published(tx: &mut Tx, shop_id: &str, id: &str) -> Result<Publi
 /// deliveries of the events that were new.
 async fn insert_bulk(
     tx: &mut Tx,
-    shop_id: &str,
+    shop_id: &ShopId,
     events: &[NewEvent],
     now: i64,
 ) -> Result<Vec<Published>> {
-    let ids: Vec<Vec<String>> = events
+    let ids: Vec<Vec<DeliveryId>> = events
         .iter()
-        .map(|e| e.targets.iter().map(|_| new_id("dlv")).collect())
+        .map(|e| e.targets.iter().map(|_| DeliveryId::generate()).collect())
         .collect();
     let delivery_lists: Vec<String> = ids
         .iter()
@@ -92,7 +93,7 @@ async fn insert_bulk(
     let mut rows = Vec::new();
     let mut out = Vec::with_capacity(events.len());
     for (i, ev) in events.iter().enumerate() {
-        if inserted.contains(&ev.id) && first_seen.insert(ev.id.as_str()) {
+        if inserted.contains(ev.id.as_str()) && first_seen.insert(ev.id.as_str()) {
             for (t, id) in ev.targets.iter().zip(&ids[i]) {
                 rows.push((id, ev, t));
             }
@@ -148,7 +149,7 @@ async fn insert_bulk(
 /// from this call's first insert on: SQLite gives a new row a rowid above every existing one.
 async fn insert_events_sqlite(
     conn: &mut sqlx::SqliteConnection,
-    shop_id: &str,
+    shop_id: &ShopId,
     rows: &[(&NewEvent, &String)],
     now: i64,
 ) -> Result<HashSet<String>> {
@@ -188,7 +189,7 @@ async fn insert_events_sqlite(
 /// cheap next to the round trip the statement costs anyway).
 async fn insert_events_postgres(
     conn: &mut sqlx::PgConnection,
-    shop_id: &str,
+    shop_id: &ShopId,
     rows: &[(&NewEvent, &String)],
     now: i64,
 ) -> Result<HashSet<String>> {
@@ -208,11 +209,12 @@ const INSERT_EVENTS: &str = "INSERT INTO events (shop_id, id, type, channels, da
 
 fn push_event_values<'a, DB: sqlx::Database>(
     qb: &mut QueryBuilder<'a, DB>,
-    shop_id: &'a str,
+    shop_id: &'a ShopId,
     rows: &'a [(&'a NewEvent, &'a String)],
     now: i64,
 ) where
-    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a ShopId: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a EventId: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     &'a String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     &'a Option<String>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     &'a Json<Vec<String>>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
@@ -235,9 +237,9 @@ fn push_event_values<'a, DB: sqlx::Database>(
 /// Sets the delivery ids an event lists.
 async fn set_event_deliveries(
     tx: &mut Tx,
-    shop_id: &str,
-    id: &str,
-    deliveries: &[String],
+    shop_id: &ShopId,
+    id: &EventId,
+    deliveries: &[DeliveryId],
 ) -> Result<()> {
     in_tx!(tx, |c, d| sqlx::query(&d.sql(
         "UPDATE events SET deliveries = ? WHERE shop_id = ? AND id = ?"
@@ -253,13 +255,13 @@ async fn set_event_deliveries(
 
 /// Some endpoints went while publishing: the events' records and answers list only the
 /// deliveries that were queued.
-async fn forget_unqueued(tx: &mut Tx, shop_id: &str, out: &mut [Published]) -> Result<()> {
-    let all: Vec<&String> = out
+async fn forget_unqueued(tx: &mut Tx, shop_id: &ShopId, out: &mut [Published]) -> Result<()> {
+    let all: Vec<&DeliveryId> = out
         .iter()
         .filter(|p| !p.duplicate)
         .flat_map(|p| &p.deliveries)
         .collect();
-    let existing: Vec<String> = in_tx!(&mut *tx, |c, d| sqlx::query_scalar(d.pick(
+    let existing: Vec<DeliveryId> = in_tx!(&mut *tx, |c, d| sqlx::query_scalar(d.pick(
         "SELECT id FROM deliveries WHERE id IN (SELECT value FROM json_each(?))",
         "SELECT id FROM deliveries WHERE id IN
          (SELECT jsonb_array_elements_text(CAST($1 AS jsonb)))",
@@ -267,7 +269,7 @@ async fn forget_unqueued(tx: &mut Tx, shop_id: &str, out: &mut [Published]) -> R
     .bind(serde_json::to_string(&all).unwrap_or_else(|_| "[]".into()))
     .fetch_all(c)
     .await?);
-    let existing: HashSet<String> = existing.into_iter().collect();
+    let existing: HashSet<DeliveryId> = existing.into_iter().collect();
     for p in out.iter_mut().filter(|p| !p.duplicate) {
         let before = p.deliveries.len();
         p.deliveries.retain(|d| existing.contains(d));
@@ -282,14 +284,14 @@ async fn forget_unqueued(tx: &mut Tx, shop_id: &str, out: &mut [Published]) -> R
 /// with the new event; returns its id. The event it carried before no longer lists it.
 async fn replace_unsent(
     tx: &mut Tx,
-    shop_id: &str,
+    shop_id: &ShopId,
     ev: &NewEvent,
     key: &str,
     t: &Target,
     priority: i64,
     now: i64,
-) -> Result<Option<String>> {
-    let found: Option<(String, String)> = in_tx!(&mut *tx, |c, d| sqlx::query_as(&d.sql(
+) -> Result<Option<DeliveryId>> {
+    let found: Option<(DeliveryId, EventId)> = in_tx!(&mut *tx, |c, d| sqlx::query_as(&d.sql(
         "SELECT id, event_id FROM deliveries INDEXED BY deliveries_entity
          WHERE endpoint_id = ? AND entity_key = ? AND entity_key IS NOT NULL
          AND status IN ('pending', 'retrying', 'held') LIMIT 1",
@@ -321,7 +323,7 @@ async fn replace_unsent(
     .bind(&old_event)
     .fetch_one(c)
     .await?);
-    let mut kept: Vec<String> = serde_json::from_str(&old)?;
+    let mut kept: Vec<DeliveryId> = serde_json::from_str(&old)?;
     kept.retain(|d| *d != id);
     set_event_deliveries(tx, shop_id, &old_event, &kept).await?;
     Ok(Some(id))
@@ -329,7 +331,7 @@ async fn replace_unsent(
 
 /// One event, its deliveries replacing unsent ones of the same entity where the endpoint
 /// asks for unique pending deliveries.
-async fn insert_one(tx: &mut Tx, shop_id: &str, ev: &NewEvent, now: i64) -> Result<Published> {
+async fn insert_one(tx: &mut Tx, shop_id: &ShopId, ev: &NewEvent, now: i64) -> Result<Published> {
     let inserted = in_tx!(&mut *tx, |c, d| {
         sqlx::query(&d.sql(
         "INSERT INTO events (shop_id, id, type, channels, data, entity_key, priority, created_at)
@@ -359,7 +361,7 @@ async fn insert_one(tx: &mut Tx, shop_id: &str, ev: &NewEvent, now: i64) -> Resu
                 continue;
             }
         }
-        let id = new_id("dlv");
+        let id = DeliveryId::generate();
         // Held or pending read inside the write; an endpoint deleted meanwhile gets nothing
         // (see `insert_bulk`).
         let queued = in_tx!(&mut *tx, |c, d| sqlx::query(&d.sql(
@@ -398,7 +400,7 @@ impl Store {
     /// Writes events, their deliveries and newly seen event types in one transaction.
     pub async fn publish(
         &self,
-        shop_id: &str,
+        shop_id: &ShopId,
         events: &[NewEvent],
         discovered: &[(String, String)],
         now: i64,
@@ -460,7 +462,7 @@ impl Store {
         })
     }
 
-    pub async fn event(&self, shop_id: &str, id: &str) -> Result<Option<EventRow>> {
+    pub async fn event(&self, shop_id: &ShopId, id: &EventId) -> Result<Option<EventRow>> {
         on_reader!(self, |pool, d| {
             Ok(sqlx::query_as(&d.sql(
                 "SELECT id, type, channels, data, entity_key, deliveries, created_at
@@ -476,8 +478,8 @@ impl Store {
     /// Events by (shop, id) pairs, for the engine's claimed deliveries.
     pub async fn events_by_keys(
         &self,
-        keys: &[(String, String)],
-    ) -> Result<Vec<(String, EventRow)>> {
+        keys: &[(ShopId, EventId)],
+    ) -> Result<Vec<(ShopId, EventRow)>> {
         on_reader!(self, |pool, d| {
             // One `shop_id = ? AND id IN (…)` per shop: it walks the primary key, where a
             // row-value IN over VALUES would scan the table.
@@ -498,7 +500,7 @@ impl Store {
                     q = q.bind(id);
                 }
                 for row in q.fetch_all(pool).await? {
-                    out.push((shop.to_string(), row));
+                    out.push((ShopId::from(shop), row));
                 }
             }
             Ok(out)

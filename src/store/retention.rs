@@ -11,6 +11,7 @@
 //! ULID, so "created before" is a range of the `(shop_id, status, id)` index).
 
 use super::{on_reader, on_writer, Result, Store};
+use crate::ids::ShopId;
 
 /// Most rows one purge statement removes (cascaded attempts aside).
 pub const PURGE_BATCH: i64 = 500;
@@ -54,7 +55,7 @@ fn delivery_id_at(ms: i64) -> String {
 
 impl Store {
     /// Every shop with its retention settings: (shop id, log days, failed hours).
-    pub async fn shop_retentions(&self) -> Result<Vec<(String, i64, i64)>> {
+    pub async fn shop_retentions(&self) -> Result<Vec<(ShopId, i64, i64)>> {
         on_reader!(self, |pool, d| {
             Ok(sqlx::query_as(
                 &d.sql("SELECT id, log_retention_days, failed_retention_hours FROM shops"),
@@ -87,7 +88,7 @@ impl Store {
 
     /// One batch of each kind of expired row of one shop; each statement is its own short
     /// transaction, so the engine gets the writer between them.
-    pub async fn purge_shop(&self, shop_id: &str, r: Retention, now: i64) -> Result<Purged> {
+    pub async fn purge_shop(&self, shop_id: &ShopId, r: Retention, now: i64) -> Result<Purged> {
         on_writer!(self, |pool, d| {
             // A row's own address: SQLite's rowid, PostgreSQL's ctid.
             let rowid = d.pick("rowid", "ctid");
@@ -161,7 +162,7 @@ impl Store {
     async fn purge_batch<C>(
         &self,
         sql: &str,
-        shop_id: &str,
+        shop_id: &ShopId,
         cutoff: C,
         more: &mut bool,
     ) -> Result<u64>

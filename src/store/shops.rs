@@ -1,12 +1,13 @@
 //! Shops: the tenants.
 
 use super::{on_reader, on_writer, Result, Store};
-use crate::ids::{new_id, now_ms};
+use crate::ids::now_ms;
+use crate::ids::{ShopId, UserId};
 use sqlx::types::Json;
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct ShopRow {
-    pub id: String,
+    pub id: ShopId,
     pub name: String,
     pub webhooks_enabled: bool,
     pub require_https: bool,
@@ -24,7 +25,7 @@ const SELECT: &str = "SELECT s.id, s.name, s.webhooks_enabled, s.require_https, 
 impl Store {
     pub async fn create_shop(&self, name: &str, webhooks_enabled: bool) -> Result<ShopRow> {
         on_writer!(self, |pool, d| {
-            let id = new_id("shp");
+            let id = ShopId::generate();
             let now = now_ms();
             sqlx::query(&d.sql(
                 "INSERT INTO shops (id, name, webhooks_enabled, created_at, updated_at)
@@ -51,7 +52,7 @@ impl Store {
         })
     }
 
-    pub async fn shop(&self, shop_id: &str) -> Result<Option<ShopRow>> {
+    pub async fn shop(&self, shop_id: &ShopId) -> Result<Option<ShopRow>> {
         on_reader!(self, |pool, d| {
             Ok(sqlx::query_as(&d.sql(&format!("{SELECT} WHERE s.id = ?")))
                 .bind(shop_id)
@@ -70,7 +71,7 @@ impl Store {
         })
     }
 
-    pub async fn shops_of_user(&self, user_id: &str) -> Result<Vec<ShopRow>> {
+    pub async fn shops_of_user(&self, user_id: &UserId) -> Result<Vec<ShopRow>> {
         on_reader!(self, |pool, d| {
             Ok(sqlx::query_as(&d.sql(&format!(
                 "{SELECT} WHERE s.id IN (SELECT shop_id FROM memberships WHERE user_id = ?)
@@ -84,7 +85,7 @@ impl Store {
 
     pub async fn update_shop_settings(
         &self,
-        shop_id: &str,
+        shop_id: &ShopId,
         failed_retention_hours: i64,
         log_retention_days: i64,
         require_https: bool,
@@ -106,7 +107,7 @@ impl Store {
     }
 
     /// Returns false when no such shop exists.
-    pub async fn set_webhooks_enabled(&self, shop_id: &str, enabled: bool) -> Result<bool> {
+    pub async fn set_webhooks_enabled(&self, shop_id: &ShopId, enabled: bool) -> Result<bool> {
         on_writer!(self, |pool, d| {
             let done = sqlx::query(
                 &d.sql("UPDATE shops SET webhooks_enabled = ?, updated_at = ? WHERE id = ?"),

@@ -1,11 +1,12 @@
 //! Users and their memberships in shops.
 
 use super::{on_reader, on_writer, Result, Store};
-use crate::ids::{new_id, now_ms};
+use crate::ids::now_ms;
+use crate::ids::{ShopId, UserId};
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct UserRow {
-    pub id: String,
+    pub id: UserId,
     pub email: String,
     /// The argon2id PHC string; never leaves the server.
     pub password_hash: String,
@@ -17,9 +18,9 @@ pub struct UserRow {
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct MembershipRow {
-    pub shop_id: String,
+    pub shop_id: ShopId,
     pub shop_name: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub email: String,
     pub role: String,
     pub created_at: i64,
@@ -46,9 +47,9 @@ impl Store {
         password_hash: &str,
         is_operator: bool,
         membership: Option<(&str, &str)>,
-    ) -> Result<String> {
+    ) -> Result<UserId> {
         on_writer!(self, |pool, d| {
-            let id = new_id("usr");
+            let id = UserId::generate();
             let now = now_ms();
             let mut tx = pool.begin().await?;
             sqlx::query(&d.sql(
@@ -89,7 +90,7 @@ impl Store {
         })
     }
 
-    pub async fn user(&self, user_id: &str) -> Result<Option<UserRow>> {
+    pub async fn user(&self, user_id: &UserId) -> Result<Option<UserRow>> {
         on_reader!(self, |pool, d| {
             Ok(sqlx::query_as(&d.sql("SELECT id, email, password_hash, is_operator, created_at, session_version FROM users WHERE id = ?"))
         .bind(user_id)
@@ -108,7 +109,7 @@ impl Store {
 
     /// Sets a user's password hash and bumps their session version, so every session signed
     /// in before ends; the new version, or `None` when there is no such user.
-    pub async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<Option<i64>> {
+    pub async fn set_password(&self, user_id: &UserId, password_hash: &str) -> Result<Option<i64>> {
         on_writer!(self, |pool, d| {
             Ok(sqlx::query_scalar(&d.sql(
                 "UPDATE users SET password_hash = ?, session_version = session_version + 1,
@@ -122,7 +123,7 @@ impl Store {
         })
     }
 
-    pub async fn memberships_of_user(&self, user_id: &str) -> Result<Vec<MembershipRow>> {
+    pub async fn memberships_of_user(&self, user_id: &UserId) -> Result<Vec<MembershipRow>> {
         on_reader!(self, |pool, d| {
             Ok(sqlx::query_as(&d.sql(&format!(
                 "{MEMBERSHIP_SELECT} WHERE m.user_id = ? ORDER BY lower(s.name)"
@@ -143,7 +144,7 @@ impl Store {
         })
     }
 
-    pub async fn members_of_shop(&self, shop_id: &str) -> Result<Vec<MembershipRow>> {
+    pub async fn members_of_shop(&self, shop_id: &ShopId) -> Result<Vec<MembershipRow>> {
         on_reader!(self, |pool, d| {
             Ok(sqlx::query_as(&d.sql(&format!(
                 "{MEMBERSHIP_SELECT} WHERE m.shop_id = ? ORDER BY u.email"
@@ -155,7 +156,12 @@ impl Store {
     }
 
     /// Adds the user to the shop, or changes their role there.
-    pub async fn upsert_membership(&self, shop_id: &str, user_id: &str, role: &str) -> Result<()> {
+    pub async fn upsert_membership(
+        &self,
+        shop_id: &ShopId,
+        user_id: &UserId,
+        role: &str,
+    ) -> Result<()> {
         on_writer!(self, |pool, d| {
             sqlx::query(&d.sql(
                 "INSERT INTO memberships (shop_id, user_id, role, created_at) VALUES (?, ?, ?, ?)
@@ -172,7 +178,7 @@ impl Store {
     }
 
     /// Returns false when the user was not a member of the shop.
-    pub async fn delete_membership(&self, shop_id: &str, user_id: &str) -> Result<bool> {
+    pub async fn delete_membership(&self, shop_id: &ShopId, user_id: &UserId) -> Result<bool> {
         on_writer!(self, |pool, d| {
             let done =
                 sqlx::query(&d.sql("DELETE FROM memberships WHERE shop_id = ? AND user_id = ?"))
