@@ -137,7 +137,6 @@ pub struct Config {
     #[arg(long, env = "HERALD_METRICS_TOKEN", global = true)]
     pub metrics_token: Option<String>,
 
-    /// Log filter in tracing's syntax, e.g. `info` or `herald=debug,tower_http=info`.
     /// Connections this node keeps to PostgreSQL (each node; mind the server's
     /// `max_connections`). No effect on SQLite.
     #[arg(long, env = "HERALD_DATABASE_CONNECTIONS", default_value_t = crate::store::DEFAULT_PG_CONNECTIONS, global = true, value_parser = clap::value_parser!(u32).range(2..=1000))]
@@ -147,6 +146,13 @@ pub struct Config {
     #[arg(long, env = "HERALD_NODE_ID", global = true, value_parser = parse_node_id)]
     pub node_id: Option<String>,
 
+    /// How SQLite makes a commit durable: `full` (default) syncs every commit to disk before
+    /// a publish is answered; `normal` survives a killed process but may lose the last
+    /// commits to a power loss or an OS crash, for fewer syncs. No effect on PostgreSQL.
+    #[arg(long, env = "HERALD_SQLITE_SYNCHRONOUS", value_enum, default_value_t = crate::store::SqliteSync::Full, global = true)]
+    pub sqlite_synchronous: crate::store::SqliteSync,
+
+    /// Log filter in tracing's syntax, e.g. `info` or `herald=debug,tower_http=info`.
     #[arg(long, env = "HERALD_LOG", default_value = "info", global = true)]
     pub log: String,
 }

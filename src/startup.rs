@@ -24,7 +24,14 @@ pub struct Server {
 
 /// Opens the store (migrated) and the service with its engine, not yet started.
 pub async fn open_service(config: &Config) -> anyhow::Result<Service> {
-    let store = Store::connect_with(&config.database_url, config.database_connections).await?;
+    let store = Store::connect_with(
+        &config.database_url,
+        crate::store::StoreOptions {
+            pg_connections: config.database_connections,
+            sqlite_sync: config.sqlite_synchronous,
+        },
+    )
+    .await?;
     store.migrate().await?;
     let secrets = SecretBox::load(config.secret_key.as_deref(), &config.data_dir)?;
     // Fail closed: with a key that does not open what is stored, nothing could be signed.
@@ -124,7 +131,7 @@ impl Server {
             .as_deref()
             .map(|u| u.trim_end_matches('/').to_string())
             .unwrap_or_else(|| format!("http://{addr}"));
-        let state = AppState {
+        let state = AppState::new(crate::web::AppStateInner {
             leptos_options: leptos_options(addr),
             service: service.clone(),
             email_throttle: SignInThrottle::new(config.signin_burst),
@@ -132,7 +139,7 @@ impl Server {
             metrics_token: config.metrics_token.clone().filter(|t| !t.is_empty()),
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             public_origin: config.public_url.as_deref().and_then(crate::web::origin_of),
-        };
+        });
         let router = router::build(state, config).await?;
         service.engine.start();
         Ok(Server {

@@ -423,3 +423,42 @@ async fn the_activity_of_every_node_shows_on_any_node() {
     }
     assert!(text.contains("evt_through_b"), "{text}");
 }
+
+/// A node keeps what publishing needs of a shop in memory; a change made through another
+/// node is seen by its next publish (the version check inside the publish transaction).
+#[tokio::test]
+async fn a_publish_on_one_node_sees_an_endpoint_created_on_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((nodes, key)) = cluster(dir.path(), &["node-a", "node-b"], &[]).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let publish = |node: &Node| {
+        client
+            .post(node.api("/events"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({"type": "order.created", "data": {}}))
+            .send()
+    };
+    let first: serde_json::Value = publish(&nodes[1]).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        first["deliveries"],
+        serde_json::json!([]),
+        "no endpoint yet"
+    );
+    let rx = common::receiver::Receiver::ok().await;
+    endpoint(
+        &client,
+        &nodes[0],
+        &key,
+        serde_json::json!({"url": rx.url("/")}),
+    )
+    .await;
+    let next: serde_json::Value = publish(&nodes[1]).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        next["deliveries"].as_array().unwrap().len(),
+        1,
+        "node-b publishes to the endpoint node-a created: {next}"
+    );
+    rx.wait_for(1, 10).await;
+}

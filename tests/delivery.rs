@@ -148,6 +148,125 @@ async fn publishing_the_same_id_twice_queues_nothing_new() {
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
 }
 
+/// Single publishes arriving together share commits (group commit) yet each is answered for
+/// itself: its own 202, its own idempotency (a repeated id gets the first result, 200), its
+/// own validation error.
+#[tokio::test]
+async fn concurrent_single_publishes_each_get_their_own_answer() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::ok().await;
+    api.post("/endpoints", json!({"url": rx.url("/")})).await;
+    let mut tasks = Vec::new();
+    for i in 0..96 {
+        let api = app.api(&key);
+        tasks.push(tokio::spawn(async move {
+            let ev = if i % 8 == 7 {
+                json!({"id": format!("bad-{i}"), "type": "Not A Type", "data": {}})
+            } else {
+                json!({"id": format!("ev-{}", i % 40), "type": "order.created", "data": {"i": i}})
+            };
+            (i, api.post("/events", ev).await)
+        }));
+    }
+    let mut by_id: std::collections::HashMap<String, Vec<(u16, serde_json::Value)>> =
+        Default::default();
+    for t in tasks {
+        let (i, (code, body)) = t.await.unwrap();
+        if i % 8 == 7 {
+            assert_eq!(code, 422, "{body}");
+            assert!(body.to_string().contains("type"), "names the field: {body}");
+            continue;
+        }
+        by_id
+            .entry(body["id"].as_str().unwrap().to_string())
+            .or_default()
+            .push((code, body));
+    }
+    assert_eq!(by_id.len(), 40, "every valid id answered");
+    for (id, answers) in &by_id {
+        let accepted = answers.iter().filter(|(c, _)| *c == 202).count();
+        assert_eq!(accepted, 1, "{id}: one 202, the rest 200: {answers:?}");
+        assert!(answers.iter().all(|(c, _)| *c == 202 || *c == 200));
+        let first = &answers[0].1["deliveries"];
+        assert_eq!(first.as_array().unwrap().len(), 1, "{id}");
+        assert!(
+            answers.iter().all(|(_, b)| b["deliveries"] == *first),
+            "{id}: every answer names the first result's delivery: {answers:?}"
+        );
+    }
+    rx.wait_for(40, 20).await;
+    let (_, list) = api.get("/deliveries?limit=100").await;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        40,
+        "one delivery per id"
+    );
+}
+
+/// Publishing keeps what it knows of a shop in memory; every change committed before a
+/// publish is seen by it: a new endpoint, a changed subscription, webhooks switched off, a
+/// revoked key.
+#[tokio::test]
+async fn a_publish_sees_every_change_committed_before_it() {
+    use app::backend::Backend;
+    let app = TestApp::spawn().await;
+    let (shop, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let ev = || json!({"type": "order.created", "data": {}});
+    let (code, out) = api.post("/events", ev()).await;
+    assert_eq!(
+        (code, out["deliveries"].clone()),
+        (202, json!([])),
+        "no endpoint yet"
+    );
+
+    let rx = Receiver::ok().await;
+    let (_, ep) = api.post("/endpoints", json!({"url": rx.url("/")})).await;
+    let (_, out) = api.post("/events", ev()).await;
+    assert_eq!(
+        out["deliveries"].as_array().unwrap().len(),
+        1,
+        "the new endpoint: {out}"
+    );
+
+    let id = ep["id"].as_str().unwrap();
+    let (code, _) = api
+        .patch(
+            &format!("/endpoints/{id}"),
+            json!({"event_types": ["order.paid"]}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (_, out) = api.post("/events", ev()).await;
+    assert_eq!(out["deliveries"], json!([]), "no longer subscribed: {out}");
+
+    let system = herald::service::Service::system();
+    app.service
+        .set_webhooks_enabled(&system, &shop, false)
+        .await
+        .unwrap();
+    let (code, _) = api.post("/events", ev()).await;
+    assert_eq!(code, 403, "webhooks switched off");
+    app.service
+        .set_webhooks_enabled(&system, &shop, true)
+        .await
+        .unwrap();
+    let (code, _) = api.post("/events", ev()).await;
+    assert_eq!(code, 202, "switched on again");
+
+    let keys = app.service.api_keys(&system, &shop).await.unwrap();
+    app.service
+        .revoke_api_key(&system, &shop, &keys[0].id)
+        .await
+        .unwrap();
+    let (code, _) = api.post("/events", ev()).await;
+    assert_eq!(code, 401, "a revoked key publishes nothing");
+    let (code, _) = api.post("/events/batch", json!([ev()])).await;
+    assert_eq!(code, 401, "nor in a batch");
+}
+
 #[tokio::test]
 async fn a_batch_mixing_new_and_seen_ids_queues_only_the_new() {
     let app = TestApp::spawn().await;

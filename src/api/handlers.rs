@@ -1,6 +1,6 @@
 //! REST handlers: parse, call the service, answer.
 
-use super::{parse_json, ApiAuth, ApiError, ApiJson, ApiResult};
+use super::{parse_json, ApiAuth, ApiError, ApiJson, ApiResult, PublishAuth};
 use crate::service::endpoints::EndpointInput;
 use crate::service::events::{EventInput, EventTypeFields};
 use crate::store::deliveries::DeliveryFilter;
@@ -31,7 +31,7 @@ fn published_json(p: &Published) -> serde_json::Value {
 
 pub async fn publish_one(
     State(s): State<AppState>,
-    auth: ApiAuth,
+    PublishAuth(auth): PublishAuth,
     ApiJson(ev): ApiJson<EventInput>,
 ) -> ApiResult<Response> {
     let out = s
@@ -52,7 +52,7 @@ pub async fn publish_one(
 
 pub async fn publish_batch(
     State(s): State<AppState>,
-    auth: ApiAuth,
+    PublishAuth(auth): PublishAuth,
     ApiJson(evs): ApiJson<Vec<EventInput>>,
 ) -> ApiResult<Response> {
     if evs.len() > 1000 {

@@ -53,6 +53,35 @@ pub struct ApiAuth {
 /// How precisely an API key's last use is kept, in ms.
 const KEY_USE_PRECISION_MS: i64 = 60_000;
 
+/// The API key a request carries (`Authorization: Bearer hk_…`).
+fn bearer_key(parts: &Parts) -> Result<&str, ApiError> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|k| k.starts_with(api_key::PREFIX))
+        .ok_or(ApiError(ServiceError::Unauthorized))
+}
+
+/// Writes when a key was last used, at most once a minute, off the request's path: when a
+/// key was last used is worth a write a minute, not a wait on the writer per call.
+fn note_key_use(state: &AppState, key_id: &str, last_used_at: Option<i64>) -> Option<i64> {
+    let now = crate::ids::now_ms();
+    if last_used_at.is_some_and(|t| t > now - KEY_USE_PRECISION_MS) {
+        return None;
+    }
+    let store = state.service.store.clone();
+    let id = crate::ids::ApiKeyId::from(key_id);
+    tokio::spawn(async move {
+        if let Err(e) = store.touch_api_key(&id, now, KEY_USE_PRECISION_MS).await {
+            tracing::warn!(error = %e, "could not note an API key's use");
+        }
+    });
+    Some(now)
+}
+
 impl FromRequestParts<AppState> for ApiAuth {
     type Rejection = ApiError;
 
@@ -60,14 +89,7 @@ impl FromRequestParts<AppState> for ApiAuth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let key = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|k| k.starts_with(api_key::PREFIX))
-            .ok_or(ApiError(ServiceError::Unauthorized))?;
+        let key = bearer_key(parts)?;
         let row = state
             .service
             .store
@@ -75,21 +97,7 @@ impl FromRequestParts<AppState> for ApiAuth {
             .await
             .map_err(|e| ApiError(e.into()))?
             .ok_or(ApiError(ServiceError::Unauthorized))?;
-        let now = crate::ids::now_ms();
-        if row
-            .last_used_at
-            .is_none_or(|t| t <= now - KEY_USE_PRECISION_MS)
-        {
-            // Off the request's path: when a key was last used is worth a write a minute,
-            // not a wait on the writer per call.
-            let store = state.service.store.clone();
-            let id = row.id.clone();
-            tokio::spawn(async move {
-                if let Err(e) = store.touch_api_key(&id, now, KEY_USE_PRECISION_MS).await {
-                    tracing::warn!(error = %e, "could not note an API key's use");
-                }
-            });
-        }
+        note_key_use(state, &row.id, row.last_used_at);
         let shop = state.service.existing_shop(&row.shop_id).await?;
         if !shop.webhooks_enabled {
             return Err(ApiError(ServiceError::Forbidden(
@@ -101,6 +109,35 @@ impl FromRequestParts<AppState> for ApiAuth {
             principal: crate::service::Service::api_principal(&row.id, &row.shop_id),
             shop_id: row.shop_id.into(),
         })
+    }
+}
+
+/// The key of a publish (`POST /events`, `/events/batch`): taken from the service's cache,
+/// read nothing on the hot path. Whether the key is still live and webhooks are enabled is
+/// checked by the publish itself, against the shop's configuration at the version its
+/// transaction sees.
+pub struct PublishAuth(pub ApiAuth);
+
+impl FromRequestParts<AppState> for PublishAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let hash = api_key::hash(bearer_key(parts)?);
+        let (key_id, shop_id, last_used_at) = state
+            .service
+            .publishing_key(&hash)
+            .await?
+            .ok_or(ApiError(ServiceError::Unauthorized))?;
+        if let Some(at) = note_key_use(state, &key_id, last_used_at) {
+            state.service.publishing_key_used(&hash, at);
+        }
+        Ok(PublishAuth(ApiAuth {
+            principal: crate::service::Service::api_principal(&key_id, &shop_id),
+            shop_id,
+        }))
     }
 }
 

@@ -419,6 +419,108 @@ impl Bench {
         })
     }
 
+    /// One event per request, as products publish when a trigger fires: `clients` tasks each
+    /// on its own keep-alive connection, `events` in all, to endpoints that hold what they get
+    /// (so the figure is the publish path's, not the sender's). Latency is each request's.
+    async fn single_publish(&self, events: usize, clients: usize) -> Value {
+        let next = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            // A client per task: one connection each, kept alive.
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .unwrap();
+            let url = format!("{}/api/v1/events", self.herald);
+            let key = self.key.clone();
+            let next = next.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut took = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= events as u64 {
+                        break took;
+                    }
+                    let body = json!({"type": "order.created", "data": {"order_id": i,
+                        "total": {"amount": "149.90", "currency": "EUR"}}});
+                    let sent = Instant::now();
+                    let r = client
+                        .post(&url)
+                        .bearer_auth(&key)
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED, "single publish");
+                    took.push(sent.elapsed().as_micros() as u64);
+                }
+            }));
+        }
+        let mut took = Vec::with_capacity(events);
+        for t in tasks {
+            took.extend(t.await.unwrap());
+        }
+        let secs = start.elapsed().as_secs_f64();
+        took.sort_unstable();
+        json!({
+            "events": events,
+            "clients": clients,
+            "events_per_s": (events as f64 / secs).round(),
+            "p50_ms": percentile_ms(&took, 0.50),
+            "p99_ms": percentile_ms(&took, 0.99),
+        })
+    }
+
+    /// Group commits so far from `/metrics`: (commits, requests, seconds spent committing).
+    async fn group_commits(&self) -> (f64, f64, f64) {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.herald))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (
+            value("herald_publish_group_requests_count"),
+            value("herald_publish_group_requests_sum"),
+            value("herald_publish_commit_duration_seconds_sum"),
+        )
+    }
+
+    /// Disables every endpoint of the shop: what is published is then held, not sent.
+    async fn hold_deliveries(&self) {
+        let list = self
+            .client
+            .get(format!("{}/api/v1/endpoints", self.herald))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        for ep in list["items"].as_array().into_iter().flatten() {
+            let id = ep["id"].as_str().unwrap();
+            let r = self
+                .client
+                .patch(format!("{}/api/v1/endpoints/{id}", self.herald))
+                .bearer_auth(&self.key)
+                .json(&json!({"enabled": false}))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "disable {id}: {}", r.status());
+        }
+    }
+
     /// The raw limit: a bare client posting similar bodies with Herald's concurrency.
     async fn raw_limit(&self, requests: usize, concurrency: usize) -> Value {
         self.reset_receiver().await;
@@ -512,6 +614,10 @@ async fn main() {
         "  raw limit (bare client, {concurrency} in flight): {} requests/s",
         raw["requests_per_s"]
     );
+    let single = publish_runs(&herald_bin, &client, &receiver, events).await;
+    if arg("--only").as_deref() == Some("publish") {
+        return;
+    }
     let latency = b.latency(500, 10).await;
     println!(
         "  publish→receipt at 500 events/s: p50 {} ms, p99 {} ms, max {} ms",
@@ -580,6 +686,7 @@ async fn main() {
 
     let report = json!({
         "raw_limit": raw,
+        "single_publish": single,
         "latency_500_per_s": latency,
         "one_endpoint": one,
         "ten_endpoints": ten,
@@ -599,6 +706,52 @@ async fn main() {
     .unwrap();
     println!("  report: target/bench/report.json");
     drop(children);
+}
+
+/// Single-event publishing with group commit, at 8 and 32 clients, on a fresh Herald whose
+/// endpoint holds what it gets: with SQLite's default `synchronous = FULL` (a 202 only once the
+/// commit is on disk) and with `HERALD_SQLITE_SYNCHRONOUS=normal` traded back.
+async fn publish_runs(
+    herald_bin: &str,
+    client: &reqwest::Client,
+    receiver: &str,
+    events: usize,
+) -> Value {
+    let mut out = serde_json::Map::new();
+    for (mode, extra) in [
+        ("full", vec![]),
+        ("normal", vec![("HERALD_SQLITE_SYNCHRONOUS", "normal")]),
+    ] {
+        // `HERALD_BENCH_SYNC=normal` measures one mode only (for profiling).
+        if std::env::var("HERALD_BENCH_SYNC").is_ok_and(|m| m != mode) {
+            continue;
+        }
+        let (b, mut herald, _dir) = launch(herald_bin, client, receiver, &extra).await;
+        b.hold_deliveries().await;
+        let mut runs = Vec::new();
+        for clients in [8, 32] {
+            let before = b.group_commits().await;
+            let mut r = b.single_publish(events.min(60_000), clients).await;
+            let after = b.group_commits().await;
+            let groups = (after.0 - before.0).max(1.0);
+            r["requests_per_commit"] = json!(((after.1 - before.1) / groups * 10.0).round() / 10.0);
+            r["commit_ms"] = json!(((after.2 - before.2) / groups * 1e4).round() / 10.0);
+            println!(
+                "  single-event publish, synchronous={mode}, {clients} clients: {} events/s, \
+                 p50 {} ms, p99 {} ms ({} requests per commit, {} ms per commit)",
+                r["events_per_s"],
+                r["p50_ms"],
+                r["p99_ms"],
+                r["requests_per_commit"],
+                r["commit_ms"]
+            );
+            runs.push(r);
+        }
+        let _ = herald.kill();
+        let _ = herald.wait();
+        out.insert(mode.into(), json!(runs));
+    }
+    Value::Object(out)
 }
 
 /// The soak and the 1-endpoint burst after it: (soak figures, burst figures, burst / fresh).

@@ -36,6 +36,9 @@ pub struct Metrics {
     pub attempt_seconds: Histogram,
     pub endpoint_failures: Family<EndpointLabel, Counter>,
     pub events_published: Counter,
+    /// Publish requests per group commit, and how long each group's transaction took.
+    pub publish_group_requests: Histogram,
+    pub publish_commit_seconds: Histogram,
     /// Claim queries run: steady when idle, so a busy loop shows.
     pub claim_rounds: Counter,
     /// Rows retention removed (deliveries, attempts, events, alerts).
@@ -51,6 +54,8 @@ impl Default for Metrics {
         let attempt_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let endpoint_failures = Family::<EndpointLabel, Counter>::default();
         let events_published = Counter::default();
+        let publish_group_requests = Histogram::new(exponential_buckets(1.0, 2.0, 12));
+        let publish_commit_seconds = Histogram::new(exponential_buckets(0.000_1, 2.0, 16));
         let claim_rounds = Counter::default();
         let purged = Counter::default();
         let queue_depth = Family::<StatusLabel, Gauge>::default();
@@ -77,6 +82,16 @@ impl Default for Metrics {
             events_published.clone(),
         );
         registry.register(
+            "publish_group_requests",
+            "Publish requests committed together in one transaction",
+            publish_group_requests.clone(),
+        );
+        registry.register(
+            "publish_commit_duration_seconds",
+            "Time to write and commit one publish group",
+            publish_commit_seconds.clone(),
+        );
+        registry.register(
             "claim_rounds",
             "Claim queries run by the dispatcher",
             claim_rounds.clone(),
@@ -95,6 +110,8 @@ impl Default for Metrics {
             attempt_seconds,
             endpoint_failures,
             events_published,
+            publish_group_requests,
+            publish_commit_seconds,
             claim_rounds,
             purged,
             queue_depth,

@@ -1,19 +1,21 @@
 //! Publishing events (fan-out to matching endpoints, idempotent on the event id) and the
 //! event catalog.
 
+use super::publish_cache::{PublishConfig, Subscriber};
 use super::{iso, require_manage, require_read, Service};
 use crate::engine::activity::Activity;
 use crate::engine::catalog;
 use crate::ids::now_ms;
-use crate::ids::{EndpointId, EventId, ShopId};
-use crate::store::endpoints::EndpointRow;
+use crate::ids::ApiKeyId;
+use crate::ids::{EventId, ShopId};
 use crate::store::event_types::EventTypeRow;
-use crate::store::events::{EventRow, NewEvent, Published, Target};
+use crate::store::events::{EventRow, GroupOutcome, NewEvent, PublishRequest, Published, Target};
 use app::backend::ServiceResult;
 use app::dto::{EventTypeView, EventView};
 use app::model::{Principal, ServiceError};
 use serde::Deserialize;
 use sqlx::types::Json;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,24 +62,35 @@ pub struct EventTypeFields {
     pub schema: Option<serde_json::Value>,
 }
 
-struct Subscriber {
-    id: EndpointId,
-    event_types: Vec<String>,
-    channels: Vec<String>,
-    priority: i64,
-    unique_pending: bool,
-}
-
-impl From<&EndpointRow> for Subscriber {
-    fn from(e: &EndpointRow) -> Self {
-        Subscriber {
-            id: e.id.clone(),
-            event_types: e.event_types.0.clone(),
-            channels: e.channels.0.clone(),
-            priority: e.priority,
-            unique_pending: e.unique_pending,
+/// Each event with one target per subscribing endpoint, and the event types not seen before
+/// (with the first payload of each as its sample).
+fn fan_out(
+    config: &PublishConfig,
+    parsed: &[(NewEvent, serde_json::Value)],
+) -> (Vec<NewEvent>, Vec<(String, String)>) {
+    let mut discovered: Vec<(String, String)> = Vec::new();
+    let mut events = Vec::with_capacity(parsed.len());
+    for (ev, data) in parsed {
+        let mut ev = ev.clone();
+        ev.targets = config
+            .subscribers
+            .iter()
+            .filter(|s| endpoint_matches(&s.event_types, &s.channels, &ev.event_type, &ev.channels))
+            .map(|s| Target {
+                endpoint_id: s.id.clone(),
+                priority: s.priority,
+                unique_pending: s.unique_pending,
+            })
+            .collect();
+        let is_known = catalog::builtin(&ev.event_type).is_some()
+            || config.knows_type(&ev.event_type)
+            || discovered.iter().any(|(n, _)| *n == ev.event_type);
+        if !is_known {
+            discovered.push((ev.event_type.clone(), data.to_string()));
         }
+        events.push(ev);
     }
+    (events, discovered)
 }
 
 impl Service {
@@ -158,8 +171,10 @@ impl Service {
         Ok(out)
     }
 
-    /// Publishes events: each is stored with one delivery per matching endpoint in one
-    /// transaction. A repeated id returns the first result and queues nothing.
+    /// Publishes events: each is stored with one delivery per matching endpoint, in one
+    /// transaction shared with other publishes that arrive meanwhile (group commit). A
+    /// repeated id returns the first result and queues nothing. Nothing is answered before
+    /// its commit.
     pub async fn publish(
         &self,
         who: &Principal,
@@ -169,48 +184,107 @@ impl Service {
     ) -> ServiceResult<Vec<Published>> {
         let shop_id = &ShopId::from(shop_id);
         require_manage(who, shop_id)?;
-        let shop = self.existing_shop(shop_id).await?;
-        if !shop.webhooks_enabled {
+        let mut config = self.publish_config(shop_id, false).await?;
+        self.check_publisher(who, &config)?;
+        let parsed = self.parse_events(inputs, batch)?;
+        // A configuration that changed since it was read is read again; it changes only when
+        // someone edits the shop, so a second round is rare and a fifth means something is
+        // wrong.
+        for round in 0..5 {
+            if round > 0 {
+                config = self.publish_config(shop_id, true).await?;
+                self.check_publisher(who, &config)?;
+            }
+            let (events, discovered) = fan_out(&config, &parsed);
+            let committed = self
+                .group
+                .submit(PublishRequest {
+                    shop_id: shop_id.clone(),
+                    config_version: Some(config.version),
+                    events,
+                    discovered,
+                })
+                .await?;
+            if let GroupOutcome::Published(published) = committed.outcome {
+                let request = committed.request;
+                config.learn_types(request.discovered.iter().map(|(n, _)| n.as_str()));
+                self.after_publish(&config, shop_id, &published, &request.events, committed.at);
+                return Ok(published);
+            }
+        }
+        tracing::error!(shop = %shop_id, "a shop's configuration kept changing during a publish");
+        Err(ServiceError::Internal)
+    }
+
+    /// The principal may publish with this configuration: an API key still live, and
+    /// webhooks enabled for the shop.
+    fn check_publisher(&self, who: &Principal, config: &PublishConfig) -> ServiceResult<()> {
+        if let Some(key) = super::api_key_of(who) {
+            if !config.has_key(key) {
+                self.publish_cache.forget_key(&ApiKeyId::from(key));
+                return Err(ServiceError::Unauthorized);
+            }
+        }
+        if !config.webhooks_enabled {
             return Err(ServiceError::Forbidden(
                 "Webhooks are not enabled for this shop: an operator must enable them first."
                     .into(),
             ));
         }
-        let parsed = self.parse_events(inputs, batch)?;
-        let endpoints = self.store.endpoints_of_shop(shop_id).await?;
-        let subs: Vec<Subscriber> = endpoints.iter().map(Subscriber::from).collect();
-        let known = self.store.event_types_of_shop(shop_id).await?;
-        let mut discovered: Vec<(String, String)> = Vec::new();
-        let mut events = Vec::with_capacity(parsed.len());
-        for (mut ev, data) in parsed {
-            let channels = &ev.channels.0;
-            ev.targets = subs
-                .iter()
-                .filter(|s| endpoint_matches(&s.event_types, &s.channels, &ev.event_type, channels))
-                .map(|s| Target {
-                    endpoint_id: s.id.clone(),
-                    priority: s.priority,
-                    unique_pending: s.unique_pending,
-                })
-                .collect();
-            let is_known = catalog::builtin(&ev.event_type).is_some()
-                || known.iter().any(|k| k.name == ev.event_type)
-                || discovered.iter().any(|(n, _)| *n == ev.event_type);
-            if !is_known {
-                discovered.push((ev.event_type.clone(), data.to_string()));
+        Ok(())
+    }
+
+    /// The shop's publish configuration: the cached copy unless `fresh`, else read anew.
+    pub(crate) async fn publish_config(
+        &self,
+        shop_id: &ShopId,
+        fresh: bool,
+    ) -> ServiceResult<Arc<PublishConfig>> {
+        if !fresh {
+            if let Some(config) = self.publish_cache.config(shop_id) {
+                return Ok(config);
             }
-            events.push(ev);
         }
-        let now = now_ms();
-        let published = self
+        let not_found = || ServiceError::NotFound(format!("No shop with id {shop_id}."));
+        // The version first: whatever is read after it is at least as new.
+        let version = self
             .store
-            .publish(shop_id, &events, &discovered, now)
-            .await?;
+            .shop_config_version(shop_id)
+            .await?
+            .ok_or_else(not_found)?;
+        let shop = self.store.shop(shop_id).await?.ok_or_else(not_found)?;
+        let endpoints = self.store.endpoints_of_shop(shop_id).await?;
+        let known = self.store.event_types_of_shop(shop_id).await?;
+        let keys = self.store.api_keys_of_shop(shop_id).await?;
+        let config = Arc::new(PublishConfig::new(
+            version,
+            shop.webhooks_enabled,
+            endpoints.iter().map(Subscriber::from).collect(),
+            known.into_iter().map(|k| k.name).collect(),
+            keys.into_iter()
+                .filter(|k| k.revoked_at.is_none())
+                .map(|k| k.id)
+                .collect(),
+        ));
+        self.publish_cache.put_config(shop_id, config.clone());
+        Ok(config)
+    }
+
+    /// What follows a commit: the engine remembers the events and wakes their endpoints'
+    /// senders, the metrics count them, the activity feed hears of them.
+    fn after_publish(
+        &self,
+        config: &PublishConfig,
+        shop_id: &ShopId,
+        published: &[Published],
+        events: &[NewEvent],
+        now: i64,
+    ) {
         self.engine.remember_events(
             shop_id,
             published
                 .iter()
-                .zip(&events)
+                .zip(events)
                 .filter(|(p, _)| !p.duplicate && !p.deliveries.is_empty())
                 .map(|(p, ev)| EventRow {
                     id: ev.id.clone(),
@@ -222,17 +296,20 @@ impl Service {
                     created_at: now,
                 }),
         );
-        // After the events are remembered, so the claim this wakes finds them.
+        // After the events are remembered, so the claim this wakes finds them. Only enabled
+        // endpoints: a disabled one holds what it gets, and waking its sender for nothing
+        // costs a claim round per publish.
+        let enabled = |id: &str| config.subscribers.iter().any(|s| s.enabled && s.id == id);
         self.engine.wake_endpoints(
             events
                 .iter()
                 .flat_map(|e| &e.targets)
-                .map(|t| t.endpoint_id.as_str()),
+                .map(|t| t.endpoint_id.as_str())
+                .filter(|id| enabled(id)),
         );
         let fresh = published.iter().filter(|p| !p.duplicate).count();
         self.engine.metrics().events_published.inc_by(fresh as u64);
-        self.announce(shop_id, &published, &events, now);
-        Ok(published)
+        self.announce(shop_id, published, events, now);
     }
 
     /// Tells the activity feed about newly published events.

@@ -3,7 +3,9 @@
 
 pub mod endpoints;
 pub mod events;
+pub mod group_commit;
 pub mod panel;
+mod publish_cache;
 pub mod queue;
 
 use crate::auth::{api_key, password};
@@ -27,6 +29,9 @@ pub struct Service {
     pub limits: Limits,
     /// The URL people reach this installation at (`HERALD_PUBLIC_URL`, or the bound address).
     pub public_url: String,
+    /// Where publishes are committed, many at once.
+    group: group_commit::GroupCommit,
+    publish_cache: std::sync::Arc<publish_cache::PublishCache>,
 }
 
 /// RFC 3339 with milliseconds, UTC: how the API writes times.
@@ -56,6 +61,14 @@ impl From<crate::store::Error> for ServiceError {
             }
         }
     }
+}
+
+/// The API key a principal is, if it is one (its user id is the key's id).
+pub(crate) fn api_key_of(who: &Principal) -> Option<&str> {
+    who.user_id
+        .strip_prefix(crate::ids::ApiKeyId::PREFIX)
+        .filter(|rest| rest.starts_with('_'))
+        .map(|_| who.user_id.as_str())
 }
 
 pub(crate) fn require_operator(who: &Principal) -> ServiceResult<()> {
@@ -138,12 +151,48 @@ fn shop_summary(row: crate::store::shops::ShopRow) -> ShopSummary {
 
 impl Service {
     pub fn new(store: Store, engine: Engine, limits: Limits) -> Self {
+        // One transaction at a time on SQLite's one writer; on PostgreSQL a few, so groups
+        // form while a commit waits on the server's disk.
+        let lanes = match store.dialect() {
+            crate::store::Dialect::Sqlite => 1,
+            crate::store::Dialect::Postgres => 4,
+        };
         Service {
+            group: group_commit::GroupCommit::start(store.clone(), engine.clone(), lanes),
+            publish_cache: Default::default(),
             store,
             engine,
             limits,
             public_url: String::new(),
         }
+    }
+
+    /// The API key a publish comes with, from the cache (the store when it is not there).
+    /// The publish transaction checks that the key is still live ([`publish_cache`]).
+    pub async fn publishing_key(
+        &self,
+        hash: &str,
+    ) -> ServiceResult<Option<(String, String, Option<i64>)>> {
+        if let Some(k) = self.publish_cache.key(hash) {
+            return Ok(Some((k.id.into(), k.shop_id.into(), k.last_used_at)));
+        }
+        let Some(row) = self.store.api_key_by_hash(hash).await? else {
+            return Ok(None);
+        };
+        self.publish_cache.put_key(
+            hash,
+            publish_cache::CachedKey {
+                id: row.id.clone(),
+                shop_id: row.shop_id.clone(),
+                last_used_at: row.last_used_at,
+            },
+        );
+        Ok(Some((row.id.into(), row.shop_id.into(), row.last_used_at)))
+    }
+
+    /// Notes in the cache that a key's use was written at `at`.
+    pub fn publishing_key_used(&self, hash: &str, at: i64) {
+        self.publish_cache.key_used(hash, at);
     }
 
     /// The principal an API key acts as: an owner of its shop.

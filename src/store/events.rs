@@ -396,32 +396,30 @@ async fn insert_one(tx: &mut Tx, shop_id: &ShopId, ev: &NewEvent, now: i64) -> R
     })
 }
 
-impl Store {
-    /// Writes events, their deliveries and newly seen event types in one transaction.
-    pub async fn publish(
-        &self,
-        shop_id: &ShopId,
-        events: &[NewEvent],
-        discovered: &[(String, String)],
-        now: i64,
-    ) -> Result<Vec<Published>> {
-        let mut tx = self.begin().await?;
-        let replaces = events
-            .iter()
-            .any(|e| e.entity_key.is_some() && e.targets.iter().any(|t| t.unique_pending));
-        let mut out = Vec::with_capacity(events.len());
-        if !replaces {
-            out = insert_bulk(&mut tx, shop_id, events, now).await?;
-        }
-        // With unique-pending replacement in play, one event at a time.
-        let one_by_one: &[NewEvent] = if replaces { events } else { &[] };
-        for ev in one_by_one {
-            out.push(insert_one(&mut tx, shop_id, ev, now).await?);
-        }
-        for (name, sample) in discovered {
-            let sample: serde_json::Value = serde_json::from_str(sample)?;
-            in_tx!(&mut tx, |c, d| {
-                sqlx::query(&d.sql(
+/// Writes one shop's events, their deliveries and newly seen event types.
+async fn write_events(
+    tx: &mut Tx,
+    shop_id: &ShopId,
+    events: &[NewEvent],
+    discovered: &[(String, String)],
+    now: i64,
+) -> Result<Vec<Published>> {
+    let replaces = events
+        .iter()
+        .any(|e| e.entity_key.is_some() && e.targets.iter().any(|t| t.unique_pending));
+    let mut out = Vec::with_capacity(events.len());
+    if !replaces {
+        out = insert_bulk(tx, shop_id, events, now).await?;
+    }
+    // With unique-pending replacement in play, one event at a time.
+    let one_by_one: &[NewEvent] = if replaces { events } else { &[] };
+    for ev in one_by_one {
+        out.push(insert_one(tx, shop_id, ev, now).await?);
+    }
+    for (name, sample) in discovered {
+        let sample: serde_json::Value = serde_json::from_str(sample)?;
+        in_tx!(&mut *tx, |c, d| {
+            sqlx::query(&d.sql(
                 "INSERT INTO event_types (shop_id, name, description, sample, source, created_at, updated_at)
                  VALUES (?, ?, '', ?, 'discovered', ?, ?) ON CONFLICT (shop_id, name) DO NOTHING",
             ))
@@ -433,12 +431,139 @@ impl Store {
             .execute(c)
             .await?
             .rows_affected()
-            });
+        });
+    }
+    Ok(out)
+}
+
+/// One publish request of a group commit: one shop's events, prepared from the shop's
+/// configuration at `config_version` (None: written whatever the version).
+#[derive(Debug, Clone)]
+pub struct PublishRequest {
+    pub shop_id: ShopId,
+    pub config_version: Option<i64>,
+    pub events: Vec<NewEvent>,
+    /// Event types seen for the first time: (name, sample payload).
+    pub discovered: Vec<(String, String)>,
+}
+
+/// What became of one request of a group.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupOutcome {
+    Published(Vec<Published>),
+    /// The shop's configuration changed (or the shop went) since the request was prepared:
+    /// nothing of it was written; prepare it again.
+    Stale,
+}
+
+/// The configuration versions of these shops, read inside the transaction that publishes.
+async fn config_versions(
+    tx: &mut Tx,
+    shops: &[&ShopId],
+) -> Result<std::collections::HashMap<ShopId, i64>> {
+    let marks = vec!["?"; shops.len()].join(",");
+    let sql = format!("SELECT id, config_version FROM shops WHERE id IN ({marks})");
+    let rows: Vec<(ShopId, i64)> = in_tx!(&mut *tx, |c, d| {
+        let sql = d.sql(&sql);
+        let mut q = sqlx::query_as(&sql);
+        for s in shops {
+            q = q.bind(*s);
+        }
+        q.fetch_all(c).await?
+    });
+    Ok(rows.into_iter().collect())
+}
+
+impl Store {
+    /// Writes events, their deliveries and newly seen event types in one transaction.
+    pub async fn publish(
+        &self,
+        shop_id: &ShopId,
+        events: &[NewEvent],
+        discovered: &[(String, String)],
+        now: i64,
+    ) -> Result<Vec<Published>> {
+        let request = PublishRequest {
+            shop_id: shop_id.clone(),
+            config_version: None,
+            events: events.to_vec(),
+            discovered: discovered.to_vec(),
+        };
+        match self.publish_group(&[request], now).await?.pop() {
+            Some(GroupOutcome::Published(p)) => Ok(p),
+            _ => Err(super::Error::Corrupt(
+                "a publish without a version came back stale".into(),
+            )),
+        }
+    }
+
+    /// Writes many publish requests in one transaction (group commit): one commit, one sync
+    /// to disk, for all of them. A request whose shop configuration changed since it was
+    /// prepared is left out and answered [`GroupOutcome::Stale`]. The requests of one shop
+    /// are written together, in order, so an event id repeated across them is new only the
+    /// first time, as within one batch.
+    pub async fn publish_group(
+        &self,
+        requests: &[PublishRequest],
+        now: i64,
+    ) -> Result<Vec<GroupOutcome>> {
+        let mut tx = self.begin().await?;
+        let checked: Vec<&ShopId> = {
+            let mut seen = HashSet::new();
+            requests
+                .iter()
+                .filter(|r| r.config_version.is_some())
+                .map(|r| &r.shop_id)
+                .filter(|s| seen.insert(s.as_str()))
+                .collect()
+        };
+        let versions = if checked.is_empty() {
+            Default::default()
+        } else {
+            config_versions(&mut tx, &checked).await?
+        };
+        let fresh = |r: &PublishRequest| {
+            r.config_version
+                .is_none_or(|v| versions.get(&r.shop_id) == Some(&v))
+        };
+        let mut outcomes = vec![GroupOutcome::Stale; requests.len()];
+        let mut shops: Vec<&ShopId> = Vec::new();
+        for r in requests.iter().filter(|r| fresh(r)) {
+            if !shops.contains(&&r.shop_id) {
+                shops.push(&r.shop_id);
+            }
+        }
+        let mut any_queued = false;
+        for shop_id in shops {
+            let mine: Vec<usize> = (0..requests.len())
+                .filter(|&i| requests[i].shop_id == *shop_id && fresh(&requests[i]))
+                .collect();
+            let events: Vec<NewEvent> = mine
+                .iter()
+                .flat_map(|&i| requests[i].events.iter().cloned())
+                .collect();
+            let mut discovered: Vec<(String, String)> = Vec::new();
+            for (name, sample) in mine.iter().flat_map(|&i| &requests[i].discovered) {
+                if !discovered.iter().any(|(n, _)| n == name) {
+                    discovered.push((name.clone(), sample.clone()));
+                }
+            }
+            let mut published = write_events(&mut tx, shop_id, &events, &discovered, now)
+                .await?
+                .into_iter();
+            for &i in &mine {
+                let part: Vec<Published> =
+                    published.by_ref().take(requests[i].events.len()).collect();
+                any_queued |= part
+                    .iter()
+                    .any(|p| !p.duplicate && !p.deliveries.is_empty());
+                outcomes[i] = GroupOutcome::Published(part);
+            }
         }
         // Every node hears of the new work when it is committed (PostgreSQL's NOTIFY is
         // delivered at commit, and not at all on a rollback).
         if let Tx::Postgres(t) = &mut tx {
-            if out.iter().any(|p| !p.duplicate && !p.deliveries.is_empty()) {
+            if any_queued {
                 sqlx::query("SELECT pg_notify($1, $2)")
                     .bind(super::cluster::WORK_CHANNEL)
                     .bind(self.work_payload())
@@ -447,7 +572,21 @@ impl Store {
             }
         }
         tx.commit().await?;
-        Ok(out)
+        Ok(outcomes)
+    }
+
+    /// The version of a shop's publish configuration (None: no such shop). Read before the
+    /// configuration itself, so a copy read meanwhile carries a version that is already
+    /// behind, never one ahead of what it holds.
+    pub async fn shop_config_version(&self, shop_id: &ShopId) -> Result<Option<i64>> {
+        on_reader!(self, |pool, d| {
+            Ok(
+                sqlx::query_scalar(&d.sql("SELECT config_version FROM shops WHERE id = ?"))
+                    .bind(shop_id)
+                    .fetch_optional(pool)
+                    .await?,
+            )
+        })
     }
 
     /// Events published since `since`, per shop (the operator's volume column).

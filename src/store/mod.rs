@@ -72,6 +72,34 @@ fn conflict_message(db_message: &str) -> &'static str {
 /// the other nodes and one while it holds the retention lock).
 pub const DEFAULT_PG_CONNECTIONS: u32 = 16;
 
+/// When SQLite calls a commit done (`HERALD_SQLITE_SYNCHRONOUS`). `full` syncs the WAL to
+/// disk at every commit, so a 202 survives an OS crash or a power loss; group commit pays for
+/// it by committing many publishes at once. `normal` syncs only at checkpoints: it survives a
+/// killed process but may lose the last commits to a power loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqliteSync {
+    #[default]
+    Full,
+    Normal,
+}
+
+/// How a store is opened, beyond its URL.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreOptions {
+    /// Connections to PostgreSQL per node (`HERALD_DATABASE_CONNECTIONS`).
+    pub pg_connections: u32,
+    pub sqlite_sync: SqliteSync,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            pg_connections: DEFAULT_PG_CONNECTIONS,
+            sqlite_sync: SqliteSync::Full,
+        }
+    }
+}
+
 /// The database behind Herald. Cheap to clone.
 ///
 /// One interface over two backends. Statements are written once where the SQL is shared —
@@ -319,18 +347,17 @@ impl StoreUrl {
 }
 
 impl Store {
-    /// Opens the store a `HERALD_DATABASE_URL` names (PostgreSQL with the default pool).
+    /// Opens the store a `HERALD_DATABASE_URL` names, with the default options.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        Self::connect_with(url, DEFAULT_PG_CONNECTIONS).await
+        Self::connect_with(url, StoreOptions::default()).await
     }
 
-    /// Opens the store a `HERALD_DATABASE_URL` names; on PostgreSQL with a pool of up to
-    /// `pg_connections` (`HERALD_DATABASE_CONNECTIONS`; SQLite has its one writer and eight
-    /// readers).
-    pub async fn connect_with(url: &str, pg_connections: u32) -> anyhow::Result<Self> {
+    /// Opens the store a `HERALD_DATABASE_URL` names (SQLite has its one writer and eight
+    /// readers; PostgreSQL a pool of `options.pg_connections`).
+    pub async fn connect_with(url: &str, options: StoreOptions) -> anyhow::Result<Self> {
         match StoreUrl::parse(url).map_err(anyhow::Error::msg)? {
-            StoreUrl::Sqlite(url) => Self::connect_sqlite(&url).await,
-            StoreUrl::Postgres(url) => Self::connect_postgres(&url, pg_connections).await,
+            StoreUrl::Sqlite(url) => Self::connect_sqlite(&url, options.sqlite_sync).await,
+            StoreUrl::Postgres(url) => Self::connect_postgres(&url, options.pg_connections).await,
         }
     }
 
@@ -361,13 +388,16 @@ impl Store {
         })
     }
 
-    /// Opens (creating if needed) the SQLite database at `url` in WAL mode. WAL with
-    /// `synchronous = NORMAL` survives a killed process without losing a committed write.
-    async fn connect_sqlite(url: &str) -> anyhow::Result<Self> {
+    /// Opens (creating if needed) the SQLite database at `url` in WAL mode, each commit
+    /// synced as `sync` says.
+    async fn connect_sqlite(url: &str, sync: SqliteSync) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(match sync {
+                SqliteSync::Full => SqliteSynchronous::Full,
+                SqliteSync::Normal => SqliteSynchronous::Normal,
+            })
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         if let Some(parent) = options.get_filename().parent() {

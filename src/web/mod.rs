@@ -10,9 +10,26 @@ use crate::service::Service;
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 
-/// Everything a handler may need. Cheap to clone.
+/// Everything a handler may need, shared: axum clones the state for every extractor and
+/// middleware of every request, so a clone is one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(std::sync::Arc<AppStateInner>);
+
+impl AppState {
+    pub fn new(inner: AppStateInner) -> Self {
+        AppState(std::sync::Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+pub struct AppStateInner {
     pub leptos_options: LeptosOptions,
     pub service: Service,
     /// Throttles sign-in attempts per email.

@@ -85,13 +85,16 @@ pub async fn build(state: AppState, config: &crate::config::Config) -> anyhow::R
     let options = state.leptos_options.clone();
     let routes = generate_route_list(app::App);
 
-    let router = Router::new()
+    // The API, health and metrics answer without sessions or the page gate: a producer's
+    // request carries its key, not a cookie, and is the hot path.
+    let open = Router::new()
         .nest(
             "/api/v1",
             crate::api::router(state.clone(), config.max_body_bytes),
         )
         .route("/healthz", get(healthz))
-        .route("/metrics", get(crate::api::metrics))
+        .route("/metrics", get(crate::api::metrics));
+    let router = Router::new()
         .route("/login", post(login::sign_in))
         .route("/logout", post(login::sign_out))
         .route("/account/password", post(login::change_password))
@@ -109,6 +112,7 @@ pub async fn build(state: AppState, config: &crate::config::Config) -> anyhow::R
             gate::gate,
         ))
         .layer(sessions)
+        .merge(open)
         .with_state(state);
     Ok(security_headers(router))
 }

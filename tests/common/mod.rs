@@ -116,6 +116,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         trusted_proxies: Vec::new(),
         node_id: None,
         database_connections: herald::store::DEFAULT_PG_CONNECTIONS,
+        sqlite_synchronous: herald::store::SqliteSync::Full,
         log: "warn".into(),
     }
 }

@@ -1,0 +1,145 @@
+//! Group commit for publishing: concurrent publish requests share one write transaction, so
+//! one commit (and on SQLite one sync to disk) answers many producers at once.
+//!
+//! A request joins the group that forms while the previous commit is in flight: there is no
+//! timer to wait out, so a lone request is committed at once and a crowd is committed in as
+//! few transactions as the group bound allows. Each request still gets its own answer, and no
+//! request is answered before the transaction holding it has committed.
+
+use crate::engine::Engine;
+use crate::store::events::{GroupOutcome, PublishRequest};
+use crate::store::{Error, Result, Store};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+/// Events in one group at most: a group is one transaction on the one writer, and other
+/// writes (the engine's outcomes) wait for it.
+const MAX_GROUP_EVENTS: usize = 2_000;
+
+/// Requests waiting to join a group at most; a producer beyond them waits for room.
+const QUEUE: usize = 4_096;
+
+struct Job {
+    request: PublishRequest,
+    reply: oneshot::Sender<Result<Committed>>,
+}
+
+/// A request's answer, with the request handed back and the time it was written at.
+pub struct Committed {
+    pub outcome: GroupOutcome,
+    pub request: PublishRequest,
+    pub at: i64,
+}
+
+/// The handle publishers submit to; cheap to clone.
+#[derive(Clone)]
+pub struct GroupCommit {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl GroupCommit {
+    /// Starts the committer on `store` with `lanes` transactions in flight at most: one on
+    /// SQLite (it has one writer), a few on PostgreSQL (a commit waits on the server's disk,
+    /// and other groups can form meanwhile).
+    pub fn start(store: Store, engine: Engine, lanes: usize) -> Self {
+        let (jobs, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(gather(store, engine, rx, lanes.max(1)));
+        GroupCommit { jobs }
+    }
+
+    /// Submits one request and waits for the commit that holds it.
+    pub async fn submit(&self, request: PublishRequest) -> Result<Committed> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { request, reply })
+            .await
+            .map_err(|_| Error::Corrupt("the publish committer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| Error::Corrupt("the publish committer dropped a request".into()))?
+    }
+}
+
+/// Forms groups: takes the first waiting request, waits for a free lane (requests pile up
+/// meanwhile), then takes every request already waiting, up to the group bound.
+async fn gather(store: Store, engine: Engine, mut rx: mpsc::Receiver<Job>, lanes: usize) {
+    let lanes = Arc::new(Semaphore::new(lanes));
+    let mut next: Option<Job> = None;
+    loop {
+        let first = match next.take() {
+            Some(job) => job,
+            None => match rx.recv().await {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        let Ok(lane) = lanes.clone().acquire_owned().await else {
+            return;
+        };
+        let mut events = first.request.events.len();
+        let mut group = vec![first];
+        while events < MAX_GROUP_EVENTS {
+            match rx.try_recv() {
+                Ok(job) if events + job.request.events.len() > MAX_GROUP_EVENTS => {
+                    next = Some(job);
+                    break;
+                }
+                Ok(job) => {
+                    events += job.request.events.len();
+                    group.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let store = store.clone();
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let metrics = engine.metrics();
+            metrics.publish_group_requests.observe(group.len() as f64);
+            let started = std::time::Instant::now();
+            commit(&store, group).await;
+            metrics
+                .publish_commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+            drop(lane);
+        });
+    }
+}
+
+/// Commits a group and answers each of its requests. When the shared transaction fails, each
+/// request is tried again in a transaction of its own, so one request's failure is its own.
+async fn commit(store: &Store, group: Vec<Job>) {
+    let at = crate::ids::now_ms();
+    let (requests, replies): (Vec<PublishRequest>, Vec<_>) =
+        group.into_iter().map(|j| (j.request, j.reply)).unzip();
+    match store.publish_group(&requests, at).await {
+        Ok(outcomes) => {
+            for ((request, reply), outcome) in requests.into_iter().zip(replies).zip(outcomes) {
+                let _ = reply.send(Ok(Committed {
+                    outcome,
+                    request,
+                    at,
+                }));
+            }
+        }
+        Err(e) if requests.len() == 1 => {
+            let _ = replies.into_iter().next().map(|r| r.send(Err(e)));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, requests = requests.len(),
+                "a publish group failed; committing its requests one by one");
+            for (request, reply) in requests.into_iter().zip(replies) {
+                let at = crate::ids::now_ms();
+                let outcome = store
+                    .publish_group(std::slice::from_ref(&request), at)
+                    .await
+                    .map(|mut o| Committed {
+                        outcome: o.pop().unwrap_or(GroupOutcome::Stale),
+                        request,
+                        at,
+                    });
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+}
