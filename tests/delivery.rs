@@ -184,7 +184,9 @@ async fn concurrent_single_publishes_each_get_their_own_answer() {
             .or_default()
             .push((code, body));
     }
-    assert_eq!(by_id.len(), 40, "every valid id answered");
+    let ids: std::collections::HashSet<usize> =
+        (0..96).filter(|i| i % 8 != 7).map(|i| i % 40).collect();
+    assert_eq!(by_id.len(), ids.len(), "every valid id answered");
     for (id, answers) in &by_id {
         let accepted = answers.iter().filter(|(c, _)| *c == 202).count();
         assert_eq!(accepted, 1, "{id}: one 202, the rest 200: {answers:?}");
@@ -196,11 +198,11 @@ async fn concurrent_single_publishes_each_get_their_own_answer() {
             "{id}: every answer names the first result's delivery: {answers:?}"
         );
     }
-    rx.wait_for(40, 20).await;
+    rx.wait_for(ids.len(), 20).await;
     let (_, list) = api.get("/deliveries?limit=100").await;
     assert_eq!(
         list["items"].as_array().unwrap().len(),
-        40,
+        ids.len(),
         "one delivery per id"
     );
 }

@@ -177,6 +177,7 @@ impl Engine {
         let (tx, rx) = mpsc::unbounded_channel();
         let main = tokio::runtime::Handle::current();
         main.spawn(purger(self.clone()));
+        main.spawn(checkpointer(self.clone()));
         main.spawn(cluster::heartbeats(self.clone()));
         main.spawn(cluster::listener(self.clone()));
         main.spawn({
@@ -470,6 +471,24 @@ async fn recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver<(AttemptRecord
 /// breath for the writer) while rounds come back full, else every ten seconds. Each statement
 /// removes at most a small batch, so the purge keeps up with the delivery rate without ever
 /// holding the writer long.
+/// Checkpoints SQLite's WAL every [`crate::store::CHECKPOINT_EVERY`], off the writer's path
+/// (see the store); returns at once on PostgreSQL.
+async fn checkpointer(engine: Engine) {
+    if engine.inner.store.dialect() != crate::store::Dialect::Sqlite {
+        return;
+    }
+    let mut shutdown = engine.inner.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(crate::store::CHECKPOINT_EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Err(e) = engine.inner.store.checkpoint().await {
+            tracing::warn!(error = %e, "could not checkpoint the WAL");
+        }
+    }
+}
+
 async fn purger(engine: Engine) {
     let mut shutdown = engine.inner.shutdown.subscribe();
     let override_ms = engine

@@ -83,6 +83,15 @@ pub enum SqliteSync {
     Normal,
 }
 
+/// WAL pages after which the writer checkpoints by itself (SQLite's default is 1,000). The
+/// engine checkpoints from a reader connection every [`CHECKPOINT_EVERY`] instead, so copying
+/// pages into the database file and syncing it are off the writer's path; this is the
+/// safety net for when nothing else does (the command line, a stalled checkpointer).
+const WRITER_CHECKPOINT_PAGES: u32 = 16_384;
+
+/// How often the engine checkpoints SQLite's WAL into the database file.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
 /// How a store is opened, beyond its URL.
 #[derive(Clone, Copy, Debug)]
 pub struct StoreOptions {
@@ -414,7 +423,12 @@ impl Store {
             .max_connections(1)
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(60))
-            .connect_with(options.clone().pragma("cache_size", "-65536"))
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("cache_size", "-65536")
+                    .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string()),
+            )
             .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -433,6 +447,18 @@ impl Store {
         match &self.db {
             Db::Sqlite { writer, .. } => sqlx::migrate!("./migrations/sqlite").run(writer).await?,
             Db::Postgres { pool } => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Copies what the WAL holds into the database file, without waiting for readers or
+    /// blocking the writer (SQLite's passive checkpoint, from a reader connection); the WAL
+    /// starts again from its beginning once all of it is copied. Nothing to do on PostgreSQL.
+    pub async fn checkpoint(&self) -> Result<()> {
+        if let Db::Sqlite { pool, .. } = &self.db {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(pool)
+                .await?;
         }
         Ok(())
     }
