@@ -63,8 +63,15 @@ test("a test event is found in the queue and the logs, and the secret rotates", 
   await page.getByRole("button", { name: "Send test event" }).click();
   await expect(page.getByText("Test event queued")).toBeVisible();
   await expect.poll(() => rx.state.count).toBeGreaterThan(0);
-  await page.goto(`/shops/${shop.shopId}/queue`);
-  await expect(page.getByRole("row").filter({ hasText: "order.created" }).first()).toContainText("succeeded");
+  // The receiver answers before Herald has recorded the outcome, and the queue page does not
+  // refresh itself: load it again until the attempt is recorded.
+  await expect(async () => {
+    await page.goto(`/shops/${shop.shopId}/queue`);
+    await expect(page.getByRole("row").filter({ hasText: "order.created" }).first()).toContainText(
+      "succeeded",
+      { timeout: 1000 },
+    );
+  }).toPass({ timeout: 15000 });
   await page.screenshot({ path: "../docs/screenshots/queue.png", fullPage: true });
   await page.goto(`/shops/${shop.shopId}/logs`);
   const row = page.getByRole("row").filter({ hasText: "order.created" }).first();

@@ -126,17 +126,17 @@ impl FromRequestParts<AppState> for PublishAuth {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let hash = api_key::hash(bearer_key(parts)?);
-        let (key_id, shop_id, last_used_at) = state
+        let key = state
             .service
             .publishing_key(&hash)
             .await?
             .ok_or(ApiError(ServiceError::Unauthorized))?;
-        if let Some(at) = note_key_use(state, &key_id, last_used_at) {
+        if let Some(at) = note_key_use(state, &key.id, key.last_used_at) {
             state.service.publishing_key_used(&hash, at);
         }
         Ok(PublishAuth(ApiAuth {
-            principal: crate::service::Service::api_principal(&key_id, &shop_id),
-            shop_id,
+            principal: crate::service::Service::api_principal(&key.id, &key.shop_id),
+            shop_id: key.shop_id.into(),
         }))
     }
 }

@@ -174,6 +174,12 @@ fn mib(bytes: u64) -> f64 {
     (bytes as f64 / 1_048_576.0 * 10.0).round() / 10.0
 }
 
+/// The event the throughput runs publish: about a hundred bytes of data, as a shop's order.
+fn order_created(order_id: u64) -> Value {
+    json!({"type": "order.created", "data": {"order_id": order_id,
+        "total": {"amount": "149.90", "currency": "EUR"}}})
+}
+
 fn percentile_ms(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -259,10 +265,7 @@ impl Bench {
                 for b in chunk {
                     let n = (events - b * 1000).min(1000);
                     let batch: Vec<Value> = (0..n)
-                        .map(|i| {
-                            json!({"type": "order.created", "data": {"order_id": b * 1000 + i,
-                                "total": {"amount": "149.90", "currency": "EUR"}}})
-                        })
+                        .map(|i| order_created((b * 1000 + i) as u64))
                         .collect();
                     let r = client
                         .post(&url)
@@ -442,8 +445,7 @@ impl Bench {
                     if i >= events as u64 {
                         break took;
                     }
-                    let body = json!({"type": "order.created", "data": {"order_id": i,
-                        "total": {"amount": "149.90", "currency": "EUR"}}});
+                    let body = order_created(i);
                     let sent = Instant::now();
                     let r = client
                         .post(&url)

@@ -467,10 +467,6 @@ async fn recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver<(AttemptRecord
     }
 }
 
-/// Purges what retention no longer keeps: a round over every shop, again at once (after a
-/// breath for the writer) while rounds come back full, else every ten seconds. Each statement
-/// removes at most a small batch, so the purge keeps up with the delivery rate without ever
-/// holding the writer long.
 /// Checkpoints SQLite's WAL every [`crate::store::CHECKPOINT_EVERY`], off the writer's path
 /// (see the store); returns at once on PostgreSQL.
 async fn checkpointer(engine: Engine) {
@@ -489,6 +485,10 @@ async fn checkpointer(engine: Engine) {
     }
 }
 
+/// Purges what retention no longer keeps: a round over every shop, again at once (after a
+/// breath for the writer) while rounds come back full, else every ten seconds. Each statement
+/// removes at most a small batch, so the purge keeps up with the delivery rate without ever
+/// holding the writer long.
 async fn purger(engine: Engine) {
     let mut shutdown = engine.inner.shutdown.subscribe();
     let override_ms = engine

@@ -303,13 +303,12 @@ impl Service {
         // After the events are remembered, so the claim this wakes finds them. Only enabled
         // endpoints: a disabled one holds what it gets, and waking its sender for nothing
         // costs a claim round per publish.
-        let enabled = |id: &str| config.subscribers.iter().any(|s| s.enabled && s.id == id);
         self.engine.wake_endpoints(
             events
                 .iter()
                 .flat_map(|e| &e.targets)
                 .map(|t| t.endpoint_id.as_str())
-                .filter(|id| enabled(id)),
+                .filter(|id| config.is_enabled(id)),
         );
         let fresh = published.iter().filter(|p| !p.duplicate).count();
         self.engine.metrics().events_published.inc_by(fresh as u64);

@@ -5,7 +5,7 @@ pub mod endpoints;
 pub mod events;
 pub mod group_commit;
 pub mod panel;
-mod publish_cache;
+pub(crate) mod publish_cache;
 pub mod queue;
 
 use crate::auth::{api_key, password};
@@ -169,29 +169,27 @@ impl Service {
 
     /// The API key a publish comes with, from the cache (the store when it is not there).
     /// The publish transaction checks that the key is still live ([`publish_cache`]).
-    pub async fn publishing_key(
+    pub(crate) async fn publishing_key(
         &self,
         hash: &str,
-    ) -> ServiceResult<Option<(String, String, Option<i64>)>> {
+    ) -> ServiceResult<Option<publish_cache::CachedKey>> {
         if let Some(k) = self.publish_cache.key(hash) {
-            return Ok(Some((k.id.into(), k.shop_id.into(), k.last_used_at)));
+            return Ok(Some(k));
         }
         let Some(row) = self.store.api_key_by_hash(hash).await? else {
             return Ok(None);
         };
-        self.publish_cache.put_key(
-            hash,
-            publish_cache::CachedKey {
-                id: row.id.clone(),
-                shop_id: row.shop_id.clone(),
-                last_used_at: row.last_used_at,
-            },
-        );
-        Ok(Some((row.id.into(), row.shop_id.into(), row.last_used_at)))
+        let key = publish_cache::CachedKey {
+            id: row.id,
+            shop_id: row.shop_id,
+            last_used_at: row.last_used_at,
+        };
+        self.publish_cache.put_key(hash, key.clone());
+        Ok(Some(key))
     }
 
     /// Notes in the cache that a key's use was written at `at`.
-    pub fn publishing_key_used(&self, hash: &str, at: i64) {
+    pub(crate) fn publishing_key_used(&self, hash: &str, at: i64) {
         self.publish_cache.key_used(hash, at);
     }
 

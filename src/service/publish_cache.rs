@@ -44,6 +44,8 @@ pub(crate) struct PublishConfig {
     pub version: i64,
     pub webhooks_enabled: bool,
     pub subscribers: Vec<Subscriber>,
+    /// The enabled subscribers: the endpoints whose senders a publish wakes.
+    enabled: HashSet<EndpointId>,
     /// The shop's own and discovered event types; types discovered by this node's publishes
     /// are added as they commit (a discovery does not bump the version).
     known_types: Mutex<HashSet<String>>,
@@ -61,10 +63,20 @@ impl PublishConfig {
         PublishConfig {
             version,
             webhooks_enabled,
+            enabled: subscribers
+                .iter()
+                .filter(|s| s.enabled)
+                .map(|s| s.id.clone())
+                .collect(),
             subscribers,
             known_types: Mutex::new(known_types),
             keys,
         }
+    }
+
+    /// True when the endpoint is enabled at this version (its sender is worth waking).
+    pub fn is_enabled(&self, endpoint: &str) -> bool {
+        self.enabled.contains(endpoint)
     }
 
     pub fn knows_type(&self, name: &str) -> bool {

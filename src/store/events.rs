@@ -527,17 +527,18 @@ impl Store {
                 .is_none_or(|v| versions.get(&r.shop_id) == Some(&v))
         };
         let mut outcomes = vec![GroupOutcome::Stale; requests.len()];
-        let mut shops: Vec<&ShopId> = Vec::new();
-        for r in requests.iter().filter(|r| fresh(r)) {
-            if !shops.contains(&&r.shop_id) {
-                shops.push(&r.shop_id);
-            }
+        // The fresh requests of each shop, shops in the order they first appear.
+        let mut by_shop: Vec<(&ShopId, Vec<usize>)> = Vec::new();
+        let mut slot: std::collections::HashMap<&ShopId, usize> = Default::default();
+        for (i, r) in requests.iter().enumerate().filter(|(_, r)| fresh(r)) {
+            let at = *slot.entry(&r.shop_id).or_insert_with(|| {
+                by_shop.push((&r.shop_id, Vec::new()));
+                by_shop.len() - 1
+            });
+            by_shop[at].1.push(i);
         }
         let mut any_queued = false;
-        for shop_id in shops {
-            let mine: Vec<usize> = (0..requests.len())
-                .filter(|&i| requests[i].shop_id == *shop_id && fresh(&requests[i]))
-                .collect();
+        for (shop_id, mine) in by_shop {
             let events: Vec<NewEvent> = mine
                 .iter()
                 .flat_map(|&i| requests[i].events.iter().cloned())
