@@ -376,6 +376,14 @@ pub async fn save_event_type(
 }
 
 #[server]
+pub async fn list_bulk_changes(shop_id: String) -> Result<Vec<BulkChangeView>, ServerFnError> {
+    backend()?
+        .bulk_changes(&principal()?, &shop_id)
+        .await
+        .map_err(fail)
+}
+
+#[server]
 pub async fn list_channels(shop_id: String) -> Result<Vec<ChannelView>, ServerFnError> {
     backend()?
         .channels(&principal()?, &shop_id)

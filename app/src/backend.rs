@@ -133,6 +133,9 @@ pub trait Backend: Send + Sync + 'static {
         shop: &str,
         q: &DeliveryQuery,
     ) -> ServiceResult<i64>;
+    /// Bulk changes still being worked through (and those just finished).
+    async fn bulk_changes(&self, who: &Principal, shop: &str)
+        -> ServiceResult<Vec<BulkChangeView>>;
     async fn get_delivery(
         &self,
         who: &Principal,

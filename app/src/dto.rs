@@ -124,12 +124,32 @@ pub struct ChannelView {
     pub deliveries: i64,
 }
 
+/// A change to many deliveries being worked through in slices (a bulk retry, an endpoint's
+/// queue held, resumed, cancelled or removed), or finished in the last minute.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BulkChangeView {
+    pub id: String,
+    /// retry, resume, hold, cancel or purge.
+    pub kind: String,
+    /// The status of the deliveries it walks.
+    pub status: String,
+    pub endpoint_id: Option<String>,
+    pub total: i64,
+    pub done: i64,
+    pub finished: bool,
+    pub created_at: String,
+}
+
 /// A page of a list: `next_cursor` is null on the last page.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
 }
+
+/// How far a filtered count goes: a count past it answers `COUNT_CAP + 1`, shown as "more
+/// than" (counting a million matching rows per page view would take seconds).
+pub const COUNT_CAP: i64 = 10_000;
 
 /// The queue's filters as the panel sends them; every field optional.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

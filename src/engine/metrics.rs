@@ -121,6 +121,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Adds the store's own series: how long SQLite's writer is held at a time.
+    pub fn register_store(&self, store: &crate::store::Store) {
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        registry.register(
+            "store_writer_hold_seconds",
+            "How long the database's one writer was held at a time (SQLite)",
+            store.writer_holds().clone(),
+        );
+    }
+
     /// The text exposition: the installation-wide series, and the per-endpoint ones when
     /// `with_endpoints` (the scraper showed the metrics token).
     pub fn encode(&self, with_endpoints: bool) -> String {

@@ -92,6 +92,8 @@ struct Inner {
 
 impl Engine {
     pub fn new(store: Store, secrets: SecretBox, config: EngineConfig) -> Self {
+        let metrics = metrics::Metrics::default();
+        metrics.register_store(&store);
         Engine {
             inner: Arc::new(Inner {
                 sender: sender::Sender::new(config.allow_private_targets),
@@ -101,7 +103,7 @@ impl Engine {
                 config,
                 wake: Notify::new(),
                 activity: ActivityHub::default(),
-                metrics: metrics::Metrics::default(),
+                metrics,
                 state: Mutex::default(),
                 gates: Mutex::new(HashMap::new()),
                 claiming: tokio::sync::Mutex::new(()),
@@ -178,6 +180,8 @@ impl Engine {
         let main = tokio::runtime::Handle::current();
         main.spawn(purger(self.clone()));
         main.spawn(checkpointer(self.clone()));
+        main.spawn(counter_keeper(self.clone()));
+        main.spawn(bulk_worker(self.clone()));
         main.spawn(cluster::heartbeats(self.clone()));
         main.spawn(cluster::listener(self.clone()));
         main.spawn({
@@ -481,6 +485,75 @@ async fn checkpointer(engine: Engine) {
         }
         if let Err(e) = engine.inner.store.checkpoint().await {
             tracing::warn!(error = %e, "could not checkpoint the WAL");
+        }
+    }
+}
+
+/// Works through bulk changes slice by slice (see `store::bulk`), with a breath between
+/// slices so the writer goes to publishes and attempts in turn; when none is left, waits to
+/// be told of one (or a second: a change another node or the engine wrote down).
+async fn bulk_worker(engine: Engine) {
+    const BREATH: Duration = Duration::from_millis(2);
+    const IDLE: Duration = Duration::from_secs(1);
+    let mut shutdown = engine.inner.shutdown.subscribe();
+    let mut rounds = 0u32;
+    loop {
+        let pause = match engine.inner.store.next_bulk_slice(now_ms()).await {
+            Ok(Some(done)) => {
+                use crate::store::bulk::BulkKind;
+                if done.changed > 0 && matches!(done.kind, BulkKind::Retry | BulkKind::Resume) {
+                    engine.announce();
+                }
+                BREATH
+            }
+            Ok(None) => {
+                rounds = rounds.wrapping_add(1);
+                if rounds % 3600 == 1 {
+                    if let Err(e) = engine
+                        .inner
+                        .store
+                        .forget_finished_bulk_changes(now_ms())
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not forget finished bulk changes");
+                    }
+                }
+                IDLE
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "a bulk change slice failed; trying again");
+                IDLE
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = engine.inner.store.bulk_written(), if pause == IDLE => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Keeps the counters pages read: on PostgreSQL folds the deltas every transaction appended
+/// into the counter rows every second (the deltas a reader adds up stay few), and prunes
+/// hourly counters past the dashboard's week every ten minutes (both stores).
+async fn counter_keeper(engine: Engine) {
+    const FOLD_EVERY: Duration = Duration::from_secs(1);
+    const PRUNE_EVERY: u32 = 600;
+    let mut shutdown = engine.inner.shutdown.subscribe();
+    let mut rounds = 0u32;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(FOLD_EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+        if let Err(e) = engine.inner.store.fold_counters().await {
+            tracing::warn!(error = %e, "could not fold the counters");
+        }
+        rounds = rounds.wrapping_add(1);
+        if rounds % PRUNE_EVERY == 1 {
+            if let Err(e) = engine.inner.store.prune_counters(now_ms()).await {
+                tracing::warn!(error = %e, "could not prune the counters");
+            }
         }
     }
 }

@@ -701,6 +701,13 @@ impl Backend for Service {
     async fn channels(&self, who: &Principal, shop: &str) -> ServiceResult<Vec<ChannelView>> {
         Service::channels(self, who, shop).await
     }
+    async fn bulk_changes(
+        &self,
+        who: &Principal,
+        shop: &str,
+    ) -> ServiceResult<Vec<BulkChangeView>> {
+        Service::bulk_changes(self, who, shop).await
+    }
     async fn alerts(
         &self,
         who: &Principal,

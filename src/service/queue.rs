@@ -10,7 +10,9 @@ use crate::store::attempts::AttemptRow;
 use crate::store::deliveries::{DeliveryFilter, DeliveryRow};
 use crate::store::events::{NewEvent, Target};
 use app::backend::ServiceResult;
-use app::dto::{AlertView, AttemptView, ChannelView, DeliveryView, HttpMessage, Page};
+use app::dto::{
+    AlertView, AttemptView, BulkChangeView, ChannelView, DeliveryView, HttpMessage, Page,
+};
 use app::model::{Principal, ServiceError};
 
 pub const STATUSES: &[&str] = &[
@@ -137,7 +139,7 @@ impl Service {
         require_read(who, shop_id)?;
         check_filter(filter)?;
         self.store
-            .count_deliveries(shop_id, filter)
+            .count_deliveries(shop_id, filter, app::dto::COUNT_CAP)
             .await
             .map_err(ServiceError::from)
     }
@@ -332,6 +334,30 @@ impl Service {
             .next()
             .ok_or(ServiceError::Internal)?;
         Ok((p.id.into(), delivery.into()))
+    }
+
+    /// A shop's bulk changes being worked through, and those finished in the last minute.
+    pub async fn bulk_changes(
+        &self,
+        who: &Principal,
+        shop_id: &str,
+    ) -> ServiceResult<Vec<BulkChangeView>> {
+        let shop_id = &ShopId::from(shop_id);
+        require_read(who, shop_id)?;
+        let rows = self.store.bulk_changes(shop_id, now_ms()).await?;
+        Ok(rows
+            .into_iter()
+            .map(|b| BulkChangeView {
+                finished: b.finished_at.is_some(),
+                id: b.id,
+                kind: b.kind,
+                status: b.status,
+                endpoint_id: b.endpoint_id,
+                total: b.total,
+                done: b.done,
+                created_at: iso(b.created_at),
+            })
+            .collect())
     }
 
     /// Channels in use: on endpoints or on delivered events, with their endpoints.

@@ -56,6 +56,26 @@ fn first_failure<'a>(
     }
 }
 
+/// Adds a batch's attempts to the hourly counters, succeeded (2xx) and failed per endpoint.
+async fn add_hourly_counts(tx: &mut super::Tx, batch: &[AttemptRecord]) -> Result<()> {
+    let mut counts: std::collections::BTreeMap<(&ShopId, String), i64> = Default::default();
+    for r in batch {
+        let ok = r.status_code.is_some_and(|c| (200..300).contains(&c));
+        let what = format!("{}:{}", if ok { "ok" } else { "fail" }, r.endpoint_id);
+        *counts
+            .entry((&r.shop_id, super::counters::hourly(r.at, &what)))
+            .or_default() += 1;
+    }
+    let counts: Vec<_> = counts
+        .into_iter()
+        .map(|((s, name), n)| (s, name, n))
+        .collect();
+    for chunk in counts.chunks(500) {
+        super::counters::add(tx, chunk).await?;
+    }
+    Ok(())
+}
+
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct AttemptRow {
     pub id: i64,
@@ -120,6 +140,7 @@ impl Store {
         // stale one none, so the rows changed count the stale ones (no RETURNING: each row
         // returned would be one more message from SQLite's worker thread).
         let mut stale = 0;
+        let mut bulk_written = false;
         for chunk in batch.chunks(150) {
             in_tx!(&mut tx, |c, _d| {
                 let mut qb = QueryBuilder::new(
@@ -198,7 +219,10 @@ impl Store {
                     .await?
                     .rows_affected()
                     });
-                    super::deliveries::hold_waiting(&mut tx, &r.endpoint_id, r.at).await?;
+                    let (_, more) =
+                        super::deliveries::hold_waiting(&mut tx, &r.shop_id, &r.endpoint_id, r.at)
+                            .await?;
+                    bulk_written |= more;
                 }
                 EndpointEffect::Delete(reason) => {
                     // Marked deleted, not removed: the cascade would take the deliveries and
@@ -215,18 +239,20 @@ impl Store {
                     .execute(c)
                     .await?
                     .rows_affected());
-                    in_tx!(&mut tx, |c, d| {
-                        sqlx::query(&d.sql("UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL,
-                         updated_at = ? WHERE endpoint_id = ? AND status IN ('pending', 'retrying', 'held')"))
-                    .bind(r.at)
-                    .bind(&r.endpoint_id)
-                    .execute(c)
-                    .await?
-                    .rows_affected()
-                    });
+                    let (_, more) = super::deliveries::change_endpoint_deliveries(
+                        &mut tx,
+                        &r.shop_id,
+                        &r.endpoint_id,
+                        super::bulk::BulkKind::Cancel,
+                        &["pending", "retrying", "held"],
+                        r.at,
+                    )
+                    .await?;
+                    bulk_written |= more;
                 }
             }
         }
+        add_hourly_counts(&mut tx, batch).await?;
         // Every endpoint's health in one statement: a statement per endpoint would be a round
         // trip each to the writer.
         // In endpoint order: nodes recording at once lock the rows they share in the same
@@ -251,6 +277,9 @@ impl Store {
             });
         }
         tx.commit().await?;
+        if bulk_written {
+            self.signal_bulk();
+        }
         Ok(stale)
     }
 
@@ -320,41 +349,47 @@ impl Store {
         })
     }
 
-    /// Per endpoint of a shop: attempts since `since` and how many succeeded.
+    /// Per endpoint of a shop: attempts since `since` and how many succeeded, from the
+    /// hourly counters (the hour `since` falls in counts whole).
     pub async fn endpoint_success(
         &self,
         shop_id: &ShopId,
         since: i64,
     ) -> Result<Vec<(String, i64, i64)>> {
-        on_reader!(self, |pool, d| {
-            Ok(sqlx::query_as(&d.sql("SELECT endpoint_id, SUM(CASE WHEN status_code BETWEEN 200 AND 299 THEN 1 ELSE 0 END), COUNT(*)
-             FROM attempts WHERE shop_id = ? AND at >= ? GROUP BY endpoint_id"))
-        .bind(shop_id)
-        .bind(since)
-        .fetch_all(pool)
-        .await?)
-        })
+        let mut per: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
+        for (_, what, n) in self.hourly_counts(Some(shop_id), since).await? {
+            let (ok, endpoint) = match what.split_once(':') {
+                Some(("ok", e)) => (true, e),
+                Some(("fail", e)) => (false, e),
+                _ => continue,
+            };
+            let entry = per.entry(endpoint.to_string()).or_default();
+            entry.0 += if ok { n } else { 0 };
+            entry.1 += n;
+        }
+        Ok(per.into_iter().map(|(e, (ok, all))| (e, ok, all)).collect())
     }
 
-    /// Attempts of a shop since `since`, succeeded and failed, per bucket of `bucket_ms`.
+    /// Attempts of a shop since `since`, succeeded and failed, per bucket of `bucket_ms` (a
+    /// whole number of hours), from the hourly counters: (bucket number, succeeded, failed).
     pub async fn attempt_buckets(
         &self,
         shop_id: &ShopId,
         since: i64,
         bucket_ms: i64,
     ) -> Result<Vec<(i64, i64, i64)>> {
-        on_reader!(self, |pool, d| {
-            Ok(sqlx::query_as(&d.sql(
-                "SELECT at / ? AS b,
-             SUM(CASE WHEN status_code BETWEEN 200 AND 299 THEN 1 ELSE 0 END),
-             SUM(CASE WHEN status_code BETWEEN 200 AND 299 THEN 0 ELSE 1 END)
-             FROM attempts WHERE shop_id = ? AND at >= ? GROUP BY b ORDER BY b",
-            ))
-            .bind(bucket_ms)
-            .bind(shop_id)
-            .bind(since)
-            .fetch_all(pool)
-            .await?)
-        })
+        let mut per: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
+        for (hour, what, n) in self.hourly_counts(Some(shop_id), since).await? {
+            let entry = per.entry(hour / bucket_ms).or_default();
+            if what.starts_with("ok:") {
+                entry.0 += n;
+            } else if what.starts_with("fail:") {
+                entry.1 += n;
+            }
+        }
+        Ok(per
+            .into_iter()
+            .map(|(b, (ok, failed))| (b, ok, failed))
+            .collect())
     }
 }

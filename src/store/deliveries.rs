@@ -1,7 +1,7 @@
 //! The queue: deliveries are claimed with a lease, listed newest first with keyset
 //! pagination, and retried or cancelled by hand.
 
-use super::{in_tx, on_reader, on_writer, Db, Dialect, Result, Store, Tx};
+use super::{on_reader, on_writer, Db, Dialect, Result, Store, Tx};
 use crate::ids::{DeliveryId, EndpointId, EventId, ShopId};
 use sqlx::{PgPool, QueryBuilder, SqlitePool};
 
@@ -43,13 +43,21 @@ const RELEASED_STATUS: &str = "CASE
     WHEN NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.id = deliveries.endpoint_id AND e.enabled) THEN 'held'
     WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END";
 
-/// Open deliveries by status for the queue gauges: counted per shop and status in the
-/// `(shop_id, status, id)` index.
-const QUEUE_COUNTS: &str = "SELECT d.status, CAST(SUM((SELECT COUNT(*) FROM deliveries x
-    INDEXED BY deliveries_shop_status WHERE x.shop_id = s.id AND x.status = d.status)) AS BIGINT)
-    FROM shops s, (SELECT 'pending' AS status UNION ALL SELECT 'delivering'
-      UNION ALL SELECT 'retrying' UNION ALL SELECT 'held') d
-    GROUP BY d.status";
+/// A shop's oldest due time among waiting deliveries: a seek per endpoint and priority in
+/// the per-endpoint queue index, however many are waiting.
+const SHOP_OLDEST_DUE: &str = "SELECT MIN((SELECT MIN(x.next_attempt_at) FROM deliveries x
+    INDEXED BY deliveries_endpoint_due WHERE x.endpoint_id = e.id AND x.priority = p.p
+    AND x.status IN ('pending', 'retrying')))
+    FROM endpoints e, (SELECT 0 AS p UNION ALL SELECT 1 UNION ALL SELECT 2) p WHERE e.shop_id = ?";
+
+/// (status, endpoint, n) counts summed by status, in status order.
+fn by_status(counts: Vec<(String, String, i64)>) -> Vec<(String, i64)> {
+    let mut sums: std::collections::BTreeMap<String, i64> = Default::default();
+    for (status, _, n) in counts {
+        *sums.entry(status).or_default() += n;
+    }
+    sums.into_iter().collect()
+}
 
 /// When the next lease runs out: a seek in the partial index of leased deliveries.
 const NEXT_LEASE_END: &str = "SELECT MIN(lease_until) FROM deliveries INDEXED BY deliveries_leased
@@ -86,7 +94,7 @@ impl Claimed {
     }
 }
 
-fn push_filter<'a, DB: sqlx::Database>(
+pub(super) fn push_filter<'a, DB: sqlx::Database>(
     qb: &mut QueryBuilder<'a, DB>,
     f: &'a DeliveryFilter,
     d: Dialect,
@@ -120,17 +128,52 @@ fn push_filter<'a, DB: sqlx::Database>(
     }
 }
 
+/// Changes every delivery of an endpoint in `statuses` as `kind` says: the first slice of
+/// each status at once, the rest by the engine in slices (see [`super::bulk`]). Returns how
+/// many were changed at once and whether the engine has more to do.
+pub async fn change_endpoint_deliveries(
+    tx: &mut Tx,
+    shop_id: &ShopId,
+    endpoint_id: &EndpointId,
+    kind: super::bulk::BulkKind,
+    statuses: &[&str],
+    now: i64,
+) -> Result<(u64, bool)> {
+    let mut done = (0, false);
+    for status in statuses {
+        let change = super::bulk::BulkChange {
+            shop_id: shop_id.clone(),
+            kind,
+            status: status.to_string(),
+            filter: DeliveryFilter {
+                endpoint_id: Some(endpoint_id.clone()),
+                ..Default::default()
+            },
+        };
+        let total = super::bulk::count_reached(tx, &change).await?;
+        let (changed, more) = super::bulk::start(tx, &change, total, now).await?;
+        done = (done.0 + changed, done.1 || more);
+    }
+    Ok(done)
+}
+
 /// Holds an endpoint's waiting deliveries (it was disabled).
-pub async fn hold_waiting(tx: &mut Tx, endpoint_id: &EndpointId, now: i64) -> Result<u64> {
-    Ok(in_tx!(tx, |c, d| sqlx::query(&d.sql(
-        "UPDATE deliveries SET status = 'held', updated_at = ?
-         WHERE endpoint_id = ? AND status IN ('pending', 'retrying')",
-    ))
-    .bind(now)
-    .bind(endpoint_id)
-    .execute(c)
-    .await?
-    .rows_affected()))
+pub async fn hold_waiting(
+    tx: &mut Tx,
+    shop_id: &ShopId,
+    endpoint_id: &EndpointId,
+    now: i64,
+) -> Result<(u64, bool)> {
+    use super::bulk::BulkKind;
+    change_endpoint_deliveries(
+        tx,
+        shop_id,
+        endpoint_id,
+        BulkKind::Hold,
+        &["pending", "retrying"],
+        now,
+    )
+    .await
 }
 
 impl Store {
@@ -155,11 +198,38 @@ impl Store {
         })
     }
 
-    pub async fn count_deliveries(&self, shop_id: &ShopId, filter: &DeliveryFilter) -> Result<i64> {
+    /// How many deliveries match the filter: exact from the counters when it names at most
+    /// a status and an endpoint; otherwise counted, but no further than `cap + 1` (a caller
+    /// shows "more than `cap`").
+    pub async fn count_deliveries(
+        &self,
+        shop_id: &ShopId,
+        filter: &DeliveryFilter,
+        cap: i64,
+    ) -> Result<i64> {
+        let counted = filter.event_type.is_none()
+            && filter.channel.is_none()
+            && filter.since.is_none()
+            && filter.until.is_none();
+        if counted {
+            return Ok(self
+                .status_counts(Some(shop_id))
+                .await?
+                .into_iter()
+                .filter(|(status, endpoint, _)| {
+                    filter.status.as_ref().is_none_or(|s| s == status)
+                        && filter.endpoint_id.as_ref().is_none_or(|e| e == endpoint)
+                })
+                .map(|(_, _, n)| n)
+                .sum());
+        }
         on_reader!(self, |pool, d| {
-            let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM deliveries WHERE shop_id = ");
+            let mut qb = QueryBuilder::new(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE shop_id = ",
+            );
             qb.push_bind(shop_id);
             push_filter(&mut qb, filter, d);
+            qb.push(" LIMIT ").push_bind(cap + 1).push(") AS matched");
             Ok(qb.build_query_scalar().fetch_one(pool).await?)
         })
     }
@@ -255,30 +325,36 @@ impl Store {
     }
 
     /// Queues again every delivery matching the filter (its status defaults to `failed`) whose
-    /// endpoint is enabled; returns how many.
+    /// endpoint is enabled; returns how many. The first slice is queued at once, the rest by
+    /// the engine in slices (see [`super::bulk`]).
     pub async fn bulk_retry(
         &self,
         shop_id: &ShopId,
         filter: &DeliveryFilter,
         now: i64,
     ) -> Result<u64> {
-        let mut f = filter.clone();
-        if f.status.is_none() {
-            f.status = Some("failed".into());
+        let status = filter.status.clone().unwrap_or_else(|| "failed".into());
+        if !matches!(status.as_str(), "succeeded" | "failed" | "cancelled") {
+            return Ok(0);
         }
-        on_writer!(self, |pool, d| {
-            let mut qb =
-                QueryBuilder::new("UPDATE deliveries SET status = 'pending', next_attempt_at = ");
-            qb.push_bind(now)
-                .push(", updated_at = ")
-                .push_bind(now)
-                .push(" WHERE shop_id = ")
-                .push_bind(shop_id)
-                .push(" AND status IN ('succeeded', 'failed', 'cancelled')")
-                .push(" AND endpoint_id IN (SELECT id FROM endpoints WHERE enabled)");
-            push_filter(&mut qb, &f, d);
-            Ok(qb.build().execute(pool).await?.rows_affected())
-        })
+        let change = super::bulk::BulkChange {
+            shop_id: shop_id.clone(),
+            kind: super::bulk::BulkKind::Retry,
+            status,
+            filter: DeliveryFilter {
+                status: None,
+                ..filter.clone()
+            },
+        };
+        let mut tx = self.begin().await?;
+        let total = super::bulk::count_reached(&mut tx, &change).await?;
+        let (done, more) = super::bulk::start(&mut tx, &change, total, now).await?;
+        tx.commit().await?;
+        if more {
+            self.signal_bulk();
+            return Ok(total.max(done as i64) as u64);
+        }
+        Ok(done)
     }
 
     /// Endpoints with deliveries due now.
@@ -409,50 +485,30 @@ impl Store {
         })
     }
 
-    /// Deliveries per channel label in a shop.
-    pub async fn channel_counts(&self, shop_id: &ShopId) -> Result<Vec<(String, i64)>> {
-        on_reader!(self, |pool, d| {
-            let sql = d.pick(
-            "SELECT j.value, COUNT(*) FROM deliveries d, json_each(d.channels) j
-             WHERE d.shop_id = ? GROUP BY j.value",
-            "SELECT j.value, COUNT(*) FROM deliveries d, jsonb_array_elements_text(d.channels) j
-             WHERE d.shop_id = $1 GROUP BY j.value",
-        );
-            Ok(sqlx::query_as(sql).bind(shop_id).fetch_all(pool).await?)
-        })
-    }
-
-    /// A shop's queue by status, and the age of its oldest due delivery in ms.
+    /// A shop's queue by status (from the counters), and the age of its oldest due delivery
+    /// in ms (a seek per endpoint and priority in the per-endpoint queue index).
     pub async fn shop_queue(
         &self,
         shop_id: &ShopId,
         now: i64,
     ) -> Result<(Vec<(String, i64)>, Option<i64>)> {
-        on_reader!(self, |pool, d| {
-            let counts = sqlx::query_as(
-                &d.sql("SELECT status, COUNT(*) FROM deliveries WHERE shop_id = ? GROUP BY status"),
-            )
-            .bind(shop_id)
-            .fetch_all(pool)
-            .await?;
-            let oldest: Option<i64> = sqlx::query_scalar(&d.sql(
-                "SELECT MIN(next_attempt_at) FROM deliveries WHERE shop_id = ?
-             AND status IN ('pending', 'retrying') AND next_attempt_at <= ?",
-            ))
-            .bind(shop_id)
-            .bind(now)
-            .fetch_one(pool)
-            .await?;
-            Ok((counts, oldest.map(|t| now - t)))
-        })
+        let counts = by_status(self.status_counts(Some(shop_id)).await?);
+        let oldest: Option<i64> = on_reader!(self, |pool, d| {
+            sqlx::query_scalar(&d.sql(SHOP_OLDEST_DUE))
+                .bind(shop_id)
+                .fetch_one(pool)
+                .await?
+        });
+        Ok((counts, oldest.filter(|t| *t <= now).map(|t| now - t)))
     }
 
-    /// Open deliveries (waiting, leased, held) by status across every shop, for metrics:
-    /// counted shop by shop in the `(shop_id, status, id)` index, never by scanning the table.
+    /// Open deliveries (waiting, leased, held) by status across every shop, for metrics,
+    /// from the counters.
     pub async fn queue_counts(&self) -> Result<Vec<(String, i64)>> {
-        on_reader!(self, |pool, d| {
-            Ok(sqlx::query_as(&d.sql(QUEUE_COUNTS)).fetch_all(pool).await?)
-        })
+        Ok(by_status(self.status_counts(None).await?)
+            .into_iter()
+            .filter(|(s, _)| matches!(s.as_str(), "pending" | "delivering" | "retrying" | "held"))
+            .collect())
     }
 
     /// The oldest due time among waiting deliveries (for the lag metric): a seek.
@@ -571,7 +627,7 @@ mod tests {
             .await
             .unwrap();
         store.migrate().await.unwrap();
-        for sql in [QUEUE_COUNTS, NEXT_LEASE_END, OLDEST_DUE] {
+        for sql in [SHOP_OLDEST_DUE, NEXT_LEASE_END, OLDEST_DUE] {
             let explain = format!("EXPLAIN QUERY PLAN {sql}");
             let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
             if sql.contains('?') {

@@ -202,15 +202,19 @@ impl Store {
         .execute(c)
         .await?
         .rows_affected());
+        let mut more = false;
         if row.enabled != was_enabled {
             let reason = row.disabled_reason.clone();
-            set_enabled(&mut tx, id, row.enabled, reason.as_deref(), now).await?;
+            more = set_enabled(&mut tx, shop_id, id, row.enabled, reason.as_deref(), now).await?;
             if row.enabled {
                 row.disabled_reason = None;
                 row.failing_since = None;
             }
         }
         tx.commit().await?;
+        if more {
+            self.signal_bulk();
+        }
         Ok(Some(Ok(row)))
     }
 
@@ -254,15 +258,58 @@ impl Store {
         })
     }
 
+    /// Deletes an endpoint with its deliveries and their attempts. It is gone for the shop at
+    /// once (marked deleted and disabled); its deliveries are removed in slices, the first at
+    /// once and the rest by the engine, and the endpoint row goes with the last of them.
     pub async fn delete_endpoint(&self, shop_id: &ShopId, id: &EndpointId) -> Result<bool> {
-        on_writer!(self, |pool, d| {
-            let done = sqlx::query(&d.sql("DELETE FROM endpoints WHERE shop_id = ? AND id = ?"))
-                .bind(shop_id)
-                .bind(id)
-                .execute(pool)
-                .await?;
-            Ok(done.rows_affected() == 1)
-        })
+        let now = crate::ids::now_ms();
+        let mut tx = self.begin().await?;
+        let found = in_tx!(&mut tx, |c, d| sqlx::query(&d.sql(
+            "UPDATE endpoints SET enabled = FALSE, deleted_at = COALESCE(deleted_at, ?),
+             updated_at = ? WHERE shop_id = ? AND id = ?"
+        ))
+        .bind(now)
+        .bind(now)
+        .bind(shop_id)
+        .bind(id)
+        .execute(c)
+        .await?
+        .rows_affected());
+        if found == 0 {
+            return Ok(false);
+        }
+        let (_, more) = super::deliveries::change_endpoint_deliveries(
+            &mut tx,
+            shop_id,
+            id,
+            super::bulk::BulkKind::Purge,
+            &[
+                "pending",
+                "delivering",
+                "retrying",
+                "held",
+                "succeeded",
+                "failed",
+                "cancelled",
+            ],
+            now,
+        )
+        .await?;
+        if !more {
+            in_tx!(&mut tx, |c, d| sqlx::query(
+                &d.sql("DELETE FROM endpoints WHERE shop_id = ? AND id = ?")
+            )
+            .bind(shop_id)
+            .bind(id)
+            .execute(c)
+            .await?
+            .rows_affected());
+        }
+        tx.commit().await?;
+        if more {
+            self.signal_bulk();
+        }
+        Ok(true)
     }
 
     /// Enables or disables an endpoint and moves its waiting deliveries accordingly, in one
@@ -286,21 +333,26 @@ impl Store {
         if exists.is_none() {
             return Ok(false);
         }
-        set_enabled(&mut tx, id, enabled, reason, now).await?;
+        let more = set_enabled(&mut tx, shop_id, id, enabled, reason, now).await?;
         tx.commit().await?;
+        if more {
+            self.signal_bulk();
+        }
         Ok(true)
     }
 }
 
 /// Enables or disables an endpoint and moves its waiting deliveries with it: disabling holds
-/// them, enabling resumes them at once. Every path that enables an endpoint comes here.
+/// them, enabling resumes them, the first slice at once and the rest in slices by the engine
+/// (true: a bulk change was written down). Every path that enables an endpoint comes here.
 async fn set_enabled(
     tx: &mut Tx,
+    shop_id: &ShopId,
     id: &EndpointId,
     enabled: bool,
     reason: Option<&str>,
     now: i64,
-) -> Result<()> {
+) -> Result<bool> {
     in_tx!(tx, |c, d| sqlx::query(&d.sql(
         "UPDATE endpoints SET enabled = ?, disabled_reason = ?, failing_since = NULL,
          updated_at = ? WHERE id = ?",
@@ -312,23 +364,20 @@ async fn set_enabled(
     .execute(c)
     .await?
     .rows_affected());
-    if enabled {
-        in_tx!(tx, |c, d| {
-            sqlx::query(&d.sql(
-            "UPDATE deliveries SET status = CASE WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END,
-             next_attempt_at = ?, updated_at = ? WHERE endpoint_id = ? AND status = 'held'",
-        ))
-        .bind(now)
-        .bind(now)
-        .bind(id)
-        .execute(c)
+    let (_, more) = if enabled {
+        super::deliveries::change_endpoint_deliveries(
+            tx,
+            shop_id,
+            id,
+            super::bulk::BulkKind::Resume,
+            &["held"],
+            now,
+        )
         .await?
-        .rows_affected()
-        });
     } else {
-        super::deliveries::hold_waiting(tx, id, now).await?;
-    }
-    Ok(())
+        super::deliveries::hold_waiting(tx, shop_id, id, now).await?
+    };
+    Ok(more)
 }
 
 impl Store {

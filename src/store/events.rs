@@ -416,6 +416,11 @@ async fn write_events(
     for ev in one_by_one {
         out.push(insert_one(tx, shop_id, ev, now).await?);
     }
+    let new_events = out.iter().filter(|p| !p.duplicate).count() as i64;
+    if new_events > 0 {
+        let counts = [(shop_id, super::counters::hourly(now, "events"), new_events)];
+        super::counters::add(tx, &counts).await?;
+    }
     for (name, sample) in discovered {
         let sample: serde_json::Value = serde_json::from_str(sample)?;
         in_tx!(&mut *tx, |c, d| {
@@ -587,18 +592,6 @@ impl Store {
                     .fetch_optional(pool)
                     .await?,
             )
-        })
-    }
-
-    /// Events published since `since`, per shop (the operator's volume column).
-    pub async fn events_since_by_shop(&self, since: i64) -> Result<Vec<(String, i64)>> {
-        on_reader!(self, |pool, d| {
-            Ok(sqlx::query_as(&d.sql(
-                "SELECT shop_id, COUNT(*) FROM events WHERE created_at >= ? GROUP BY shop_id",
-            ))
-            .bind(since)
-            .fetch_all(pool)
-            .await?)
         })
     }
 

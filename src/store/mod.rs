@@ -4,8 +4,10 @@
 pub mod alerts;
 pub mod api_keys;
 pub mod attempts;
+pub mod bulk;
 pub mod cluster;
 pub mod copy;
+pub mod counters;
 pub mod deliveries;
 pub mod endpoints;
 pub mod event_types;
@@ -16,6 +18,7 @@ pub mod sessions;
 pub mod shops;
 pub mod users;
 
+use prometheus_client::metrics::histogram::Histogram;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
@@ -122,6 +125,54 @@ pub struct Store {
     /// Names this process in the notifications it sends (see `cluster`): it does not wake
     /// itself with its own.
     tag: std::sync::Arc<str>,
+    /// How long each hold of SQLite's one writer lasted (see [`WriterClock`]); nothing is
+    /// observed on PostgreSQL, whose writers do not wait for one another.
+    writer_holds: Histogram,
+    /// Told when a bulk change was written down for the engine to work through.
+    bulk_signal: std::sync::Arc<tokio::sync::Notify>,
+}
+
+/// The buckets of `herald_store_writer_hold_seconds`, in seconds: fine below 50 ms, where a
+/// hold must stay, coarse above it.
+pub const WRITER_HOLD_BUCKETS: [f64; 13] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+/// Times the holds of SQLite's writer: every write waits while another holds it, so the
+/// longest hold is how long a publish or an attempt's outcome may have to wait. The writer
+/// pool has one connection, so one start time suffices; it is set when the connection is
+/// handed out and read when it comes back.
+#[derive(Clone, Debug)]
+struct WriterClock {
+    base: std::time::Instant,
+    /// µs after `base` when the current hold began, 0 when nobody holds the writer.
+    since: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    holds: Histogram,
+}
+
+impl WriterClock {
+    fn new(holds: Histogram) -> Self {
+        WriterClock {
+            base: std::time::Instant::now(),
+            since: Default::default(),
+            holds,
+        }
+    }
+
+    fn start(&self) {
+        let now = self.base.elapsed().as_micros() as u64;
+        self.since
+            .store(now.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn stop(&self) {
+        let since = self.since.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if since > 0 {
+            let now = self.base.elapsed().as_micros() as u64;
+            self.holds
+                .observe(now.saturating_sub(since) as f64 / 1_000_000.0);
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -394,6 +445,8 @@ impl Store {
         Ok(Store {
             db: Db::Postgres { pool },
             tag: crate::ids::new_id("proc").into(),
+            writer_holds: Histogram::new(WRITER_HOLD_BUCKETS.into_iter()),
+            bulk_signal: Default::default(),
         })
     }
 
@@ -419,9 +472,24 @@ impl Store {
         // The writer's page cache (in KiB) holds the queue's hot pages across batches; with
         // SQLite's default of 2 MiB it re-reads them from the file. Readers keep the default:
         // a reader drops its whole cache whenever the database changed since its last read.
+        let writer_holds = Histogram::new(WRITER_HOLD_BUCKETS.into_iter());
+        let clock = WriterClock::new(writer_holds.clone());
+        let (on_connect, on_acquire, on_release) = (clock.clone(), clock.clone(), clock);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
+            .after_connect(move |_, _| {
+                on_connect.start();
+                Box::pin(async { Ok(()) })
+            })
+            .before_acquire(move |_, _| {
+                on_acquire.start();
+                Box::pin(async { Ok(true) })
+            })
+            .after_release(move |_, _| {
+                on_release.stop();
+                Box::pin(async { Ok(true) })
+            })
             .acquire_timeout(Duration::from_secs(60))
             .connect_with(
                 options
@@ -438,6 +506,8 @@ impl Store {
         Ok(Store {
             db: Db::Sqlite { pool, writer },
             tag: crate::ids::new_id("proc").into(),
+            writer_holds,
+            bulk_signal: Default::default(),
         })
     }
 
@@ -477,6 +547,21 @@ impl Store {
             Db::Sqlite { writer, .. } => RawPool::Sqlite(writer),
             Db::Postgres { pool } => RawPool::Postgres(pool),
         }
+    }
+
+    /// Tells the engine a bulk change was written down (after its transaction committed).
+    pub(crate) fn signal_bulk(&self) {
+        self.bulk_signal.notify_one();
+    }
+
+    /// Resolves when a bulk change was written down since the last call.
+    pub async fn bulk_written(&self) {
+        self.bulk_signal.notified().await
+    }
+
+    /// The durations of the writer's holds (for `herald_store_writer_hold_seconds`).
+    pub fn writer_holds(&self) -> &Histogram {
+        &self.writer_holds
     }
 
     /// Which backend this is.

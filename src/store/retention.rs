@@ -48,7 +48,7 @@ impl Purged {
 }
 
 /// The smallest delivery id created at `ms` or later: ids before it were created earlier.
-fn delivery_id_at(ms: i64) -> String {
+pub(super) fn delivery_id_at(ms: i64) -> String {
     let cutoff = ulid::Ulid::from_parts(ms.max(0) as u64, 0);
     format!("dlv_{}", cutoff.to_string().to_lowercase())
 }

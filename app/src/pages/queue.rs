@@ -19,6 +19,74 @@ const STATUSES: &[&str] = &[
     "held",
 ];
 
+/// Bulk changes being worked through, each with its progress; polled every two seconds
+/// while one is unfinished.
+#[component]
+fn BulkProgress(shop: Memo<String>, refresh: Signal<usize>) -> impl IntoView {
+    let tick = RwSignal::new(0u32);
+    let changes = Resource::new(
+        move || (shop.get(), refresh.get(), tick.get()),
+        |(s, _, _)| list_bulk_changes(s),
+    );
+    Effect::new(move |_| {
+        let handle = set_interval_with_handle(
+            move || {
+                let busy = changes
+                    .get_untracked()
+                    .and_then(|r| r.ok())
+                    .is_some_and(|list| list.iter().any(|c| !c.finished));
+                if busy {
+                    tick.update(|t| *t += 1);
+                }
+            },
+            std::time::Duration::from_secs(2),
+        );
+        on_cleanup(move || {
+            if let Ok(h) = handle {
+                h.clear();
+            }
+        });
+    });
+    view! {
+        <Transition fallback=|| ()>{move || Suspend::new(async move {
+            let list = changes.await.unwrap_or_default();
+            (!list.is_empty()).then(|| view! {
+                <section aria-labelledby="bulk-title" class="bulk-progress">
+                    <h2 id="bulk-title">"Changes in progress"</h2>
+                    <ul>
+                        {list.into_iter().map(|c| {
+                            let what = bulk_label(&c);
+                            let label = format!("{what}: {} of {}", c.done, c.total);
+                            view! {
+                                <li>
+                                    <span>{label.clone()}{if c.finished { " — done" } else { "" }}</span>
+                                    <progress max=c.total.max(1) value=c.done.min(c.total.max(1)) aria-label=label></progress>
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                </section>
+            })
+        })}</Transition>
+    }
+}
+
+/// What a bulk change does, in words.
+fn bulk_label(c: &BulkChangeView) -> String {
+    let endpoint = c.endpoint_id.as_deref().unwrap_or("");
+    match c.kind.as_str() {
+        "retry" => format!("Retrying {} deliveries", c.status),
+        "resume" => format!("Resuming held deliveries of {endpoint}"),
+        "hold" => format!("Holding {} deliveries of {endpoint}", c.status),
+        "cancel" => format!("Cancelling {} deliveries of {endpoint}", c.status),
+        "purge" => format!(
+            "Removing {} deliveries of deleted endpoint {endpoint}",
+            c.status
+        ),
+        other => format!("{other} {} deliveries", c.status),
+    }
+}
+
 #[component]
 pub fn QueuePage() -> impl IntoView {
     let shop = shop_id();
@@ -116,7 +184,14 @@ pub fn QueuePage() -> impl IntoView {
         </form>
         <Suspense fallback=|| ()>{move || Suspend::new(async move {
             let can = manage.await;
-            let failed = failed_count.await.unwrap_or(0);
+            let failed_n = failed_count.await.unwrap_or(0);
+            // Past the cap the count stops: "more than" it, not an exact figure.
+            let failed = if failed_n > crate::dto::COUNT_CAP {
+                format!("{}+", crate::dto::COUNT_CAP)
+            } else {
+                failed_n.to_string()
+            };
+            let failed_label = failed.clone();
             view! {
                 <div class="bulk inline-form">
                     <ActionForm action=act>
@@ -141,8 +216,8 @@ pub fn QueuePage() -> impl IntoView {
                             <button type="button" class="secondary" on:click=move |_| confirming.set(false)>"Keep them"</button>
                         </span>
                     }>
-                        <button type="button" disabled=!can || failed == 0 on:click=move |_| confirming.set(true)>
-                            {format!("Retry all failed ({failed})")}
+                        <button type="button" disabled=!can || failed_n == 0 on:click=move |_| confirming.set(true)>
+                            {format!("Retry all failed ({failed_label})")}
                         </button>
                     </Show>
                 </div>
@@ -158,6 +233,7 @@ pub fn QueuePage() -> impl IntoView {
             Some(Err(e)) => Some(view! { <ErrorNote message=error_text(&e)/> }.into_any()),
             None => None,
         }}
+        <BulkProgress shop=shop refresh=Signal::derive(move || act.version().get() + retry_all.version().get())/>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let can = manage.await;

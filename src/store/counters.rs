@@ -1,0 +1,228 @@
+//! Counters that pages and scrapes read instead of counting deliveries, events or attempts
+//! (see `migrations/sqlite/0010_counters.sql` for the names). Triggers keep the delivery
+//! counts; publishing and recording attempts add their hourly counts in their own
+//! transactions. On PostgreSQL every addition is a row appended to `count_deltas`, folded into
+//! `counters` every second ([`Store::fold_counters`]); readers add up both tables.
+
+use super::{in_tx, on_reader, on_writer, Dialect, Result, Store, Tx};
+use crate::ids::ShopId;
+use sqlx::QueryBuilder;
+
+/// One hour, the unit of the hourly counters.
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// How long hourly counters are kept: the dashboard shows the last seven days.
+const HOURLY_KEPT_MS: i64 = 8 * 24 * HOUR_MS;
+
+/// The name of an hourly counter: `h:<hour>:<what>`, the hour zero-padded so names sort by it.
+pub fn hourly(at_ms: i64, what: &str) -> String {
+    format!("h:{:08}:{what}", at_ms / HOUR_MS)
+}
+
+/// The hour an hourly counter's name is for, and what it counts.
+fn parse_hourly(name: &str) -> Option<(i64, &str)> {
+    let rest = name.strip_prefix("h:")?;
+    let (hour, what) = rest.split_once(':')?;
+    Some((hour.parse().ok()?, what))
+}
+
+/// Adds `n` to each `(shop, name, n)` counter, in the caller's transaction.
+pub async fn add(tx: &mut Tx, counts: &[(&ShopId, String, i64)]) -> Result<()> {
+    if counts.is_empty() {
+        return Ok(());
+    }
+    in_tx!(tx, |c, d| {
+        let mut qb = QueryBuilder::new(d.pick(
+            "INSERT INTO counters (shop_id, name, n) ",
+            "INSERT INTO count_deltas (shop_id, name, n) ",
+        ));
+        qb.push_values(counts, |mut b, (shop_id, name, n)| {
+            b.push_bind(*shop_id).push_bind(name).push_bind(*n);
+        });
+        if d == Dialect::Sqlite {
+            qb.push(" ON CONFLICT (shop_id, name) DO UPDATE SET n = n + excluded.n");
+        }
+        qb.build().execute(c).await?;
+    });
+    Ok(())
+}
+
+/// A shop's counters whose names start with `prefix`, at `(name, n)`, sorted by name; names
+/// between `from` and `to` (exclusive) when given instead.
+#[derive(Debug, Clone, Copy)]
+enum Names<'a> {
+    Prefix(&'a str),
+    Range(&'a str, &'a str),
+}
+
+impl Names<'_> {
+    fn bounds(&self) -> (String, String) {
+        match self {
+            // Every name with the prefix sorts before the prefix followed by U+FFFF.
+            Names::Prefix(p) => (p.to_string(), format!("{p}\u{ffff}")),
+            Names::Range(from, to) => (from.to_string(), to.to_string()),
+        }
+    }
+}
+
+impl Store {
+    /// A shop's counters named as `names` say, summed over both tables; zeros left out.
+    async fn counters(
+        &self,
+        shop_id: Option<&ShopId>,
+        names: Names<'_>,
+    ) -> Result<Vec<(String, i64)>> {
+        let (from, to) = names.bounds();
+        on_reader!(self, |pool, d| {
+            let shop_filter = if shop_id.is_some() {
+                "shop_id = ?3 AND"
+            } else {
+                ""
+            };
+            let sql = format!(
+                "SELECT name, CAST(SUM(n) AS BIGINT) FROM (
+                   SELECT name, n FROM counters WHERE {shop_filter} name >= ?1 AND name < ?2
+                   UNION ALL
+                   SELECT name, n FROM count_deltas WHERE {shop_filter} name >= ?1 AND name < ?2) x
+                 GROUP BY name HAVING SUM(n) <> 0 ORDER BY name"
+            );
+            let sql = d.sql(&sql);
+            let mut q = sqlx::query_as(&sql).bind(&from).bind(&to);
+            if let Some(shop) = shop_id {
+                q = q.bind(shop);
+            }
+            Ok(q.fetch_all(pool).await?)
+        })
+    }
+
+    /// Deliveries per channel label in a shop.
+    pub async fn channel_counts(&self, shop_id: &ShopId) -> Result<Vec<(String, i64)>> {
+        Ok(self
+            .counters(Some(shop_id), Names::Prefix("c:"))
+            .await?
+            .into_iter()
+            .map(|(name, n)| (name["c:".len()..].to_string(), n))
+            .collect())
+    }
+
+    /// Deliveries by (status, endpoint id) in a shop, or in every shop.
+    pub async fn status_counts(
+        &self,
+        shop_id: Option<&ShopId>,
+    ) -> Result<Vec<(String, String, i64)>> {
+        Ok(self
+            .counters(shop_id, Names::Prefix("q:"))
+            .await?
+            .into_iter()
+            .filter_map(|(name, n)| {
+                let (status, endpoint) = name["q:".len()..].split_once(':')?;
+                Some((status.to_string(), endpoint.to_string(), n))
+            })
+            .collect())
+    }
+
+    /// A shop's hourly counters from `since` on: (hour start in ms, what, n).
+    pub async fn hourly_counts(
+        &self,
+        shop_id: Option<&ShopId>,
+        since: i64,
+    ) -> Result<Vec<(i64, String, i64)>> {
+        let from = hourly(since, "");
+        Ok(self
+            .counters(shop_id, Names::Range(&from, "h;"))
+            .await?
+            .into_iter()
+            .filter_map(|(name, n)| {
+                let (hour, what) = parse_hourly(&name)?;
+                Some((hour * HOUR_MS, what.to_string(), n))
+            })
+            .collect())
+    }
+
+    /// Events published since `since`, per shop, from the hourly counters (the hour `since`
+    /// falls in counts whole).
+    pub async fn events_since_by_shop(&self, since: i64) -> Result<Vec<(String, i64)>> {
+        let from = hourly(since, "");
+        let rows: Vec<(String, i64)> = on_reader!(self, |pool, d| {
+            sqlx::query_as(&d.sql(
+                "SELECT shop_id, CAST(SUM(n) AS BIGINT) FROM (
+                   SELECT shop_id, name, n FROM counters WHERE name >= ?1 AND name < 'h;'
+                   UNION ALL
+                   SELECT shop_id, name, n FROM count_deltas WHERE name >= ?1 AND name < 'h;') x
+                 WHERE name LIKE '%:events' GROUP BY shop_id",
+            ))
+            .bind(&from)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    /// Moves what `count_deltas` holds into `counters`, one node at a time (PostgreSQL; on
+    /// SQLite triggers write `counters` directly and there is nothing to fold). Deltas of a
+    /// shop deleted meanwhile are dropped.
+    pub async fn fold_counters(&self) -> Result<u64> {
+        let super::Db::Postgres { pool } = &self.db else {
+            return Ok(0);
+        };
+        {
+            let mut tx = pool.begin().await?;
+            let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                .bind(super::cluster::lock_key("fold-counters"))
+                .fetch_one(&mut *tx)
+                .await?;
+            if !mine {
+                return Ok(0);
+            }
+            // In name order: folds never run at once (the lock), but a reader's view and
+            // this stay simple to reason about.
+            let moved = sqlx::query(
+                "WITH moved AS (DELETE FROM count_deltas RETURNING shop_id, name, n)
+                 INSERT INTO counters (shop_id, name, n)
+                 SELECT shop_id, name, SUM(n) FROM moved
+                 WHERE EXISTS (SELECT 1 FROM shops s WHERE s.id = moved.shop_id)
+                 GROUP BY shop_id, name ORDER BY shop_id, name
+                 ON CONFLICT (shop_id, name) DO UPDATE SET n = counters.n + EXCLUDED.n",
+            )
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            Ok(moved)
+        }
+    }
+
+    /// Drops hourly counters older than the dashboard shows, and counters at zero that name
+    /// an endpoint or a channel no longer in use.
+    pub async fn prune_counters(&self, now: i64) -> Result<u64> {
+        let cutoff = hourly(now - HOURLY_KEPT_MS, "");
+        on_writer!(self, |pool, d| {
+            let old = sqlx::query(&d.sql("DELETE FROM counters WHERE name >= 'h:' AND name < ?"))
+                .bind(&cutoff)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            let zero =
+                sqlx::query("DELETE FROM counters WHERE n = 0 AND (name < 'h:' OR name >= 'h;')")
+                    .execute(pool)
+                    .await?
+                    .rows_affected();
+            Ok(old + zero)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hourly_names_sort_by_hour_and_read_back() {
+        let a = hourly(5 * HOUR_MS + 1, "events");
+        let b = hourly(40 * HOUR_MS, "ok:ep_1");
+        assert_eq!(a, "h:00000005:events");
+        assert!(a < b && b < "h;".to_string());
+        assert_eq!(parse_hourly(&b), Some((40, "ok:ep_1")));
+        assert_eq!(parse_hourly("q:held:ep_1"), None);
+    }
+}
