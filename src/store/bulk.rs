@@ -235,8 +235,14 @@ async fn apply_slice(
 /// more remain, writes down the rest for the engine. Returns how many deliveries the first
 /// slice changed and whether the rest was written down.
 pub async fn start(tx: &mut Tx, change: &BulkChange, total: i64, now: i64) -> Result<(u64, bool)> {
-    // Every delivery that existed when the change was asked for (ids sort by creation).
-    let up_to = super::retention::delivery_id_at(now + 1);
+    // A retry reaches the deliveries that existed when it was asked for (ids sort by
+    // creation). A change of an endpoint's state reaches all of them: one published since
+    // then was queued in the endpoint's new state or, on PostgreSQL, committed before it and
+    // is reached all the same.
+    let up_to = match change.kind {
+        BulkKind::Retry => super::retention::delivery_id_at(now + 1),
+        _ => "dlv_~".to_string(),
+    };
     let Some(last) = slice_end(tx, change, "", &up_to).await? else {
         return Ok((0, false));
     };

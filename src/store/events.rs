@@ -467,8 +467,14 @@ async fn config_versions(
     shops: &[&ShopId],
 ) -> Result<std::collections::HashMap<ShopId, i64>> {
     let marks = vec!["?"; shops.len()].join(",");
-    let sql = format!("SELECT id, config_version FROM shops WHERE id IN ({marks})");
     let rows: Vec<(ShopId, i64)> = in_tx!(&mut *tx, |c, d| {
+        // On PostgreSQL the rows are locked for share: a change to the shop's configuration
+        // (its trigger writes this row) then either waits for this publish to commit, so it
+        // sees its deliveries, or commits first, and this read sees its new version.
+        let sql = format!(
+            "SELECT id, config_version FROM shops WHERE id IN ({marks}){}",
+            d.pick("", " FOR SHARE")
+        );
         let sql = d.sql(&sql);
         let mut q = sqlx::query_as(&sql);
         for s in shops {
