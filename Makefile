@@ -29,7 +29,7 @@ DEBUG := RUSTFLAGS="--cfg erase_components"
 RELEASE := RUSTFLAGS=""
 SERVER := --package=herald --no-default-features --features=ssr
 
-.PHONY: run build test test-rust test-e2e lint bench setup setup-node setup-browser setup-nextest setup-postgres \
+.PHONY: run build test test-rust test-e2e lint bench bench-scale setup setup-node setup-browser setup-nextest setup-postgres \
 	site-debug site-release server-debug server-release check-assets clean
 
 ## Rust pieces: the wasm32 target and wasm-bindgen-cli (pinned, the same as the wasm-bindgen crate).
@@ -108,6 +108,13 @@ test-e2e: site-debug server-debug setup-postgres
 ## private PostgreSQL cluster with 1, 2 and 3 nodes; writes target/bench/report.json.
 bench: build setup-postgres
 	PG_CLUSTER_DURABLE=1 scripts/with-postgres target/release/herald-bench --herald target/release/herald
+
+## The million-row run: a million deliveries held, every page and API list timed on the full
+## queue, the drain, the disk per delivered event, a bulk retry with the writer's longest hold,
+## peak RSS and single-event publishing; SQLite, then a private PostgreSQL cluster. Writes
+## target/bench/scale.json.
+bench-scale: build setup-postgres
+	PG_CLUSTER_DURABLE=1 scripts/with-postgres target/release/herald-bench --herald target/release/herald --only scale
 
 lint: setup
 	cargo fmt --all -- --check

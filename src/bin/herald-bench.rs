@@ -10,9 +10,13 @@
 //! CPU time Herald and PostgreSQL spent per delivery.
 //!
 //! Usage: `herald-bench [--events N] [--fan-events N] [--soak-seconds N] [--soak-rate N]
-//! [--herald PATH]`;
+//! [--herald PATH] [--only publish|scale]`; `--only scale` is `make bench-scale` (see
+//! `herald-bench/scale.rs`: a million deliveries, `--events` to change it);
 //! `herald-bench receiver` is the receiver process it starts itself. `HERALD_BENCH_LOG` sets
 //! Herald's log filter (default `warn`), e.g. `sqlx::query=debug` to time every statement.
+
+#[path = "herald-bench/scale.rs"]
+mod scale;
 
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
@@ -601,6 +605,13 @@ async fn main() {
         .build()
         .unwrap();
     let receiver = format!("http://127.0.0.1:{rx_port}");
+    if arg("--only").as_deref() == Some("scale") {
+        let events = arg("--events")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_000_000);
+        scale::run(&herald_bin, &client, &receiver, events).await;
+        return;
+    }
     let (b, herald, dir) = launch(&herald_bin, &client, &receiver, &[]).await;
     let herald_pid = herald.id();
     children.0.push(herald);
