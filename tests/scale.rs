@@ -260,6 +260,24 @@ async fn changes_to_thousands_of_deliveries_go_in_slices_and_finish() {
     ok.wait_for(2 * n, 60).await;
     wait_bulk_done(&app, &shop, 10).await;
 
+    // An endpoint disabled while a retry goes through its deliveries: the rest are held,
+    // and sent once it is enabled again.
+    let (_, out) = api
+        .post("/deliveries/retry", json!({"status": "succeeded"}))
+        .await;
+    assert_eq!(out["retried"], n);
+    let (code, _) = api
+        .patch(&format!("/endpoints/{id}"), json!({"enabled": false}))
+        .await;
+    assert_eq!(code, 200);
+    wait_bulk_done(&app, &shop, 10).await;
+    let (code, _) = api
+        .patch(&format!("/endpoints/{id}"), json!({"enabled": true}))
+        .await;
+    assert_eq!(code, 200);
+    ok.wait_for(3 * n, 60).await;
+    wait_bulk_done(&app, &shop, 10).await;
+
     // A bulk retry reaches no delivery of a disabled endpoint.
     let (code, _) = api
         .patch(&format!("/endpoints/{id}"), json!({"enabled": false}))

@@ -62,9 +62,15 @@ impl BulkKind {
         i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
     {
         match self {
+            // Held when the endpoint was disabled after the retry was asked for: a later
+            // resume sends it.
             BulkKind::Retry => {
-                qb.push("status = 'pending', next_attempt_at = ")
-                    .push_bind(now);
+                qb.push(
+                    "status = CASE WHEN EXISTS (SELECT 1 FROM endpoints e
+                       WHERE e.id = deliveries.endpoint_id AND e.enabled) THEN 'pending' ELSE 'held' END,
+                     next_attempt_at = ",
+                )
+                .push_bind(now);
             }
             BulkKind::Resume => {
                 qb.push(
@@ -83,10 +89,12 @@ impl BulkKind {
         qb.push(", updated_at = ").push_bind(now);
     }
 
-    /// What the delivery's endpoint must be for the change to still apply.
+    /// What the delivery's endpoint must be for the change to still apply (a retry reaches
+    /// the endpoints enabled when it was asked for: [`BulkChange::endpoints`]).
     fn endpoint_condition(self) -> &'static str {
         match self {
-            BulkKind::Retry | BulkKind::Resume => {
+            BulkKind::Retry => "",
+            BulkKind::Resume => {
                 " AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = deliveries.endpoint_id AND e.enabled)"
             }
             BulkKind::Hold => {
@@ -107,6 +115,32 @@ pub struct BulkChange {
     /// The filter's other fields (its status is `status`); the endpoint for an endpoint's
     /// changes.
     pub filter: DeliveryFilter,
+    /// Only the deliveries of these endpoints, when given (a retry: those enabled when it was
+    /// asked for).
+    pub endpoints: Option<Vec<EndpointId>>,
+}
+
+impl BulkChange {
+    /// Pushes the conditions on a delivery's endpoint: in `endpoints`, in the state the
+    /// change needs.
+    fn push_scope<'a, DB: sqlx::Database>(&'a self, qb: &mut QueryBuilder<'a, DB>)
+    where
+        &'a EndpointId: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    {
+        if let Some(endpoints) = &self.endpoints {
+            qb.push(" AND endpoint_id IN (");
+            let mut list = qb.separated(", ");
+            for e in endpoints {
+                list.push_bind(e);
+            }
+            // An empty list reaches nothing (and `IN ()` is not SQL).
+            if endpoints.is_empty() {
+                list.push("NULL");
+            }
+            qb.push(")");
+        }
+        qb.push(self.kind.endpoint_condition());
+    }
 }
 
 /// A bulk change still being worked through, for the panel.
@@ -138,6 +172,8 @@ struct PendingRow {
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct StoredFilter {
     endpoint_id: Option<EndpointId>,
+    #[serde(default)]
+    endpoints: Option<Vec<EndpointId>>,
     event_type: Option<String>,
     channel: Option<String>,
     since: Option<i64>,
@@ -145,9 +181,11 @@ struct StoredFilter {
 }
 
 impl StoredFilter {
-    fn of(f: &DeliveryFilter) -> Self {
+    fn of(change: &BulkChange) -> Self {
+        let f = &change.filter;
         StoredFilter {
             endpoint_id: f.endpoint_id.clone(),
+            endpoints: change.endpoints.clone(),
             event_type: f.event_type.clone(),
             channel: f.channel.clone(),
             since: f.since,
@@ -225,8 +263,8 @@ async fn apply_slice(
         qb.push(" AND id > ")
             .push_bind(after)
             .push(" AND id <= ")
-            .push_bind(last)
-            .push(change.kind.endpoint_condition());
+            .push_bind(last);
+        change.push_scope(&mut qb);
         Ok(qb.build().execute(c).await?.rows_affected())
     })
 }
@@ -250,7 +288,7 @@ pub async fn start(tx: &mut Tx, change: &BulkChange, total: i64, now: i64) -> Re
     if (done as i64) < SLICE && slice_end(tx, change, &last, &up_to).await?.is_none() {
         return Ok((done, false));
     }
-    let filter = serde_json::to_string(&StoredFilter::of(&change.filter))?;
+    let filter = serde_json::to_string(&StoredFilter::of(change))?;
     in_tx!(tx, |c, d| sqlx::query(&d.sql(
         "INSERT INTO bulk_changes (id, shop_id, kind, status, endpoint_id, filter, up_to, after_id,
          total, done, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -306,10 +344,12 @@ impl Store {
                 row.kind
             )));
         };
-        let stored: StoredFilter = serde_json::from_str(&row.filter)?;
+        let mut stored: StoredFilter = serde_json::from_str(&row.filter)?;
+        let endpoints = stored.endpoints.take();
         let change = BulkChange {
             shop_id: row.shop_id.clone(),
             kind,
+            endpoints,
             filter: stored.into_filter(row.status.clone()),
             status: row.status.clone(),
         };
@@ -417,7 +457,7 @@ pub async fn count_reached(tx: &mut Tx, change: &BulkChange) -> Result<i64> {
             let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM deliveries WHERE shop_id = ");
             qb.push_bind(&change.shop_id);
             push_filter(&mut qb, &filter, d);
-            qb.push(change.kind.endpoint_condition());
+            change.push_scope(&mut qb);
             Ok(qb.build_query_scalar().fetch_one(c).await?)
         });
     }
@@ -440,9 +480,14 @@ pub async fn count_reached(tx: &mut Tx, change: &BulkChange) -> Result<i64> {
         .into_iter()
         .filter(|(name, _, enabled)| {
             let endpoint = &name[prefix.len()..];
-            let wanted = f.endpoint_id.as_ref().is_none_or(|e| e == endpoint);
+            let wanted = f.endpoint_id.as_ref().is_none_or(|e| e == endpoint)
+                && change
+                    .endpoints
+                    .as_ref()
+                    .is_none_or(|list| list.iter().any(|e| e == endpoint));
             let state = match change.kind {
-                BulkKind::Retry | BulkKind::Resume => *enabled == Some(true),
+                BulkKind::Retry => true,
+                BulkKind::Resume => *enabled == Some(true),
                 BulkKind::Hold => *enabled != Some(true),
                 BulkKind::Cancel | BulkKind::Purge => true,
             };

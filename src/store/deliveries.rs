@@ -149,6 +149,7 @@ pub async fn change_endpoint_deliveries(
                 endpoint_id: Some(endpoint_id.clone()),
                 ..Default::default()
             },
+            endpoints: None,
         };
         let total = super::bulk::count_reached(tx, &change).await?;
         let (changed, more) = super::bulk::start(tx, &change, total, now).await?;
@@ -337,6 +338,15 @@ impl Store {
         if !matches!(status.as_str(), "succeeded" | "failed" | "cancelled") {
             return Ok(0);
         }
+        let mut tx = self.begin().await?;
+        // The endpoints enabled now: the retry reaches theirs, also in the slices made after
+        // one of them is disabled (held then, sent when it is enabled again).
+        let enabled: Vec<EndpointId> = super::in_tx!(&mut tx, |c, d| sqlx::query_scalar(
+            &d.sql("SELECT id FROM endpoints WHERE shop_id = ? AND enabled AND deleted_at IS NULL")
+        )
+        .bind(shop_id)
+        .fetch_all(c)
+        .await?);
         let change = super::bulk::BulkChange {
             shop_id: shop_id.clone(),
             kind: super::bulk::BulkKind::Retry,
@@ -345,8 +355,8 @@ impl Store {
                 status: None,
                 ..filter.clone()
             },
+            endpoints: Some(enabled),
         };
-        let mut tx = self.begin().await?;
         let total = super::bulk::count_reached(&mut tx, &change).await?;
         let (done, more) = super::bulk::start(&mut tx, &change, total, now).await?;
         tx.commit().await?;
