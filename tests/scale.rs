@@ -89,6 +89,27 @@ async fn wait_bulk_done(app: &TestApp, shop: &str, secs: u64) {
     }
 }
 
+/// Waits until `n` deliveries of the endpoint are recorded as succeeded.
+async fn wait_succeeded(app: &TestApp, shop: &str, endpoint: &str, n: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = from_counters(app, shop)
+            .await
+            .0
+            .get(&("succeeded".to_string(), endpoint.to_string()))
+            .copied()
+            .unwrap_or(0);
+        if got == n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{got} of {n} succeeded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Deliveries of an endpoint held, from the counters.
 async fn held_at(app: &TestApp, shop: &str, endpoint: &str) -> i64 {
     from_counters(app, shop)
@@ -250,6 +271,7 @@ async fn changes_to_thousands_of_deliveries_go_in_slices_and_finish() {
     ok.wait_for(n, 60).await;
     wait_bulk_done(&app, &shop, 10).await;
     assert_eq!(held().await, 0);
+    wait_succeeded(&app, &shop, &id, n as i64).await;
 
     // A bulk retry answers the whole count and queues them all, slice by slice.
     let (code, out) = api
@@ -259,6 +281,8 @@ async fn changes_to_thousands_of_deliveries_go_in_slices_and_finish() {
     assert_eq!(out["retried"], n);
     ok.wait_for(2 * n, 60).await;
     wait_bulk_done(&app, &shop, 10).await;
+    // Received is not yet recorded: the outcomes follow the receipts.
+    wait_succeeded(&app, &shop, &id, n as i64).await;
 
     // An endpoint disabled while a retry goes through its deliveries: the rest are held,
     // and sent once it is enabled again.
