@@ -11,7 +11,7 @@ use std::sync::Arc;
 /// Most events kept.
 const MAX_EVENTS: usize = 16_384;
 /// Most bytes of event data kept (events may be up to the 1 MiB event limit each).
-const MAX_BYTES: usize = 32 * 1024 * 1024;
+const MAX_BYTES: usize = 8 * 1024 * 1024;
 
 /// By shop, then event id; the oldest go first.
 #[derive(Default)]

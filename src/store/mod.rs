@@ -92,6 +92,10 @@ pub enum SqliteSync {
 /// safety net for when nothing else does (the command line, a stalled checkpointer).
 const WRITER_CHECKPOINT_PAGES: u32 = 16_384;
 
+/// SQLite's page cache of the writer and of each of the eight readers, in KiB.
+const WRITER_CACHE_KIB: u32 = 16 * 1024;
+const READER_CACHE_KIB: u32 = 1024;
+
 /// How often the engine checkpoints SQLite's WAL into the database file.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
@@ -469,9 +473,11 @@ impl Store {
         }
         // A file on this machine does not go stale between uses: no ping before each acquire
         // (it would cost a round trip to the connection's thread every time).
-        // The writer's page cache (in KiB) holds the queue's hot pages across batches; with
-        // SQLite's default of 2 MiB it re-reads them from the file. Readers keep the default:
-        // a reader drops its whole cache whenever the database changed since its last read.
+        // The writer's page cache (in KiB, `WRITER_CACHE_KIB`) holds the queue's hot pages
+        // across batches; with SQLite's default of 2 MiB it re-reads them from the file.
+        // Readers keep a small one: a reader drops its whole cache whenever the database
+        // changed since its last read. Both are part of Herald's memory budget (the README's
+        // peak RSS figure), however large the queue grows.
         let writer_holds = Histogram::new(WRITER_HOLD_BUCKETS.into_iter());
         let clock = WriterClock::new(writer_holds.clone());
         let (on_connect, on_acquire, on_release) = (clock.clone(), clock.clone(), clock);
@@ -494,14 +500,14 @@ impl Store {
             .connect_with(
                 options
                     .clone()
-                    .pragma("cache_size", "-65536")
+                    .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
                     .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string()),
             )
             .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.pragma("cache_size", format!("-{READER_CACHE_KIB}")))
             .await?;
         Ok(Store {
             db: Db::Sqlite { pool, writer },
