@@ -221,7 +221,7 @@ mod tests {
         let a = hourly(5 * HOUR_MS + 1, "events");
         let b = hourly(40 * HOUR_MS, "ok:ep_1");
         assert_eq!(a, "h:00000005:events");
-        assert!(a < b && b < "h;".to_string());
+        assert!(a < b && b.as_str() < "h;");
         assert_eq!(parse_hourly(&b), Some((40, "ok:ep_1")));
         assert_eq!(parse_hourly("q:held:ep_1"), None);
     }

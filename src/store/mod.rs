@@ -449,7 +449,7 @@ impl Store {
         Ok(Store {
             db: Db::Postgres { pool },
             tag: crate::ids::new_id("proc").into(),
-            writer_holds: Histogram::new(WRITER_HOLD_BUCKETS.into_iter()),
+            writer_holds: Histogram::new(WRITER_HOLD_BUCKETS),
             bulk_signal: Default::default(),
         })
     }
@@ -478,7 +478,7 @@ impl Store {
         // Readers keep a small one: a reader drops its whole cache whenever the database
         // changed since its last read. Both are part of Herald's memory budget (the README's
         // peak RSS figure), however large the queue grows.
-        let writer_holds = Histogram::new(WRITER_HOLD_BUCKETS.into_iter());
+        let writer_holds = Histogram::new(WRITER_HOLD_BUCKETS);
         let clock = WriterClock::new(writer_holds.clone());
         let (on_connect, on_acquire, on_release) = (clock.clone(), clock.clone(), clock);
         let writer = SqlitePoolOptions::new()
