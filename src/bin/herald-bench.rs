@@ -184,6 +184,25 @@ fn order_created(order_id: u64) -> Value {
         "total": {"amount": "149.90", "currency": "EUR"}}})
 }
 
+/// A series' value in a `/metrics` text (`name` with its labels), 0 when absent.
+fn metric_value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
+/// Posts one batch of events and checks it was accepted.
+async fn post_batch(client: &reqwest::Client, url: &str, key: &str, batch: &[Value]) {
+    let r = client
+        .post(url)
+        .bearer_auth(key)
+        .json(batch)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "batch: {}", r.status());
+}
+
 fn percentile_ms(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -271,14 +290,7 @@ impl Bench {
                     let batch: Vec<Value> = (0..n)
                         .map(|i| order_created((b * 1000 + i) as u64))
                         .collect();
-                    let r = client
-                        .post(&url)
-                        .bearer_auth(&key)
-                        .json(&batch)
-                        .send()
-                        .await
-                        .unwrap();
-                    assert!(r.status().is_success(), "batch: {}", r.status());
+                    post_batch(&client, &url, &key, &batch).await;
                 }
             }));
         }
@@ -478,22 +490,22 @@ impl Bench {
         })
     }
 
-    /// Group commits so far from `/metrics`: (commits, requests, seconds spent committing).
-    async fn group_commits(&self) -> (f64, f64, f64) {
-        let text = self
-            .client
+    /// Herald's `/metrics` text.
+    async fn metrics(&self) -> String {
+        self.client
             .get(format!("{}/metrics", self.herald))
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
-        let value = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
+            .unwrap()
+    }
+
+    /// Group commits so far from `/metrics`: (commits, requests, seconds spent committing).
+    async fn group_commits(&self) -> (f64, f64, f64) {
+        let text = self.metrics().await;
+        let value = |name: &str| metric_value(&text, name);
         (
             value("herald_publish_group_requests_count"),
             value("herald_publish_group_requests_sum"),

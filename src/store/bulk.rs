@@ -446,9 +446,7 @@ impl Store {
 /// else counted.
 pub async fn count_reached(tx: &mut Tx, change: &BulkChange) -> Result<i64> {
     let f = &change.filter;
-    let simple =
-        f.event_type.is_none() && f.channel.is_none() && f.since.is_none() && f.until.is_none();
-    if !simple {
+    if !f.counted() {
         let filter = DeliveryFilter {
             status: Some(change.status.clone()),
             ..f.clone()

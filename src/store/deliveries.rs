@@ -37,6 +37,16 @@ pub struct DeliveryFilter {
     pub until: Option<i64>,
 }
 
+impl DeliveryFilter {
+    /// Whether it names at most a status and an endpoint: what the counters can answer.
+    pub fn counted(&self) -> bool {
+        self.event_type.is_none()
+            && self.channel.is_none()
+            && self.since.is_none()
+            && self.until.is_none()
+    }
+}
+
 /// The state a leased delivery returns to unsent: held when its endpoint is disabled, else
 /// waiting as before.
 const RELEASED_STATUS: &str = "CASE
@@ -208,11 +218,7 @@ impl Store {
         filter: &DeliveryFilter,
         cap: i64,
     ) -> Result<i64> {
-        let counted = filter.event_type.is_none()
-            && filter.channel.is_none()
-            && filter.since.is_none()
-            && filter.until.is_none();
-        if counted {
+        if filter.counted() {
             return Ok(self
                 .status_counts(Some(shop_id))
                 .await?

@@ -99,28 +99,13 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    async fn metrics(&self) -> String {
-        self.b
-            .client
-            .get(format!("{}/metrics", self.b.herald))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
-
     /// A gauge of `/metrics`, e.g. `herald_queue_depth{status="held"}`.
     async fn gauge(&self, series: &str) -> f64 {
-        let text = self.metrics().await;
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
+        metric_value(&self.b.metrics().await, series)
     }
 
     async fn holds(&self) -> Vec<(f64, u64)> {
-        hold_buckets(&self.metrics().await)
+        hold_buckets(&self.b.metrics().await)
     }
 
     async fn set_enabled(&self, enabled: bool) -> f64 {
@@ -181,14 +166,7 @@ impl Run<'_> {
                             e
                         })
                         .collect();
-                    let r = client
-                        .post(&url)
-                        .bearer_auth(&key)
-                        .json(&batch)
-                        .send()
-                        .await
-                        .unwrap();
-                    assert!(r.status().is_success(), "batch: {}", r.status());
+                    post_batch(&client, &url, &key, &batch).await;
                 }
             }));
         }
