@@ -447,9 +447,9 @@ async fn worker(engine: &Engine, endpoint: &str, tx: &RecorderTx) {
             sleep_until_ms(at).await;
         }
         let id = job.delivery.id.clone();
-        run(engine, job, tx).await;
+        let recording = run(engine, job, tx).await;
         drop(permit);
-        engine.state().finished(&id);
+        engine.state().finished(&id, recording);
         engine.inner.wake.notify_one();
     }
 }
@@ -463,8 +463,9 @@ async fn sleep_until_ms(at: i64) {
 }
 
 /// One attempt, its global permit held by the caller: sends, decides, and passes the outcome
-/// to the recorder.
-async fn run(engine: &Engine, job: Job, tx: &RecorderTx) {
+/// to the recorder (true), or gives the job back unsent when its lease no longer covers an
+/// attempt (false).
+async fn run(engine: &Engine, job: Job, tx: &RecorderTx) -> bool {
     let Job {
         delivery: c,
         endpoint: ep,
@@ -475,7 +476,7 @@ async fn run(engine: &Engine, job: Job, tx: &RecorderTx) {
     if !lease_covers(&c, &ep, lease_ms, now_ms()) {
         let _ = engine.inner.store.release(&[c.lease()], now_ms()).await;
         engine.inner.announced.store(true, Ordering::SeqCst);
-        return;
+        return false;
     }
     let number = c.attempt_count + 1;
     let now = now_ms();
@@ -549,5 +550,5 @@ async fn run(engine: &Engine, job: Job, tx: &RecorderTx) {
             })
             .inc();
     }
-    let _ = tx.send((rec, act));
+    tx.send((rec, act)).is_ok()
 }

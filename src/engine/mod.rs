@@ -436,6 +436,16 @@ async fn recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver<(AttemptRecord
                 }
             }
         }
+        let was_behind = {
+            let mut st = engine.state();
+            let was = st.recorder_behind();
+            st.recorded(records.len());
+            was
+        };
+        if was_behind {
+            // Claiming paused for the recorder; it may go on.
+            inner.wake.notify_one();
+        }
         let mut activity = Vec::with_capacity(batch.len());
         for (rec, act) in batch {
             inner

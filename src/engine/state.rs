@@ -18,6 +18,11 @@ use std::collections::{HashMap, HashSet, VecDeque};
 pub(super) const PREFETCH_FACTOR: usize = 32;
 /// The node may have this many times the global concurrency leased.
 pub(super) const GLOBAL_FACTOR: usize = 8;
+/// Finished attempts the recorder may have waiting before claiming pauses: two record
+/// batches. Without the bound a store slower to write than the endpoints are to answer (a
+/// large PostgreSQL table) lets the recorder fall behind until leases run out under attempts
+/// already sent, and those deliveries are claimed and sent again.
+pub(super) const MAX_UNRECORDED: usize = 2_000;
 
 /// The limits the state's decisions follow.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +64,8 @@ pub(super) struct State {
     /// Rate limits (per second) of the endpoints that have one, as their rows last said; the
     /// send slots themselves come from the shared schedule in the store.
     limiters: HashMap<EndpointId, i64>,
+    /// Attempts handed to the recorder and not yet written.
+    unrecorded: usize,
 }
 
 impl State {
@@ -106,9 +113,24 @@ impl State {
         !self.workers.contains_key(endpoint) && !self.ready.contains_key(endpoint)
     }
 
-    /// Deliveries this node may lease now, across all endpoints.
+    /// Deliveries this node may lease now, across all endpoints: none while the recorder is
+    /// behind.
     pub fn global_room(&self, limits: &Limits) -> usize {
+        if self.recorder_behind() {
+            return 0;
+        }
         (limits.concurrency.max(1) * GLOBAL_FACTOR).saturating_sub(self.leased.len())
+    }
+
+    /// Whether the recorder has so many attempts waiting that nothing more is claimed (see
+    /// [`MAX_UNRECORDED`]).
+    pub fn recorder_behind(&self) -> bool {
+        self.unrecorded >= MAX_UNRECORDED
+    }
+
+    /// The recorder wrote `n` attempts.
+    pub fn recorded(&mut self, n: usize) {
+        self.unrecorded = self.unrecorded.saturating_sub(n);
     }
 
     /// Whether a claim query is worth running now: new work was announced, a timer fell due,
@@ -121,6 +143,9 @@ impl State {
         now: i64,
         limits: &Limits,
     ) -> bool {
+        if self.recorder_behind() {
+            return false;
+        }
         let room = self.global_room(limits);
         if room == 0 {
             // Full of read-ahead: still worth a claim for an endpoint with nothing leased,
@@ -148,6 +173,10 @@ impl State {
     /// the node's leases and keep a healthy endpoint's event waiting.
     pub fn read_ahead_to_give_back(&mut self, wanted: usize) -> Vec<LeaseRef> {
         let mut given = Vec::new();
+        if self.recorder_behind() {
+            // Nothing would be claimed in its place.
+            return given;
+        }
         while given.len() < wanted {
             let Some(queue) = self
                 .ready
@@ -188,9 +217,13 @@ impl State {
         }
     }
 
-    /// An attempt ended: its delivery is no longer held here.
-    pub fn finished(&mut self, delivery_id: &str) {
+    /// A job ended: its delivery is no longer held here. `recording` says whether its attempt
+    /// went to the recorder (a job given back unsent did not).
+    pub fn finished(&mut self, delivery_id: &str, recording: bool) {
         self.leased.remove(delivery_id);
+        if recording {
+            self.unrecorded += 1;
+        }
     }
 
     /// Every lease still held, and no job waiting any more (shutdown).
@@ -538,6 +571,36 @@ mod tests {
             state.worth_claiming(&claims, false, 1_000, &LIMITS),
             "an idle endpoint waits"
         );
+    }
+
+    #[test]
+    fn claiming_pauses_while_the_recorder_is_behind_and_goes_on_once_it_wrote() {
+        let mut state = State::default();
+        let claims = Claims::default();
+        for i in 0..MAX_UNRECORDED {
+            let j = job(&format!("d{i}"), "ep", 1);
+            state.note_leased([j.delivery.lease()]);
+            state.finished(&j.delivery.id, true);
+        }
+        assert!(state.recorder_behind());
+        assert_eq!(state.global_room(&LIMITS), 0);
+        assert!(
+            !state.worth_claiming(&claims, true, 1_000, &LIMITS),
+            "announced work waits for the recorder"
+        );
+        let j = job("ahead", "ep", 1);
+        state.note_leased([j.delivery.lease()]);
+        state.queue(j);
+        state.queue(job("ahead2", "ep", 1));
+        assert!(
+            state.read_ahead_to_give_back(1).is_empty(),
+            "nothing is given back for a claim that cannot run"
+        );
+        state.finished("unsent", false);
+        state.recorded(1_000);
+        assert!(!state.recorder_behind());
+        assert!(state.global_room(&LIMITS) > 0);
+        assert!(state.worth_claiming(&claims, true, 1_000, &LIMITS));
     }
 
     #[test]
