@@ -1570,3 +1570,155 @@ async fn a_corrupt_stored_setting_fails_loudly_instead_of_reading_as_empty() {
     let (status, body) = api.get(&format!("/endpoints/{id}")).await;
     assert_eq!(status, 500, "{body}");
 }
+
+/// Each attempt stores only what differs from the delivery's other attempts (timestamp,
+/// signature, the endpoint's own headers; a templated body), yet reads back as exactly the
+/// request the receiver got: the envelope and the headers the delivery names are rebuilt.
+#[tokio::test]
+async fn each_attempt_reads_back_as_the_exact_request_while_storing_only_what_differs() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let failing_first = |n: usize| {
+        let code = if n == 0 { 500 } else { 200 };
+        (code, vec![], "ok".to_string(), Duration::ZERO)
+    };
+    let envelope_rx = Receiver::start(failing_first).await;
+    let template_rx = Receiver::start(failing_first).await;
+    let no_retries = json!({"policy": "schedule", "delays_s": []});
+    let (_, envelope_ep) = api
+        .post("/endpoints", json!({"url": envelope_rx.url("/e"), "retry": no_retries,
+            "basic_auth": {"username": "u", "password": "p"}, "headers": {"X-Api-Token": "s3cret"}}))
+        .await;
+    let (code, template_ep) = api
+        .post("/endpoints", json!({"url": template_rx.url("/t"), "retry": no_retries,
+            "payload": {"content_type": "text/plain", "template": "Order {order_id}: {event_type}"}}))
+        .await;
+    assert_eq!(code, 201, "{template_ep}");
+    let (_, published) = api
+        .post(
+            "/events",
+            json!({"type": "order.created", "data": {"order_id": 7, "total": 1.5},
+            "channels": ["eu"]}),
+        )
+        .await;
+    let event_id = published["id"].as_str().unwrap();
+    let deliveries: Vec<String> = published["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect();
+    for d in &deliveries {
+        api.wait_status(d, "failed", 5).await;
+        let (code, _) = api.post(&format!("/deliveries/{d}/retry"), json!({})).await;
+        assert_eq!(code, 202);
+        api.wait_status(d, "succeeded", 5).await;
+    }
+
+    for (rx, ep, form) in [
+        (&envelope_rx, &envelope_ep, 2),
+        (&template_rx, &template_ep, 1),
+    ] {
+        let secret = ep["secret"].as_str().unwrap();
+        let got = rx.wait_for(2, 5).await;
+        let delivery = got[0].headers["x-herald-delivery"].to_str().unwrap();
+        let (_, d) = api.get(&format!("/deliveries/{delivery}")).await;
+        let attempts = d["attempts"].as_array().unwrap();
+        assert_eq!(attempts.len(), 2, "{d}");
+        for (sent, attempt) in got.iter().zip(attempts) {
+            let request = &attempt["request"];
+            assert_eq!(request["body"], sent.body.as_str(), "{attempt}");
+            let recorded = request["headers"].as_object().unwrap();
+            for name in [
+                "content-type",
+                "user-agent",
+                "webhook-id",
+                "webhook-timestamp",
+                "webhook-signature",
+                "x-herald-event-type",
+                "x-herald-delivery",
+                "x-herald-attempt",
+            ] {
+                assert_eq!(
+                    recorded[name],
+                    sent.headers[name].to_str().unwrap(),
+                    "{name}: {attempt}"
+                );
+            }
+            let masked = recorded
+                .iter()
+                .filter(|(_, v)| v.as_str().unwrap().contains('•'));
+            assert_eq!(
+                masked.count(),
+                if form == 2 { 2 } else { 0 },
+                "{recorded:?}"
+            );
+            let ts: i64 = recorded["webhook-timestamp"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let signature = recorded["webhook-signature"].as_str().unwrap();
+            assert!(
+                herald::engine::signing::verify(
+                    secret,
+                    event_id,
+                    ts,
+                    request["body"].as_str().unwrap().as_bytes(),
+                    signature
+                ),
+                "the body read back is the one signed"
+            );
+        }
+        assert_eq!(attempts[1]["request"]["headers"]["x-herald-attempt"], "2");
+
+        let stored: Vec<(i64, String, String)> =
+            herald::with_raw_pool!(app.service.store, |pool, d| {
+                sqlx::query_as(&d.sql(
+                    "SELECT request_form, request_headers, request_body FROM attempts
+                 WHERE delivery_id = ? ORDER BY number",
+                ))
+                .bind(delivery)
+                .fetch_all(pool)
+                .await
+                .unwrap()
+            });
+        for (stored_form, headers, body) in &stored {
+            assert_eq!(*stored_form, form);
+            for derived in [
+                "webhook-id",
+                "x-herald-delivery",
+                "x-herald-attempt",
+                "x-herald-event-type",
+            ] {
+                assert!(!headers.contains(derived), "{derived} stored: {headers}");
+            }
+            assert!(!headers.contains("s3cret"), "a secret stored: {headers}");
+            assert_eq!(body.is_empty(), form == 2, "{body}");
+        }
+    }
+    assert_eq!(template_rx.requests()[1].body, "Order 7: order.created");
+
+    // An event with an entity key may be replaced in its waiting delivery by a newer one, so
+    // its attempts keep the request as sent.
+    let (_, keyed) = api
+        .post(
+            "/events",
+            json!({"type": "order.updated", "data": {"v": 1}, "entity_key": "order-7"}),
+        )
+        .await;
+    let d = keyed["deliveries"][0].as_str().unwrap();
+    api.wait_status(d, "succeeded", 5).await;
+    let (_, shown) = api.get(&format!("/deliveries/{d}")).await;
+    let sent = envelope_rx.requests().last().unwrap().clone();
+    assert_eq!(shown["attempts"][0]["request"]["body"], sent.body.as_str());
+    let form: i64 = herald::with_raw_pool!(app.service.store, |pool, q| {
+        sqlx::query_scalar(&q.sql("SELECT request_form FROM attempts WHERE delivery_id = ?"))
+            .bind(d)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(form, 0);
+}

@@ -1,10 +1,11 @@
 //! One attempt, start to finish: build the request (body, headers, signatures), send it, and
 //! decide what the outcome means for the delivery and its endpoint.
 
+use super::recorded::{self, Origin, RequestForm, Stored};
 use super::retry::{next_delay, parse_retry_after, RetryPolicy};
 use super::sender::{Outcome, Prepared};
 use super::signing;
-use super::template::{default_envelope, render, ContentType, EventContext};
+use super::template::{envelope_of, render, with_event, ContentType};
 use crate::store::attempts::{AttemptRecord, EndpointEffect};
 use crate::store::deliveries::Claimed;
 use crate::store::endpoints::EndpointRow;
@@ -41,25 +42,48 @@ pub struct Secrets {
     pub headers: Vec<(String, String)>,
 }
 
+/// A request body and how it was made.
+pub struct Body {
+    pub content_type: ContentType,
+    pub text: String,
+    /// The event's default envelope (no template): rebuilt from the event when read back.
+    pub envelope: bool,
+}
+
 /// The request body for an event at an endpoint: its template rendered, or the default envelope.
-pub fn body_for(endpoint: &EndpointRow, event: &EventRow) -> (ContentType, String) {
-    let data: serde_json::Value = serde_json::from_str(&event.data).unwrap_or_default();
-    let channels = &event.channels.0;
-    let ctx = EventContext {
-        event_id: &event.id,
-        event_type: &event.event_type,
-        timestamp: event.created_at / 1000,
-        channels,
-        data: &data,
-    };
-    let ct = ContentType::parse(&endpoint.content_type).unwrap_or_default();
+pub fn body_for(endpoint: &EndpointRow, event: &EventRow) -> Body {
     match endpoint
         .template
         .as_deref()
         .filter(|t| !t.trim().is_empty())
     {
-        Some(t) => (ct, render(t, ct, &ctx)),
-        None => (ContentType::Json, default_envelope(&ctx)),
+        Some(t) => {
+            let ct = ContentType::parse(&endpoint.content_type).unwrap_or_default();
+            let text = with_event(
+                &event.id,
+                &event.event_type,
+                event.created_at,
+                &event.channels,
+                &event.data,
+                |ctx| render(t, ct, ctx),
+            );
+            Body {
+                content_type: ct,
+                text,
+                envelope: false,
+            }
+        }
+        None => Body {
+            content_type: ContentType::Json,
+            text: envelope_of(
+                &event.id,
+                &event.event_type,
+                event.created_at,
+                &event.channels,
+                &event.data,
+            ),
+            envelope: true,
+        },
     }
 }
 
@@ -72,10 +96,14 @@ pub fn prepare(
     now_ms: i64,
 ) -> Prepared {
     use base64::Engine as _;
-    let (ct, body) = body_for(endpoint, event);
+    let Body {
+        content_type,
+        text: body,
+        envelope,
+    } = body_for(endpoint, event);
     let ts = now_ms / 1000;
     let mut headers = vec![
-        ("content-type".to_string(), ct.mime().to_string()),
+        ("content-type".to_string(), content_type.mime().to_string()),
         ("user-agent".to_string(), USER_AGENT.to_string()),
         ("webhook-id".to_string(), event.id.to_string()),
         ("webhook-timestamp".to_string(), ts.to_string()),
@@ -104,6 +132,7 @@ pub fn prepare(
         headers,
         secret_headers,
         body,
+        envelope,
         timeout: Duration::from_millis(endpoint.timeout_ms.clamp(100, 60_000) as u64),
     }
 }
@@ -111,7 +140,15 @@ pub fn prepare(
 /// Headers as stored with an attempt: exactly what was sent, but the authorization value and
 /// those of `secret` (the endpoint's extra headers) are masked.
 pub fn headers_json(headers: &[(String, String)], secret: &[String]) -> String {
-    let map: serde_json::Map<String, serde_json::Value> = headers
+    serde_json::Value::Object(masked_headers(headers, secret)).to_string()
+}
+
+/// Headers by name, the authorization value and those of `secret` masked.
+fn masked_headers(
+    headers: &[(String, String)],
+    secret: &[String],
+) -> serde_json::Map<String, serde_json::Value> {
+    headers
         .iter()
         .map(|(k, v)| {
             let v = if k.eq_ignore_ascii_case("authorization") {
@@ -123,8 +160,7 @@ pub fn headers_json(headers: &[(String, String)], secret: &[String]) -> String {
             };
             (k.clone(), serde_json::Value::String(v.to_string()))
         })
-        .collect();
-    serde_json::Value::Object(map).to_string()
+        .collect()
 }
 
 /// An endpoint URL as alerts and logs show it: without its query string (which often carries
@@ -140,6 +176,32 @@ pub fn display_url(url: &str) -> String {
         }
         Err(_) => url.split(['?', '#']).next().unwrap_or_default().to_string(),
     }
+}
+
+/// The request as the attempt stores it. An event with an entity key is stored as sent: a
+/// newer event with the same key may take over its waiting delivery, and the delivery would
+/// then name another event than the one this attempt carried.
+fn recorded_request(delivery: &Claimed, event: &EventRow, number: i64, req: &Prepared) -> Stored {
+    let headers = masked_headers(&req.headers, &req.secret_headers);
+    if event.entity_key.is_some() || delivery.event_id != event.id {
+        return Stored {
+            form: RequestForm::AsSent,
+            headers: serde_json::Value::Object(headers).to_string(),
+            body: req.body.clone(),
+        };
+    }
+    let origin = Origin {
+        event_id: &event.id,
+        event_type: &event.event_type,
+        delivery_id: &delivery.id,
+        number,
+    };
+    recorded::compact(
+        headers,
+        &req.body,
+        req.envelope.then_some(req.body.as_str()),
+        &origin,
+    )
 }
 
 /// Sets the record's effect to disabling (or deleting) the endpoint, with its alert.
@@ -168,12 +230,14 @@ fn deactivate(rec: &mut AttemptRecord, endpoint: &EndpointRow, delete: bool, rea
 pub fn decide(
     endpoint: &EndpointRow,
     delivery: &Claimed,
-    event_type: &str,
+    event: &EventRow,
     number: i64,
     req: &Prepared,
     out: &Outcome,
     now_ms: i64,
 ) -> AttemptRecord {
+    let event_type = event.event_type.as_str();
+    let request = recorded_request(delivery, event, number, req);
     let mut rec = AttemptRecord {
         shop_id: delivery.shop_id.clone(),
         delivery_id: delivery.id.clone(),
@@ -184,8 +248,9 @@ pub fn decide(
         error_kind: out.error_kind.map(str::to_string),
         error_message: out.error_message.clone(),
         duration_ms: out.duration.as_millis() as i64,
-        request_headers: headers_json(&req.headers, &req.secret_headers),
-        request_body: req.body.clone(),
+        request_form: request.form as i64,
+        request_headers: request.headers,
+        request_body: request.body,
         response_headers: out.status.map(|_| headers_json(&out.headers, &[])),
         response_body: out.status.map(|_| out.body.clone()),
         at: now_ms,

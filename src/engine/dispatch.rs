@@ -520,7 +520,7 @@ async fn run(engine: &Engine, job: Job, tx: &RecorderTx) -> bool {
             (req, out)
         }
     };
-    let mut rec = attempt::decide(&ep, &c, &ev.event_type, number, &req, &out, now_ms());
+    let mut rec = attempt::decide(&ep, &c, &ev, number, &req, &out, now_ms());
     if rec.alert.is_none() {
         rec.alert = secret_alert;
     }

@@ -11,6 +11,7 @@ mod dispatch;
 pub mod guard;
 pub mod metrics;
 mod recent;
+pub mod recorded;
 pub mod retry;
 pub mod sender;
 pub mod signing;

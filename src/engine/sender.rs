@@ -18,6 +18,8 @@ pub struct Prepared {
     /// Names of the headers whose values are secret (masked when the attempt is recorded).
     pub secret_headers: Vec<String>,
     pub body: String,
+    /// The body is the event's default envelope (recorded attempts leave it out).
+    pub envelope: bool,
     pub timeout: Duration,
 }
 

@@ -122,6 +122,44 @@ pub fn default_envelope(ctx: &EventContext) -> String {
     serde_json::to_string(&envelope).expect("the envelope always serializes")
 }
 
+/// An event's default envelope from its stored fields: sending builds it this way, and so
+/// does reading back an attempt that stored it as the envelope.
+pub fn envelope_of(
+    id: &str,
+    event_type: &str,
+    created_at_ms: i64,
+    channels: &[String],
+    data: &str,
+) -> String {
+    with_event(
+        id,
+        event_type,
+        created_at_ms,
+        channels,
+        data,
+        default_envelope,
+    )
+}
+
+/// Runs `f` on an event's context, its data parsed from the stored JSON.
+pub fn with_event<T>(
+    id: &str,
+    event_type: &str,
+    created_at_ms: i64,
+    channels: &[String],
+    data: &str,
+    f: impl FnOnce(&EventContext) -> T,
+) -> T {
+    let data: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+    f(&EventContext {
+        event_id: id,
+        event_type,
+        timestamp: created_at_ms / 1000,
+        channels,
+        data: &data,
+    })
+}
+
 /// Formats unix seconds as an RFC 3339 UTC timestamp (`2021-02-25T15:02:10Z`), the form most
 /// receivers parse without configuration. Done by hand to avoid a date crate for one format.
 pub fn rfc3339(unix: i64) -> String {

@@ -362,7 +362,7 @@ impl Service {
             .event(shop_id, id)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("No event with id {id}.")))?;
-        let deliveries = self.store.deliveries_of_event(shop_id, id).await?;
+        let deliveries = self.store.deliveries_of_event(shop_id, &ev).await?;
         Ok(EventView {
             id: ev.id.into(),
             event_type: ev.event_type,

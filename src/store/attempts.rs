@@ -2,7 +2,10 @@
 //! state, the endpoint's health and any alert, in batched transactions.
 
 use super::{in_tx, on_reader, Result, Store};
-use crate::ids::{AlertId, DeliveryId, EndpointId, ShopId};
+use crate::engine::recorded::{self, Origin, RequestForm, Stored};
+use crate::engine::template::envelope_of;
+use crate::ids::{AlertId, DeliveryId, EndpointId, EventId, ShopId};
+use sqlx::types::Json;
 use sqlx::QueryBuilder;
 
 /// What an attempt's outcome does to its endpoint.
@@ -30,6 +33,9 @@ pub struct AttemptRecord {
     pub error_kind: Option<String>,
     pub error_message: Option<String>,
     pub duration_ms: i64,
+    /// How the request is stored (`engine::recorded::RequestForm`): its derived parts are left
+    /// out of `request_headers` and `request_body` and rebuilt when read.
+    pub request_form: i64,
     pub request_headers: String,
     pub request_body: String,
     pub response_headers: Option<String>,
@@ -76,7 +82,8 @@ async fn add_hourly_counts(tx: &mut super::Tx, batch: &[AttemptRecord]) -> Resul
     Ok(())
 }
 
-#[derive(sqlx::FromRow, Debug, Clone)]
+/// An attempt with its request exactly as sent.
+#[derive(Debug, Clone)]
 pub struct AttemptRow {
     pub id: i64,
     pub delivery_id: DeliveryId,
@@ -93,9 +100,86 @@ pub struct AttemptRow {
     pub at: i64,
 }
 
-const COLUMNS: &str =
-    "id, delivery_id, endpoint_id, number, status_code, error_kind, error_message,
-    duration_ms, request_headers, request_body, response_headers, response_body, at";
+/// An attempt as stored, beside what rebuilding its request takes: its delivery's event,
+/// whose fields are read only for an attempt that left out the envelope.
+#[derive(sqlx::FromRow)]
+struct StoredAttempt {
+    id: i64,
+    delivery_id: DeliveryId,
+    endpoint_id: EndpointId,
+    number: i64,
+    status_code: Option<i64>,
+    error_kind: Option<String>,
+    error_message: Option<String>,
+    duration_ms: i64,
+    request_form: i64,
+    request_headers: String,
+    request_body: String,
+    response_headers: Option<String>,
+    response_body: Option<String>,
+    at: i64,
+    event_id: EventId,
+    event_type: String,
+    event_channels: Option<Json<Vec<String>>>,
+    event_data: Option<String>,
+    event_created_at: Option<i64>,
+}
+
+/// The columns of a `StoredAttempt`: attempts `a` joined to their deliveries `d`.
+const STORED_ATTEMPT: &str = "SELECT a.id, a.delivery_id, a.endpoint_id, a.number, a.status_code,
+    a.error_kind, a.error_message, a.duration_ms, a.request_form, a.request_headers,
+    a.request_body, a.response_headers, a.response_body, a.at, d.event_id, d.event_type,
+    e.channels AS event_channels, e.data AS event_data, e.created_at AS event_created_at
+    FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+    LEFT JOIN events e ON a.request_form = 2 AND e.shop_id = d.shop_id AND e.id = d.event_id";
+
+impl StoredAttempt {
+    /// The attempt with its request exactly as sent.
+    fn read(self) -> AttemptLogRow {
+        let origin = Origin {
+            event_id: &self.event_id,
+            event_type: &self.event_type,
+            delivery_id: &self.delivery_id,
+            number: self.number,
+        };
+        let stored = Stored {
+            form: RequestForm::from_stored(self.request_form),
+            headers: self.request_headers,
+            body: self.request_body,
+        };
+        let (request_headers, request_body) = recorded::expand(stored, &origin, || {
+            match (
+                &self.event_channels,
+                &self.event_data,
+                self.event_created_at,
+            ) {
+                (Some(channels), Some(data), Some(created_at)) => {
+                    envelope_of(&self.event_id, &self.event_type, created_at, channels, data)
+                }
+                // The event outlives its deliveries (retention), so this is not reached.
+                _ => String::new(),
+            }
+        });
+        AttemptLogRow {
+            attempt: AttemptRow {
+                id: self.id,
+                delivery_id: self.delivery_id,
+                endpoint_id: self.endpoint_id,
+                number: self.number,
+                status_code: self.status_code,
+                error_kind: self.error_kind,
+                error_message: self.error_message,
+                duration_ms: self.duration_ms,
+                request_headers,
+                request_body,
+                response_headers: self.response_headers,
+                response_body: self.response_body,
+                at: self.at,
+            },
+            event_type: self.event_type,
+        }
+    }
+}
 
 impl Store {
     /// Records a batch of attempts in one transaction (SQLite has one writer: batching is
@@ -145,7 +229,8 @@ impl Store {
             in_tx!(&mut tx, |c, _d| {
                 let mut qb = QueryBuilder::new(
                 "INSERT INTO attempts (shop_id, delivery_id, endpoint_id, number, status_code, error_kind,
-                 error_message, duration_ms, request_headers, request_body, response_headers, response_body, at)
+                 error_message, duration_ms, request_form, request_headers, request_body, response_headers,
+                 response_body, at)
                  SELECT v.* FROM (",
             );
                 qb.push_values(chunk, |mut b, r| {
@@ -157,6 +242,7 @@ impl Store {
                         .push_bind(&r.error_kind)
                         .push_bind(&r.error_message)
                         .push_bind(r.duration_ms)
+                        .push_bind(r.request_form)
                         .push_bind(&r.request_headers)
                         .push_bind(&r.request_body)
                         .push_bind(&r.response_headers)
@@ -288,22 +374,22 @@ impl Store {
         shop_id: &ShopId,
         delivery_id: &DeliveryId,
     ) -> Result<Vec<AttemptRow>> {
-        on_reader!(self, |pool, d| {
-            Ok(sqlx::query_as(&d.sql(&format!(
-            "SELECT {COLUMNS} FROM attempts WHERE shop_id = ? AND delivery_id = ? ORDER BY number, id"
-        )))
-        .bind(shop_id)
-        .bind(delivery_id)
-        .fetch_all(pool)
-        .await?)
-        })
+        let rows: Vec<StoredAttempt> = on_reader!(self, |pool, d| {
+            sqlx::query_as(&d.sql(&format!(
+                "{STORED_ATTEMPT} WHERE a.shop_id = ? AND a.delivery_id = ? ORDER BY a.number, a.id"
+            )))
+            .bind(shop_id)
+            .bind(delivery_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(|a| a.read().attempt).collect())
     }
 }
 
 /// An attempt with its delivery's event type, for the Logs page.
-#[derive(sqlx::FromRow, Debug, Clone)]
+#[derive(Debug, Clone)]
 pub struct AttemptLogRow {
-    #[sqlx(flatten)]
     pub attempt: AttemptRow,
     pub event_type: String,
 }
@@ -316,37 +402,32 @@ impl Store {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<AttemptLogRow>> {
-        on_reader!(self, |pool, d| {
-            Ok(sqlx::query_as(&d.sql(
-                "SELECT a.id, a.delivery_id, a.endpoint_id, a.number, a.status_code, a.error_kind,
-             a.error_message, a.duration_ms, a.request_headers, a.request_body, a.response_headers,
-             a.response_body, a.at, d.event_type
-             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-             WHERE a.shop_id = ? AND (? IS NULL OR a.id < ?) ORDER BY a.id DESC LIMIT ?",
-            ))
+        let rows: Vec<StoredAttempt> = on_reader!(self, |pool, d| {
+            sqlx::query_as(&d.sql(&format!(
+                "{STORED_ATTEMPT} WHERE a.shop_id = ? AND (? IS NULL OR a.id < ?)
+                 ORDER BY a.id DESC LIMIT ?"
+            )))
             .bind(shop_id)
             .bind(before)
             .bind(before)
             .bind(limit)
             .fetch_all(pool)
-            .await?)
-        })
+            .await?
+        });
+        Ok(rows.into_iter().map(StoredAttempt::read).collect())
     }
 
     pub async fn attempt(&self, shop_id: &ShopId, id: i64) -> Result<Option<AttemptLogRow>> {
-        on_reader!(self, |pool, d| {
-            Ok(sqlx::query_as(&d.sql(
-                "SELECT a.id, a.delivery_id, a.endpoint_id, a.number, a.status_code, a.error_kind,
-             a.error_message, a.duration_ms, a.request_headers, a.request_body, a.response_headers,
-             a.response_body, a.at, d.event_type
-             FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-             WHERE a.shop_id = ? AND a.id = ?",
-            ))
+        let row: Option<StoredAttempt> = on_reader!(self, |pool, d| {
+            sqlx::query_as(&d.sql(&format!(
+                "{STORED_ATTEMPT} WHERE a.shop_id = ? AND a.id = ?"
+            )))
             .bind(shop_id)
             .bind(id)
             .fetch_optional(pool)
-            .await?)
-        })
+            .await?
+        });
+        Ok(row.map(StoredAttempt::read))
     }
 
     /// Per endpoint of a shop: attempts since `since` and how many succeeded, from the

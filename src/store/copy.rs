@@ -182,6 +182,7 @@ const TABLES: &[Table] = &[
             ("error_kind", Text),
             ("error_message", Text),
             ("duration_ms", Int),
+            ("request_form", Int),
             ("request_headers", Text),
             ("request_body", Text),
             ("response_headers", Text),

@@ -1,5 +1,5 @@
 //! Counters that pages and scrapes read instead of counting deliveries, events or attempts
-//! (see `migrations/sqlite/0010_counters.sql` for the names). Triggers keep the delivery
+//! (see `migrations/sqlite/0010_counters_and_bulk_changes.sql` for the names). Triggers keep the delivery
 //! counts; publishing and recording attempts add their hourly counts in their own
 //! transactions. On PostgreSQL every addition is a row appended to `count_deltas`, folded into
 //! `counters` every second ([`Store::fold_counters`]); readers add up both tables.

@@ -253,20 +253,30 @@ impl Store {
         })
     }
 
+    /// The deliveries an event lists (it keeps the list up to date, so no index leads from
+    /// an event to its deliveries).
     pub async fn deliveries_of_event(
         &self,
         shop_id: &ShopId,
-        event_id: &EventId,
+        event: &super::events::EventRow,
     ) -> Result<Vec<DeliveryRow>> {
-        on_reader!(self, |pool, d| {
-            Ok(sqlx::query_as(&d.sql(&format!(
-                "SELECT {COLUMNS} FROM deliveries WHERE shop_id = ? AND event_id = ? ORDER BY id"
-            )))
-            .bind(shop_id)
-            .bind(event_id)
-            .fetch_all(pool)
-            .await?)
-        })
+        let ids: Vec<DeliveryId> = serde_json::from_str(&event.deliveries)?;
+        let mut rows: Vec<DeliveryRow> = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            on_reader!(self, |pool, _d| {
+                let mut qb =
+                    QueryBuilder::new(format!("SELECT {COLUMNS} FROM deliveries WHERE shop_id = "));
+                qb.push_bind(shop_id).push(" AND id IN (");
+                let mut list = qb.separated(", ");
+                for id in chunk {
+                    list.push_bind(id);
+                }
+                qb.push(")");
+                rows.extend(qb.build_query_as().fetch_all(pool).await?);
+            })
+        }
+        rows.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        Ok(rows)
     }
 
     /// Queues a delivery again now. Allowed from any final state (succeeded, failed,

@@ -92,6 +92,12 @@ impl Store {
         on_writer!(self, |pool, d| {
             // A row's own address: SQLite's rowid, PostgreSQL's ctid.
             let rowid = d.pick("rowid", "ctid");
+            // The deliveries an event lists (it keeps the list up to date when a newer event
+            // takes one over): an event goes only once none of them is left.
+            let listed = d.pick(
+                "SELECT value FROM json_each(e.deliveries)",
+                "SELECT jsonb_array_elements_text(e.deliveries::jsonb)",
+            );
             let logs_cutoff = now - r.logs_ms;
             let failed_cutoff = now - r.failed_ms;
             let mut out = Purged::default();
@@ -126,7 +132,7 @@ impl Store {
                 &format!(
                     "DELETE FROM events WHERE {rowid} IN (SELECT e.{rowid} FROM events e
                      WHERE e.shop_id = ?1 AND e.created_at < ?2 AND NOT EXISTS (SELECT 1 FROM deliveries d
-                       WHERE d.shop_id = e.shop_id AND d.event_id = e.id)
+                       WHERE d.id IN ({listed}))
                      ORDER BY e.created_at LIMIT ?3)"
                 ),
                 shop_id,
