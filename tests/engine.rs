@@ -310,3 +310,54 @@ async fn secrets_that_do_not_open_send_nothing_and_say_why() {
     let message = format!("{:#}", refused.err().expect("refuses to start"));
     assert!(message.contains("secret key does not open"), "{message}");
 }
+
+/// PostgreSQL plans by its statistics, which autovacuum takes a minute late by default: the
+/// engine takes them itself once a burst changed a table by a fifth, so the queue pages after
+/// a million published are planned for a million. (SQLite's queries name their index.)
+#[tokio::test]
+async fn a_burst_of_deliveries_gets_fresh_planner_statistics_on_postgres() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let rx = Receiver::ok().await;
+    let (code, _) = api
+        .post("/endpoints", json!({"url": rx.url("/"), "enabled": false}))
+        .await;
+    assert_eq!(code, 201);
+    for batch in 0..12 {
+        let events: Vec<_> = (0..1000)
+            .map(|i| json!({"type": "order.created", "data": {"n": batch * 1000 + i}}))
+            .collect();
+        let (code, body) = api.post("/events/batch", json!(events)).await;
+        assert_eq!(code, 202, "{body}");
+    }
+    if !on_postgres() {
+        assert!(app
+            .service
+            .store
+            .refresh_statistics()
+            .await
+            .unwrap()
+            .is_empty());
+        return;
+    }
+    let analyzed = || async {
+        herald::with_raw_pool!(app.service.store, |pool, _d| {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables
+                 WHERE relname = 'deliveries' AND schemaname = current_schema()",
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap()
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !analyzed().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "12,000 new deliveries and no ANALYZE after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -621,7 +621,8 @@ async fn main() {
         let events = arg("--events")
             .and_then(|v| v.parse().ok())
             .unwrap_or(1_000_000);
-        scale::run(&herald_bin, &client, &receiver, events).await;
+        let only_postgres = arg("--store").as_deref() == Some("postgres");
+        scale::run(&herald_bin, &client, &receiver, events, only_postgres).await;
         return;
     }
     let (b, herald, dir) = launch(&herald_bin, &client, &receiver, &[]).await;

@@ -391,8 +391,15 @@ impl Drop for StopOnDrop {
 /// Where workers hand finished attempts to the recorder.
 type RecorderTx = mpsc::UnboundedSender<(AttemptRecord, Activity)>;
 
-/// Most attempts written in one transaction.
-const RECORD_BATCH: usize = 1000;
+/// Most attempts written in one transaction, by store: enough to keep the commits per second
+/// few; on SQLite few enough that a batch holds the one writer well under the 50 ms a publish
+/// may wait (PostgreSQL's writers do not wait for one another, and a round trip costs more).
+fn record_batch(store: &crate::store::Store) -> usize {
+    match store.dialect() {
+        crate::store::Dialect::Sqlite => 250,
+        crate::store::Dialect::Postgres => 1000,
+    }
+}
 
 /// Writes finished attempts in batches; retries a failed write rather than losing it.
 ///
@@ -400,10 +407,11 @@ const RECORD_BATCH: usize = 1000;
 /// transaction per handful of attempts would keep the one writer from claiming.
 async fn recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver<(AttemptRecord, Activity)>) {
     let inner = &engine.inner;
+    let most = record_batch(&inner.store);
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         for round in 0..2 {
-            while batch.len() < RECORD_BATCH {
+            while batch.len() < most {
                 match rx.try_recv() {
                     Ok(item) => batch.push(item),
                     Err(_) => break,
@@ -545,11 +553,13 @@ async fn bulk_worker(engine: Engine) {
 }
 
 /// Keeps the counters pages read: on PostgreSQL folds the deltas every transaction appended
-/// into the counter rows every second (the deltas a reader adds up stay few), and prunes
-/// hourly counters past the dashboard's week every ten minutes (both stores).
+/// into the counter rows every second (the deltas a reader adds up stay few), refreshes the
+/// planner statistics of tables that grew in a burst every five seconds, and prunes hourly
+/// counters past the dashboard's week every ten minutes (both stores).
 async fn counter_keeper(engine: Engine) {
     const FOLD_EVERY: Duration = Duration::from_secs(1);
     const PRUNE_EVERY: u32 = 600;
+    const STATISTICS_EVERY: u32 = 5;
     let mut shutdown = engine.inner.shutdown.subscribe();
     let mut rounds = 0u32;
     loop {
@@ -561,6 +571,15 @@ async fn counter_keeper(engine: Engine) {
             tracing::warn!(error = %e, "could not fold the counters");
         }
         rounds = rounds.wrapping_add(1);
+        if rounds % STATISTICS_EVERY == 0 {
+            match engine.inner.store.refresh_statistics().await {
+                Ok(t) if !t.is_empty() => {
+                    tracing::debug!(tables = ?t, "planner statistics refreshed")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not refresh the planner statistics"),
+            }
+        }
         if rounds % PRUNE_EVERY == 1 {
             if let Err(e) = engine.inner.store.prune_counters(now_ms()).await {
                 tracing::warn!(error = %e, "could not prune the counters");

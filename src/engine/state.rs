@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 pub(super) const PREFETCH_FACTOR: usize = 32;
 /// The node may have this many times the global concurrency leased.
 pub(super) const GLOBAL_FACTOR: usize = 8;
-/// Finished attempts the recorder may have waiting before claiming pauses: two record
+/// Finished attempts the recorder may have waiting before claiming pauses: a few record
 /// batches. Without the bound a store slower to write than the endpoints are to answer (a
 /// large PostgreSQL table) lets the recorder fall behind until leases run out under attempts
 /// already sent, and those deliveries are claimed and sent again.
