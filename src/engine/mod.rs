@@ -571,7 +571,7 @@ async fn counter_keeper(engine: Engine) {
             tracing::warn!(error = %e, "could not fold the counters");
         }
         rounds = rounds.wrapping_add(1);
-        if rounds % STATISTICS_EVERY == 0 {
+        if rounds.is_multiple_of(STATISTICS_EVERY) {
             match engine.inner.store.refresh_statistics().await {
                 Ok(t) if !t.is_empty() => {
                     tracing::debug!(tables = ?t, "planner statistics refreshed")
