@@ -21,7 +21,7 @@ pub mod users;
 use prometheus_client::metrics::histogram::Histogram;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
+use sqlx::{ConnectOptions, PgPool, Postgres, Sqlite, SqlitePool};
 use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
@@ -91,6 +91,10 @@ pub enum SqliteSync {
 /// pages into the database file and syncing it are off the writer's path; this is the
 /// safety net for when nothing else does (the command line, a stalled checkpointer).
 const WRITER_CHECKPOINT_PAGES: u32 = 16_384;
+
+/// A statement on SQLite's writer taking longer than this is logged (at debug, target
+/// `sqlx::query`): every other write waited for it.
+const WRITER_SLOW_STATEMENT: Duration = Duration::from_millis(50);
 
 /// SQLite's page cache of the writer and of each of the eight readers, in KiB.
 const WRITER_CACHE_KIB: u32 = 16 * 1024;
@@ -501,7 +505,12 @@ impl Store {
                 options
                     .clone()
                     .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
-                    .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string()),
+                    .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string())
+                    // Every write waits while one statement runs: one that holds the writer
+                    // past what a publish should wait is named (`sqlx::query=debug`), the
+                    // rest stay at trace.
+                    .log_statements(log::LevelFilter::Trace)
+                    .log_slow_statements(log::LevelFilter::Debug, WRITER_SLOW_STATEMENT),
             )
             .await?;
         let pool = SqlitePoolOptions::new()
