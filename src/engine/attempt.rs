@@ -1,7 +1,7 @@
 //! One attempt, start to finish: build the request (body, headers, signatures), send it, and
 //! decide what the outcome means for the delivery and its endpoint.
 
-use super::recorded::{self, Origin, RequestForm, Stored};
+use super::recorded::{self, Origin, Stored};
 use super::retry::{next_delay, parse_retry_after, RetryPolicy};
 use super::sender::{Outcome, Prepared};
 use super::signing;
@@ -178,20 +178,17 @@ pub fn display_url(url: &str) -> String {
     }
 }
 
-/// The request as the attempt stores it. An event with an entity key is stored as sent: a
-/// newer event with the same key may take over its waiting delivery, and the delivery would
-/// then name another event than the one this attempt carried.
+/// The request as the attempt stores it, its derived parts named by the delivery as reading
+/// it back will name them. An event with an entity key is stored as sent: a newer event with
+/// the same key may take over its waiting delivery, and the delivery would then name another
+/// event than the one this attempt carried.
 fn recorded_request(delivery: &Claimed, event: &EventRow, number: i64, req: &Prepared) -> Stored {
     let headers = masked_headers(&req.headers, &req.secret_headers);
-    if event.entity_key.is_some() || delivery.event_id != event.id {
-        return Stored {
-            form: RequestForm::AsSent,
-            headers: serde_json::Value::Object(headers).to_string(),
-            body: req.body.clone(),
-        };
+    if event.entity_key.is_some() {
+        return Stored::as_sent(headers, &req.body);
     }
     let origin = Origin {
-        event_id: &event.id,
+        event_id: &delivery.event_id,
         event_type: &event.event_type,
         delivery_id: &delivery.id,
         number,

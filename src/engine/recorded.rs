@@ -16,7 +16,7 @@ pub enum RequestForm {
     /// Headers and body as sent (attempts written before compact forms, or anything that
     /// does not rebuild exactly).
     AsSent = 0,
-    /// The derived headers (`DERIVED_HEADERS`) are left out; the body is as sent.
+    /// The derived headers (`Origin::derived`) are left out; the body is as sent.
     Compact = 1,
     /// As `Compact`, and the body is the event's default envelope with its JSON content type,
     /// both left out.
@@ -33,14 +33,6 @@ impl RequestForm {
     }
 }
 
-/// The headers every attempt's request carries that the delivery names by itself.
-pub const DERIVED_HEADERS: [&str; 4] = [
-    "webhook-id",
-    "x-herald-event-type",
-    "x-herald-delivery",
-    "x-herald-attempt",
-];
-
 /// What the derived parts of a request are made of.
 pub struct Origin<'a> {
     pub event_id: &'a str,
@@ -50,6 +42,7 @@ pub struct Origin<'a> {
 }
 
 impl Origin<'_> {
+    /// The headers every attempt's request carries that the delivery names by itself.
     fn derived(&self) -> [(&'static str, String); 4] {
         [
             ("webhook-id", self.event_id.to_string()),
@@ -68,6 +61,17 @@ pub struct Stored {
     pub body: String,
 }
 
+impl Stored {
+    /// A request kept exactly as sent.
+    pub fn as_sent(headers: Map<String, Value>, body: &str) -> Stored {
+        Stored {
+            form: RequestForm::AsSent,
+            headers: Value::Object(headers).to_string(),
+            body: body.to_string(),
+        }
+    }
+}
+
 /// The stored form of a request whose headers (already masked) and body were sent;
 /// `envelope` is the event's default envelope when the body was built as one, so it is
 /// left out only when it is exactly that.
@@ -82,11 +86,7 @@ pub fn compact(
         .iter()
         .all(|(name, value)| headers.get(*name).and_then(Value::as_str) == Some(value));
     if !rebuilds {
-        return Stored {
-            form: RequestForm::AsSent,
-            headers: Value::Object(headers).to_string(),
-            body: body.to_string(),
-        };
+        return Stored::as_sent(headers, body);
     }
     for (name, _) in &derived {
         headers.remove(*name);

@@ -94,6 +94,14 @@ pub fn lock_key(name: &str) -> i64 {
     i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
+/// Takes the named job's lock for the rest of `tx` if no node holds it (PostgreSQL).
+pub async fn try_job_lock(tx: &mut sqlx::PgConnection, name: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(lock_key(name))
+        .fetch_one(tx)
+        .await?)
+}
+
 impl Store {
     /// Tells every node that work is queued (PostgreSQL; nothing to tell on SQLite).
     pub async fn notify_work(&self) -> Result<()> {
@@ -184,11 +192,7 @@ impl Store {
             return Ok(Vec::new());
         };
         let mut tx = pool.begin().await?;
-        let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(lock_key("refresh-statistics"))
-            .fetch_one(&mut *tx)
-            .await?;
-        if !mine {
+        if !try_job_lock(&mut tx, "refresh-statistics").await? {
             return Ok(Vec::new());
         }
         let stale: Vec<String> = sqlx::query_scalar(

@@ -167,11 +167,7 @@ impl Store {
         };
         {
             let mut tx = pool.begin().await?;
-            let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-                .bind(super::cluster::lock_key("fold-counters"))
-                .fetch_one(&mut *tx)
-                .await?;
-            if !mine {
+            if !super::cluster::try_job_lock(&mut tx, "fold-counters").await? {
                 return Ok(0);
             }
             // In name order: folds never run at once (the lock), but a reader's view and

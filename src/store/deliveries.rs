@@ -260,7 +260,7 @@ impl Store {
         shop_id: &ShopId,
         event: &super::events::EventRow,
     ) -> Result<Vec<DeliveryRow>> {
-        let ids: Vec<DeliveryId> = serde_json::from_str(&event.deliveries)?;
+        let ids = super::events::listed_deliveries(&event.deliveries, &event.id)?;
         let mut rows: Vec<DeliveryRow> = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             on_reader!(self, |pool, _d| {

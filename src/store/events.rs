@@ -50,6 +50,12 @@ pub struct EventRow {
 /// Rows per multi-row INSERT (SQLite allows 32,766 bound parameters per statement).
 const CHUNK: usize = 200;
 
+/// The delivery ids an event lists (its `deliveries` column, JSON).
+pub(super) fn listed_deliveries(json: &str, event: &EventId) -> Result<Vec<DeliveryId>> {
+    serde_json::from_str(json)
+        .map_err(|e| super::Error::Corrupt(format!("deliveries of event {event}: {e}")))
+}
+
 /// The first result of an event id published before: its deliveries, nothing new.
 async fn already_published(tx: &mut Tx, shop_id: &ShopId, id: &EventId) -> Result<Published> {
     let existing: String = in_tx!(tx, |c, d| sqlx::query_scalar(
@@ -61,8 +67,7 @@ async fn already_published(tx: &mut Tx, shop_id: &ShopId, id: &EventId) -> Resul
     .await?);
     Ok(Published {
         id: id.clone(),
-        deliveries: serde_json::from_str(&existing)
-            .map_err(|e| super::Error::Corrupt(format!("deliveries of event {id}: {e}")))?,
+        deliveries: listed_deliveries(&existing, id)?,
         duplicate: true,
     })
 }
@@ -323,7 +328,7 @@ async fn replace_unsent(
     .bind(&old_event)
     .fetch_one(c)
     .await?);
-    let mut kept: Vec<DeliveryId> = serde_json::from_str(&old)?;
+    let mut kept = listed_deliveries(&old, &old_event)?;
     kept.retain(|d| *d != id);
     set_event_deliveries(tx, shop_id, &old_event, &kept).await?;
     Ok(Some(id))
