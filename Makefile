@@ -41,10 +41,10 @@ setup:
 		CARGO_PROFILE_RELEASE_OPT_LEVEL=1 cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) \
 			--no-default-features --bin wasm-bindgen
 
-## npm pieces: Playwright, binaryen's wasm-opt and terser (release builds, browser tests).
+## npm pieces: Playwright and axe-core (browser tests), binaryen's wasm-opt and terser (release builds).
 setup-node:
 	@[ -x end2end/node_modules/.bin/playwright ] && [ -x end2end/node_modules/.bin/wasm-opt ] && \
-		[ -x end2end/node_modules/.bin/terser ] || \
+		[ -x end2end/node_modules/.bin/terser ] && [ -d end2end/node_modules/@axe-core/playwright ] || \
 		(cd end2end && npm ci --no-audit --no-fund --loglevel=error)
 
 ## Chromium from Debian for the browser tests (Playwright cannot download its own here).

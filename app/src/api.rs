@@ -152,113 +152,25 @@ pub async fn get_endpoint(shop_id: String, id: String) -> Result<EndpointView, S
         .map_err(fail)
 }
 
-/// The endpoint form's fields (named `form[url]` and so on in the HTML form).
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct EndpointFormData {
-    pub shop_id: String,
-    pub id: Option<String>,
-    pub url: String,
-    pub description: String,
-    pub event_types: String,
-    pub channels: String,
-    pub retry_preset: String,
-    pub content_type: String,
-    pub template: String,
-    pub basic_auth_username: String,
-    pub basic_auth_password: String,
-    pub headers: String,
-    pub timeout_ms: String,
-    pub priority: String,
-    pub unique_pending: Option<String>,
-    pub deactivation: String,
-    pub rate_limit_per_second: String,
-}
+pub use crate::endpoint_form::EndpointFormData;
 
 /// Creates (no id) or updates an endpoint from the endpoint form; on creation the result
 /// carries the signing secret (shown once).
 #[server]
 pub async fn save_endpoint(form: EndpointFormData) -> Result<EndpointView, ServerFnError> {
-    let EndpointFormData {
-        shop_id,
-        id,
-        url,
-        description,
-        event_types,
-        channels,
-        retry_preset,
-        content_type,
-        template,
-        basic_auth_username,
-        basic_auth_password,
-        headers,
-        timeout_ms,
-        priority,
-        unique_pending,
-        deactivation,
-        rate_limit_per_second,
-    } = form;
     let who = principal()?;
-    let b = backend()?;
-    let invalid = |f: &str, m: &str| fail(ServiceError::invalid(f, m));
-    let headers: serde_json::Value = if headers.trim().is_empty() {
-        serde_json::json!({})
-    } else {
-        serde_json::from_str(&headers)
-            .map_err(|e| invalid("headers", &format!("is not a JSON object ({e})")))?
-    };
-    let timeout: i64 = timeout_ms
-        .trim()
-        .parse()
-        .map_err(|_| invalid("timeout_ms", "must be a number of milliseconds"))?;
-    let rate: Option<i64> = match rate_limit_per_second.trim() {
-        "" => None,
-        r => Some(
-            r.parse()
-                .map_err(|_| invalid("rate_limit_per_second", "must be a whole number"))?,
-        ),
-    };
-    let retry = b
-        .retry_presets()
-        .into_iter()
-        .find(|p| p.id == retry_preset)
-        .map(|p| p.policy)
-        .ok_or_else(|| invalid("retry", "choose one of the presets"))?;
-    let disable_on_status: Vec<i64> = match deactivation.as_str() {
-        "strict" => vec![400, 401, 403, 404, 405, 406, 410, 411],
-        "none" => vec![],
-        _ => vec![410],
-    };
-    let basic_auth = if basic_auth_username.trim().is_empty() {
-        serde_json::Value::Null
-    } else if basic_auth_password.is_empty() {
-        serde_json::json!({"username": basic_auth_username.trim()})
-    } else {
-        serde_json::json!({"username": basic_auth_username.trim(), "password": basic_auth_password})
-    };
-    let input = serde_json::json!({
-        "url": url,
-        "description": description,
-        "event_types": split_list(&event_types),
-        "channels": split_list(&channels),
-        "basic_auth": basic_auth,
-        "headers": headers,
-        "payload": {"content_type": content_type, "template": if template.trim().is_empty() { None } else { Some(template) }},
-        "retry": retry,
-        "timeout_ms": timeout,
-        "priority": priority,
-        "unique_pending": unique_pending.is_some(),
-        "disable_on_status": disable_on_status,
-        "rate_limit_per_second": rate,
-    });
-    b.save_endpoint(
-        &who,
-        &shop_id,
-        id.as_deref().filter(|i| !i.is_empty()),
-        input,
-    )
-    .await
-    .map_err(fail)
+    let input = form
+        .to_input()
+        .map_err(|(field, message)| fail(ServiceError::invalid(&field, &message)))?;
+    backend()?
+        .save_endpoint(
+            &who,
+            &form.shop_id,
+            form.id.as_deref().filter(|i| !i.is_empty()),
+            input,
+        )
+        .await
+        .map_err(fail)
 }
 
 #[server]
@@ -530,33 +442,26 @@ pub async fn get_settings(shop_id: String) -> Result<ShopSettings, ServerFnError
         .map_err(fail)
 }
 
+/// Saves a shop's settings; the default retry policy comes as its fields, like an endpoint's.
 #[server]
 pub async fn save_settings(
     shop_id: String,
     failed_retention_hours: i64,
     log_retention_days: i64,
     require_https: Option<String>,
-    retry_preset: String,
+    retry: crate::endpoint_form::RetryFields,
 ) -> Result<(), ServerFnError> {
-    let b = backend()?;
-    let retry = b
-        .retry_presets()
-        .into_iter()
-        .find(|p| p.id == retry_preset)
-        .map(|p| p.policy)
-        .ok_or_else(|| {
-            fail(ServiceError::invalid(
-                "default_retry",
-                "choose one of the presets",
-            ))
-        })?;
+    let retry = retry
+        .to_policy()
+        .map_err(|(field, message)| fail(ServiceError::invalid(&field, &message)))?;
     let settings = ShopSettings {
         failed_retention_hours,
         log_retention_days,
         require_https: require_https.is_some(),
         default_retry: retry,
     };
-    b.save_settings(&principal()?, &shop_id, settings)
+    backend()?
+        .save_settings(&principal()?, &shop_id, settings)
         .await
         .map_err(fail)
 }

@@ -223,25 +223,236 @@ pub fn pretty(text: &str) -> String {
 /// A `<pre>` with a "Copy" button that copies its text (works once the page is hydrated).
 #[component]
 pub fn CopyBlock(text: String, label: String) -> impl IntoView {
-    let copy_text = text.clone();
-    let copied = RwSignal::new(false);
     view! {
         <div class="copy-block">
-            <button type="button" class="secondary small" aria-label=format!("Copy {label}")
-                on:click=move |_| {
-                    #[cfg(feature = "hydrate")]
-                    {
-                        if let Some(w) = web_sys::window() {
-                            let _ = w.navigator().clipboard().write_text(&copy_text);
-                        }
-                    }
-                    #[cfg(not(feature = "hydrate"))]
-                    let _ = &copy_text;
-                    copied.set(true);
-                }>
-                {move || if copied.get() { "Copied" } else { "Copy" }}
-            </button>
-            <pre>{text}</pre>
+            <CopyButton text=text.clone() label/>
+            <pre tabindex="0">{text}</pre>
         </div>
+    }
+}
+
+/// The text of the last submission's error, for [`error_for`].
+pub fn last_error<T, S>(value: S) -> Signal<Option<String>>
+where
+    T: Clone + Send + Sync + 'static,
+    S: Get<Value = Option<Result<T, ServerFnError>>> + Send + Sync + 'static,
+{
+    Signal::derive(move || match value.get() {
+        Some(Err(e)) => Some(error_text(&e)),
+        _ => None,
+    })
+}
+
+/// The message of `error` when it concerns `field` ("field: message"), next to that field.
+pub fn error_for(error: Signal<Option<String>>, field: &'static str) -> impl IntoView {
+    move || {
+        error.get().and_then(|text| {
+            text.strip_prefix(&format!("{field}: "))
+                .map(|m| view! { <span class="field-error" role="alert">{m.to_string()}</span> })
+        })
+    }
+}
+
+/// A retry policy's fields: the policy, and the parameters of the chosen one (the others are
+/// hidden, and keep what was typed). `prefix` names the form's field (`form[retry]`), `id`
+/// prefixes the inputs' ids. A preset fills the fields; they stay editable.
+#[component]
+pub fn RetryPolicyFields(
+    prefix: &'static str,
+    id: &'static str,
+    initial: crate::endpoint_form::RetryFields,
+    error: Signal<Option<String>>,
+) -> impl IntoView {
+    use crate::endpoint_form::{RetryFields, RETRY_POLICIES};
+    let fields = RwSignal::new(initial.clone());
+    let init = initial.clone();
+    let presets = Resource::new(|| (), |_| crate::api::retry_presets());
+    let name = move |f: &str| format!("{prefix}[{f}]");
+    let policy = Memo::new(move |_| fields.with(|f| f.policy.clone()));
+    // One text input bound to one parameter of the fields.
+    let input = move |key: &'static str,
+                      label: &'static str,
+                      shown_for: &'static [&'static str],
+                      get: fn(&RetryFields) -> String,
+                      set: fn(&mut RetryFields, String)| {
+        let input_id = format!("{id}-{key}");
+        let initial_value = get(&init);
+        view! {
+            <label for=input_id.clone() hidden=move || !shown_for.contains(&policy.get().as_str())>{label}</label>
+            <div hidden=move || !shown_for.contains(&policy.get().as_str())>
+                <input id=input_id name=name(key) inputmode="numeric" value=initial_value
+                    prop:value=move || fields.with(get)
+                    on:input=move |ev| fields.update(|f| set(f, event_target_value(&ev)))/>
+                {error_for(error, match key {
+                    "interval_s" => "retry.interval_s",
+                    "step_s" => "retry.step_s",
+                    "initial_s" => "retry.initial_s",
+                    "max_interval_s" => "retry.max_interval_s",
+                    "max_retries" => "retry.max_retries",
+                    _ => "retry.delays_s",
+                })}
+            </div>
+        }
+    };
+    let select_id = format!("{id}-policy");
+    let preset_id = format!("{id}-preset");
+    let slow_id = format!("{id}-slow-lane");
+    view! {
+        <label for=select_id.clone()>"Retry policy"</label>
+        <div>
+            <select id=select_id name=name("policy")
+                on:change=move |ev| fields.update(|f| f.policy = event_target_value(&ev))>
+                {RETRY_POLICIES.iter().map(|(value, label)| {
+                    let selected = initial.policy == *value;
+                    view! { <option value=*value selected=selected>{*label}</option> }
+                }).collect_view()}
+            </select>
+            {error_for(error, "retry.policy")}
+            {error_for(error, "retry")}
+        </div>
+        <label for=preset_id.clone()>"Fill from a preset"</label>
+        <select id=preset_id on:change=move |ev| {
+            let chosen = event_target_value(&ev);
+            if let Some(Ok(list)) = presets.get_untracked() {
+                if let Some(p) = list.into_iter().find(|p| p.id == chosen) {
+                    fields.set(RetryFields::of(&p.policy));
+                }
+            }
+        }>
+            <option value="" selected=true>"Choose a preset (needs JavaScript)"</option>
+            <Suspense fallback=|| ()>{move || Suspend::new(async move {
+                presets.await.unwrap_or_default().into_iter().map(|p| view! {
+                    <option value=p.id.clone()>{p.label}</option>
+                }).collect_view()
+            })}</Suspense>
+        </select>
+        {input("interval_s", "Interval (seconds)", &["fixed"], |f| f.interval_s.clone(), |f, v| f.interval_s = v)}
+        {input("step_s", "Step (seconds)", &["linear"], |f| f.step_s.clone(), |f, v| f.step_s = v)}
+        {input("initial_s", "First interval (seconds)", &["exponential"], |f| f.initial_s.clone(), |f, v| f.initial_s = v)}
+        {input("max_interval_s", "Longest interval (seconds)", &["exponential"], |f| f.max_interval_s.clone(), |f, v| f.max_interval_s = v)}
+        {input("max_retries", "How many retries", &["fixed", "linear", "exponential"], |f| f.max_retries.clone(), |f, v| f.max_retries = v)}
+        {input("delays_s", "Delays (seconds, in order)", &["schedule"], |f| f.delays_s.clone(), |f, v| f.delays_s = v)}
+        <span hidden=move || policy.get() != "exponential"></span>
+        <label class="check" hidden=move || policy.get() != "exponential">
+            <input type="checkbox" id=slow_id name=name("slow_lane") value="on" checked=initial.slow_lane.is_some()
+                prop:checked=move || fields.with(|f| f.slow_lane.is_some())
+                on:change=move |ev| fields.update(|f| f.slow_lane = event_target_checked(&ev).then(|| "on".into()))/>
+            "Then retry twice a day until the message expires (slow lane)"
+        </label>
+    }
+}
+
+/// Unix milliseconds now: the server's clock while rendering, the browser's once hydrated.
+pub fn now_ms() -> i64 {
+    #[cfg(feature = "hydrate")]
+    {
+        js_sys::Date::now() as i64
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// A time shown relative to now ("3 min ago"), the exact UTC time on hover and in the
+/// accessible text.
+pub fn when_ms(ms: i64) -> impl IntoView {
+    let exact = format_ms(ms);
+    let iso = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    view! {
+        <time datetime=iso title=exact.clone()>
+            {relative(ms, now_ms())}
+            <span class="visually-hidden">{format!(" ({exact})")}</span>
+        </time>
+    }
+}
+
+/// An RFC 3339 time from the API, shown as [`when_ms`] does (as it is when it does not parse).
+#[component]
+pub fn When(#[prop(into)] at: String) -> impl IntoView {
+    match parse_iso_ms(&at) {
+        Some(ms) => when_ms(ms).into_any(),
+        None => view! { <span>{at}</span> }.into_any(),
+    }
+}
+
+/// The shop's endpoints by id: what lists show instead of the id (its description, or its
+/// URL when it has none).
+pub type EndpointNames = std::collections::HashMap<String, String>;
+
+/// Loads [`EndpointNames`] for the shop of the page.
+pub fn endpoint_names(shop: Memo<String>) -> Resource<EndpointNames> {
+    Resource::new(
+        move || shop.get(),
+        |shop| async move {
+            crate::api::list_endpoints(shop)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| {
+                    let name = if e.description.is_empty() {
+                        e.url
+                    } else {
+                        e.description
+                    };
+                    (e.id, name)
+                })
+                .collect()
+        },
+    )
+}
+
+/// An endpoint named for people: a link to it by name, its id secondary. An id the shop no
+/// longer has (deleted) is shown as it is.
+pub fn endpoint_ref(shop: &str, id: &str, names: &EndpointNames) -> impl IntoView {
+    let href = format!("/shops/{shop}/endpoints/{id}");
+    match names.get(id) {
+        Some(name) => view! {
+            <a href=href class="name">{name.clone()}</a>
+            <div class="muted id"><code>{id.to_string()}</code></div>
+        }
+        .into_any(),
+        None => view! { <code class="id">{id.to_string()}</code><div class="muted">"(deleted)"</div> }
+            .into_any(),
+    }
+}
+
+/// A button that copies `text` (an id, a key, a payload) to the clipboard once hydrated.
+#[component]
+pub fn CopyButton(text: String, label: String) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    view! {
+        <button type="button" class="secondary small copy" aria-label=format!("Copy {label}")
+            on:click=move |_| {
+                #[cfg(feature = "hydrate")]
+                {
+                    if let Some(w) = web_sys::window() {
+                        let _ = w.navigator().clipboard().write_text(&text);
+                    }
+                }
+                #[cfg(not(feature = "hydrate"))]
+                let _ = &text;
+                copied.set(true);
+            }>
+            {move || if copied.get() { "Copied" } else { "Copy" }}
+        </button>
+    }
+}
+
+/// A wide table's box: it scrolls sideways by itself when it must, and since it may scroll it
+/// is a named region the keyboard can reach.
+#[component]
+pub fn TableWrap(label: &'static str, children: Children) -> impl IntoView {
+    view! {
+        <div class="table-wrap" role="region" aria-label=label tabindex="0">{children()}</div>
     }
 }

@@ -6,6 +6,7 @@ pub mod api;
 pub mod backend;
 pub mod components;
 pub mod dto;
+pub mod endpoint_form;
 pub mod model;
 pub mod pages;
 
@@ -26,6 +27,18 @@ pub fn content_security_policy(nonce: Option<&str>) -> String {
          style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self' ws: wss:; \
          frame-ancestors 'none'; form-action 'self'; base-uri 'self'; object-src 'none'"
     )
+}
+
+/// Marks the document once the panel is live (`<html data-hydrated>`): the browser tests wait
+/// for it before using what needs the WebAssembly (live previews, fields shown by a choice).
+#[cfg(feature = "hydrate")]
+pub fn mark_hydrated() {
+    if let Some(root) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.document_element())
+    {
+        let _ = root.set_attribute("data-hydrated", "");
+    }
 }
 
 /// Names this page's nonce in its Content-Security-Policy header (server side only).

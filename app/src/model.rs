@@ -149,9 +149,54 @@ pub fn format_ms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Unix milliseconds of an RFC 3339 time, as the API writes them.
+pub fn parse_iso_ms(s: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// How long ago `ms` was, seen at `now` (both unix milliseconds): "just now", "42 s ago",
+/// "3 min ago", "5 h ago", "2 days ago", or "in 4 min" for what is still to come; past a month,
+/// the date.
+pub fn relative(ms: i64, now: i64) -> String {
+    let seconds = (now - ms) / 1000;
+    let (n, ahead) = (seconds.abs(), seconds < 0);
+    let amount = match n {
+        0..=9 if !ahead => return "just now".into(),
+        0..=59 => format!("{n} s"),
+        60..=3_599 => format!("{} min", n / 60),
+        3_600..=86_399 => format!("{} h", n / 3_600),
+        86_400..=2_591_999 => match n / 86_400 {
+            1 => "1 day".to_string(),
+            d => format!("{d} days"),
+        },
+        _ => return format_ms(ms).chars().take(10).collect(),
+    };
+    if ahead {
+        format!("in {amount}")
+    } else {
+        format!("{amount} ago")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_read_relative_to_now() {
+        let now = parse_iso_ms("2026-12-06T10:00:00Z").unwrap();
+        let at = |s: &str| relative(parse_iso_ms(s).unwrap(), now);
+        assert_eq!(at("2026-12-06T09:59:58.500Z"), "just now");
+        assert_eq!(at("2026-12-06T09:59:18Z"), "42 s ago");
+        assert_eq!(at("2026-12-06T09:57:00Z"), "3 min ago");
+        assert_eq!(at("2026-12-06T05:00:00Z"), "5 h ago");
+        assert_eq!(at("2026-12-05T09:00:00Z"), "1 day ago");
+        assert_eq!(at("2026-12-03T10:00:00Z"), "3 days ago");
+        assert_eq!(at("2026-12-06T10:04:00Z"), "in 4 min");
+        assert_eq!(at("2026-10-01T10:00:00Z"), "2026-10-01");
+        assert_eq!(parse_iso_ms("yesterday"), None);
+    }
 
     fn member_of(shop: &str, role: ShopRole) -> Principal {
         Principal {

@@ -27,7 +27,9 @@ test("a viewer cannot reach operator pages or another shop", async ({ page }) =>
   const mine = shopWithUser("viewer");
   const other = shopWithUser("owner");
   await signIn(page, mine.email, mine.password);
-  await expect(page.getByRole("link", { name: mine.name })).toBeVisible();
+  // A member of exactly one shop lands on its dashboard.
+  await expect(page).toHaveURL(new RegExp(`/shops/${mine.shopId}$`));
+  await expect(page.getByRole("heading", { name: mine.name, level: 1 })).toBeVisible();
   await expect(page.getByRole("link", { name: "Users" })).toHaveCount(0);
 
   for (const path of ["/admin/shops", "/admin/users", "/admin/nodes", `/shops/${other.shopId}`, `/shops/${mine.shopId}/members`]) {

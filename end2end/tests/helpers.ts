@@ -45,3 +45,23 @@ export function shopWithUser(role: "owner" | "viewer", enableWebhooks = true) {
   herald("user", "create", "--email", email, "--password", password, "--role", role, "--shop", shopId);
   return { shopId, name, email, password };
 }
+
+/** Opens a page and waits until it is hydrated (what needs the WebAssembly then works). */
+export async function open(page: Page, url: string) {
+  await page.goto(url);
+  await page.locator("html[data-hydrated]").waitFor({ state: "attached" });
+}
+
+/** A client of the REST API with a new key of the shop. */
+export function apiClient(shopId: string, baseURL: string) {
+  const key = herald("api-key", "create", "--shop", shopId, "--name", unique("key"));
+  return async (path: string, body?: unknown, method = body === undefined ? "GET" : "POST") => {
+    const res = await fetch(`${baseURL}/api/v1${path}`, {
+      method,
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  };
+}

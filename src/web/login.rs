@@ -3,6 +3,7 @@
 
 use super::AppState;
 use crate::auth::session;
+use app::backend::Backend;
 use app::model::{Principal, ServiceError};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -96,6 +97,11 @@ pub async fn sign_in(
                 return back_to_login("expired", &next);
             }
             tracing::info!(%user_id, "signed in");
+            if next == "/" {
+                let remembered = remembered_shop(&headers);
+                return Redirect::to(&landing(&state, &user_id, version, remembered).await)
+                    .into_response();
+            }
             Redirect::to(&next).into_response()
         }
         Ok(None) => back_to_login("invalid", &next),
@@ -152,22 +158,85 @@ pub struct SwitchQuery {
     pub shop: String,
 }
 
-/// The shop switcher's target: the chosen shop's dashboard.
-pub async fn switch_shop(Query(q): Query<SwitchQuery>) -> Response {
-    let id: String = q
-        .shop
-        .chars()
+/// The cookie naming the shop last chosen in the switcher: where the next sign-in lands. Only
+/// an id, checked against the user's rights when it is used.
+const LAST_SHOP_COOKIE: &str = "herald_shop";
+
+/// A shop id as it may appear in a path or a cookie: letters, digits and `_`.
+fn clean_shop_id(s: &str) -> String {
+    s.chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .collect();
-    if id.is_empty() {
-        Redirect::to("/").into_response()
-    } else {
-        Redirect::to(&format!("/shops/{id}")).into_response()
+        .collect()
+}
+
+/// The shop the switcher last chose in this browser, if its cookie is there.
+fn remembered_shop(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == LAST_SHOP_COOKIE)
+        .map(|(_, value)| clean_shop_id(value))
+        .filter(|id| !id.is_empty())
+}
+
+/// Where a sign-in without a `next` lands: the shop the switcher last chose, if the user may
+/// still open it; else the user's only shop; else the list of shops.
+async fn landing(state: &AppState, user_id: &str, version: i64, remembered: Option<String>) -> String {
+    let Ok(Some(who)) =
+        session::load_principal(&state.service.store, user_id, version).await
+    else {
+        return "/".into();
+    };
+    if let Some(id) = remembered {
+        if state.service.shop(&who, &id).await.is_ok() {
+            return format!("/shops/{id}");
+        }
     }
+    match who.memberships.as_slice() {
+        [only] if !who.operator => format!("/shops/{}", only.shop_id),
+        _ => "/".into(),
+    }
+}
+
+/// The shop switcher's target: the chosen shop's dashboard, remembered for the next sign-in.
+pub async fn switch_shop(State(state): State<AppState>, Query(q): Query<SwitchQuery>) -> Response {
+    let id = clean_shop_id(&q.shop);
+    if id.is_empty() {
+        let forget = format!("{LAST_SHOP_COOKIE}=; Path=/; Max-Age=0; SameSite=Lax; HttpOnly");
+        return ([(axum::http::header::SET_COOKIE, forget)], Redirect::to("/")).into_response();
+    }
+    let secure = if state.public_origin.as_deref().is_some_and(|o| o.starts_with("https://")) {
+        "; Secure"
+    } else {
+        ""
+    };
+    let remember =
+        format!("{LAST_SHOP_COOKIE}={id}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly{secure}");
+    (
+        [(axum::http::header::SET_COOKIE, remember)],
+        Redirect::to(&format!("/shops/{id}")),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_remembered_shop_is_read_from_its_cookie_only() {
+        let mut headers = axum::http::HeaderMap::new();
+        assert_eq!(super::remembered_shop(&headers), None);
+        headers.insert(
+            axum::http::header::COOKIE,
+            "id=abc; herald_shop=shp_01x\"<b>; other=1".parse().unwrap(),
+        );
+        assert_eq!(super::remembered_shop(&headers).as_deref(), Some("shp_01xb"));
+        headers.insert(axum::http::header::COOKIE, "herald_shop=".parse().unwrap());
+        assert_eq!(super::remembered_shop(&headers), None);
+    }
+
     use super::*;
 
     #[test]

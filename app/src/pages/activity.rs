@@ -25,13 +25,14 @@ pub struct FeedItem {
 #[component]
 pub fn ActivityPage() -> impl IntoView {
     let shop = shop_id();
+    let names = endpoint_names(shop);
     let items = RwSignal::new(Vec::<FeedItem>::new());
     let count = RwSignal::new(0u64);
     let paused = RwSignal::new(false);
     let connected = RwSignal::new(false);
 
     #[cfg(not(feature = "hydrate"))]
-    let _ = (shop, paused, count, items, connected);
+    let _ = (shop, paused, count, items, connected, names);
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         use wasm_bindgen::closure::Closure;
@@ -80,7 +81,7 @@ pub fn ActivityPage() -> impl IntoView {
                 {move || if paused.get() { "Resume" } else { "Pause" }}
             </button>
         </div>
-        <div class="table-wrap"><table>
+        <TableWrap label="Activity"><table class="stacking">
             <thead><tr>
                 <th scope="col">"Time"</th><th scope="col">"What"</th><th scope="col">"Event type"</th>
                 <th scope="col">"Event"</th><th scope="col">"Endpoint"</th><th scope="col">"Result"</th>
@@ -90,19 +91,23 @@ pub fn ActivityPage() -> impl IntoView {
                      key=|it| format!("{}-{}-{}-{:?}-{:?}", it.at, it.event_id, it.kind, it.endpoint_id, it.status)
                      children=move |it| {
                         let result = it.status_code.map(|c| c.to_string()).or(it.error_kind.clone()).or(it.status.clone()).unwrap_or_default();
+                        let endpoint = it.endpoint_id.clone().map(|id| {
+                            let known = names.get_untracked().unwrap_or_default();
+                            endpoint_ref(&shop.get_untracked(), &id, &known).into_any()
+                        });
                         view! {
                             <tr>
-                                <td>{crate::model::format_ms(it.at)}</td>
-                                <td>{it.kind.clone()}</td>
-                                <td>{it.event_type.clone()}</td>
-                                <td><code>{it.event_id.clone()}</code></td>
-                                <td>{it.endpoint_id.clone().unwrap_or_default()}</td>
-                                <td>{result}</td>
+                                <td data-label="Time">{when_ms(it.at)}</td>
+                                <td data-label="What">{it.kind.clone()}</td>
+                                <td data-label="Event type">{it.event_type.clone()}</td>
+                                <td data-label="Event"><code class="id">{it.event_id.clone()}</code></td>
+                                <td data-label="Endpoint">{endpoint}</td>
+                                <td data-label="Result">{result}</td>
                             </tr>
                         }
                      }/>
             </tbody>
-        </table></div>
+        </table></TableWrap>
         <Show when=move || items.get().is_empty()>
             <p class="empty">"Waiting for events. Publish one through the API or send a test event from an endpoint, and it appears here."</p>
         </Show>

@@ -1,7 +1,7 @@
 //! Operator pages: every shop (create, enable or disable webhooks), every user, every node.
 
 use crate::api::*;
-use crate::components::{action_error, webhooks_label, ErrorNote};
+use crate::components::{action_error, webhooks_label, when_ms, ErrorNote};
 use crate::model::format_ms;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -40,7 +40,7 @@ pub fn ShopsPage() -> impl IntoView {
                         <p class="empty">"No shops yet. Create the first one above, then enable webhooks for it."</p>
                     }.into_any(),
                     Ok(list) => view! {
-                        <table>
+                        <table class="stacking">
                             <thead><tr>
                                 <th scope="col">"Name"</th>
                                 <th scope="col">"ID"</th>
@@ -56,13 +56,13 @@ pub fn ShopsPage() -> impl IntoView {
                                     let label = if enable { "Enable webhooks" } else { "Disable webhooks" };
                                     view! {
                                         <tr>
-                                            <td><a href=format!("/shops/{}", s.id)>{s.name.clone()}</a></td>
-                                            <td><code>{s.id.clone()}</code></td>
-                                            <td>{webhooks_label(&s)}</td>
-                                            <td>{s.members}</td>
-                                            <td>{s.events_24h}</td>
-                                            <td>{format_ms(s.created_at)}</td>
-                                            <td>
+                                            <td data-label="Name"><a href=format!("/shops/{}", s.id)>{s.name.clone()}</a></td>
+                                            <td data-label="ID"><code>{s.id.clone()}</code></td>
+                                            <td data-label="Webhooks">{webhooks_label(&s)}</td>
+                                            <td data-label="Members">{s.members}</td>
+                                            <td data-label="Events (24 h)">{s.events_24h}</td>
+                                            <td data-label="Created">{when_ms(s.created_at)}</td>
+                                            <td data-label="Actions">
                                                 <ActionForm action=toggle>
                                                     <input type="hidden" name="shop_id" value=s.id.clone()/>
                                                     <input type="hidden" name="enabled" value=enable.to_string()/>
@@ -130,7 +130,7 @@ pub fn UsersPage() -> impl IntoView {
                 match users.await {
                     Err(e) => view! { <ErrorNote message=error_text(&e)/> }.into_any(),
                     Ok(list) => view! {
-                        <table>
+                        <table class="stacking">
                             <thead><tr>
                                 <th scope="col">"Email"</th>
                                 <th scope="col">"Role"</th>
@@ -145,11 +145,11 @@ pub fn UsersPage() -> impl IntoView {
                                         .collect::<Vec<_>>().join(", ");
                                     view! {
                                         <tr>
-                                            <td>{u.email.clone()}</td>
-                                            <td>{if u.operator { "operator" } else { "member" }}</td>
-                                            <td>{shops}</td>
-                                            <td>{format_ms(u.created_at)}</td>
-                                            <td>{if u.id == my_id {
+                                            <td data-label="Email">{u.email.clone()}</td>
+                                            <td data-label="Role">{if u.operator { "operator" } else { "member" }}</td>
+                                            <td data-label="Shops">{shops}</td>
+                                            <td data-label="Created">{when_ms(u.created_at)}</td>
+                                            <td data-label="Password">{if u.id == my_id {
                                                 view! { <a href="/account">"Change on the Account page"</a> }.into_any()
                                             } else {
                                                 let field = format!("reset-{}", u.id);
@@ -204,7 +204,7 @@ pub fn NodesPage() -> impl IntoView {
                         };
                         view! {
                             <p>{intro}</p>
-                            <table>
+                            <table class="stacking">
                                 <thead><tr>
                                     <th scope="col">"Node"</th>
                                     <th scope="col">"State"</th>
@@ -227,12 +227,12 @@ pub fn NodesPage() -> impl IntoView {
                                         };
                                         view! {
                                             <tr>
-                                                <td><code>{name}</code></td>
-                                                <td><span class=format!("status node-{}", state.replace(' ', "-"))>{state}</span></td>
-                                                <td title=format_ms(n.heartbeat_at)>{ago(now, n.heartbeat_at)}</td>
-                                                <td>{format!("{} deliveries", n.holding)}</td>
-                                                <td>{n.version}</td>
-                                                <td>{format_ms(n.started_at)}</td>
+                                                <td data-label="Node"><code>{name}</code></td>
+                                                <td data-label="State"><span class=format!("status node-{}", state.replace(' ', "-"))>{state}</span></td>
+                                                <td data-label="Last heartbeat" title=format_ms(n.heartbeat_at)>{ago(now, n.heartbeat_at)}</td>
+                                                <td data-label="Holding">{format!("{} deliveries", n.holding)}</td>
+                                                <td data-label="Version">{n.version}</td>
+                                                <td data-label="Started">{when_ms(n.started_at)}</td>
                                             </tr>
                                         }
                                     }).collect_view()}

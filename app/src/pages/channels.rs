@@ -29,14 +29,17 @@ pub fn ChannelsPage() -> impl IntoView {
         </p>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
+                let names: EndpointNames = endpoints.await.unwrap_or_default().into_iter()
+                    .map(|e| { let n = if e.description.is_empty() { e.url } else { e.description }; (e.id, n) })
+                    .collect();
                 match channels.await {
                     Err(e) => view! { <ErrorNote message=error_text(&e)/> }.into_any(),
                     Ok(list) if list.is_empty() => view! { <p class="empty">"No channels in use yet. Publish events with \"channels\" or assign one to an endpoint below."</p> }.into_any(),
                     Ok(list) => view! {
-                        <table>
+                        <table class="stacking">
                             <thead><tr><th scope="col">"Channel"</th><th scope="col">"Endpoints"</th><th scope="col">"Deliveries"</th></tr></thead>
                             <tbody>{list.into_iter().map(|c| view! {
-                                <tr><td><code>{c.name.clone()}</code></td><td>{c.endpoints.join(", ")}</td><td>{c.deliveries}</td></tr>
+                                <tr><td data-label="Channel"><code>{c.name.clone()}</code></td><td data-label="Endpoints">{c.endpoints.iter().map(|id| names.get(id).cloned().unwrap_or_else(|| id.clone())).collect::<Vec<_>>().join(", ")}</td><td data-label="Deliveries">{c.deliveries}</td></tr>
                             }).collect_view()}</tbody>
                         </table>
                     }.into_any(),

@@ -4,9 +4,21 @@
 use crate::api::*;
 use crate::components::*;
 use crate::dto::*;
+use crate::endpoint_form::{status_list, RetryFields, STRICT_STATUSES};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
+
+/// An endpoint's state as a badge whose text says it (not only its colour).
+#[component]
+fn EndpointStatus(endpoint: EndpointView) -> impl IntoView {
+    let class = match (&endpoint.enabled, &endpoint.failing_since) {
+        (false, _) => "status status-failed",
+        (true, Some(_)) => "status status-retrying",
+        (true, None) => "status status-succeeded",
+    };
+    view! { <span class=class>{success_label(&endpoint)}</span> }
+}
 
 fn success_label(e: &EndpointView) -> String {
     match (&e.enabled, &e.failing_since) {
@@ -44,9 +56,9 @@ pub fn EndpointsPage() -> impl IntoView {
                         <p class="empty">"No endpoints yet. Add one below: Herald will POST every matching event to it."</p>
                     }.into_any(),
                     Ok(list) => view! {
-                        <div class="table-wrap"><table>
+                        <TableWrap label="Endpoints"><table class="stacking">
                             <thead><tr>
-                                <th scope="col">"URL"</th>
+                                <th scope="col">"Endpoint"</th>
                                 <th scope="col">"Status"</th>
                                 <th scope="col">"Event types"</th>
                                 <th scope="col">"Channels"</th>
@@ -61,19 +73,20 @@ pub fn EndpointsPage() -> impl IntoView {
                                     let rate = rates.iter().find(|(id, _, _)| *id == e.id)
                                         .map(|(_, ok, n)| format!("{:.0} % of {n}", *ok as f64 * 100.0 / (*n).max(1) as f64))
                                         .unwrap_or_else(|| "No attempts".into());
+                                    let (name, detail) = if e.description.is_empty() { (e.url.clone(), None) } else { (e.description.clone(), Some(e.url.clone())) };
                                     view! {
                                         <tr>
-                                            <td><a href=href>{e.url.clone()}</a><div class="muted">{e.description.clone()}</div></td>
-                                            <td>{success_label(&e)}</td>
-                                            <td>{types}</td>
-                                            <td>{chans}</td>
-                                            <td>{rate}</td>
-                                            <td>{e.last_attempt_at.clone().unwrap_or_else(|| "Never".into())}</td>
+                                            <td data-label="Endpoint"><a href=href class="name">{name}</a>{detail.map(|u| view! { <div class="muted url">{u}</div> })}</td>
+                                            <td data-label="Status"><EndpointStatus endpoint=e.clone()/></td>
+                                            <td data-label="Event types">{types}</td>
+                                            <td data-label="Channels">{chans}</td>
+                                            <td data-label="Success (7 days)">{rate}</td>
+                                            <td data-label="Last attempt">{match e.last_attempt_at.clone() { Some(t) => view! { <When at=t/> }.into_any(), None => view! { "Never" }.into_any() }}</td>
                                         </tr>
                                     }
                                 }).collect_view()}
                             </tbody>
-                        </table></div>
+                        </table></TableWrap>
                     }.into_any(),
                 }
             })}
@@ -101,7 +114,77 @@ pub fn EndpointsPage() -> impl IntoView {
     }
 }
 
-/// The endpoint form, for creating (`existing` None) and editing.
+/// The catalog as checkboxes, one per type and grouped by family, with a search box and "All
+/// event types"; names the catalog does not list stay in a text field, so none is lost on save.
+#[component]
+fn EventTypePicker(
+    catalog: Vec<EventTypeView>,
+    selected: Vec<String>,
+    picked: RwSignal<Vec<String>>,
+    error: Signal<Option<String>>,
+) -> impl IntoView {
+    let all = RwSignal::new(selected.is_empty());
+    let search = RwSignal::new(String::new());
+    let other: Vec<String> = selected
+        .iter()
+        .filter(|t| !catalog.iter().any(|c| &c.name == *t))
+        .cloned()
+        .collect();
+    let mut families: Vec<(String, Vec<EventTypeView>)> = Vec::new();
+    for t in catalog {
+        match families.iter_mut().find(|(f, _)| *f == t.family) {
+            Some((_, list)) => list.push(t),
+            None => families.push((t.family.clone(), vec![t])),
+        }
+    }
+    view! {
+        <fieldset class="type-picker">
+            <legend>"Event types"</legend>
+            <label class="check">
+                <input type="checkbox" name="form[all_types]" value="on" checked=all.get_untracked()
+                    on:change=move |ev| all.set(event_target_checked(&ev))/>
+                "All event types"
+            </label>
+            {error_for(error, "event_types")}
+            <div class="type-list" hidden=move || all.get()>
+                <label for="ep-type-search">"Find a type"</label>
+                <input id="ep-type-search" type="search" placeholder="order, ticket.updated…"
+                    on:input=move |ev| search.set(event_target_value(&ev).to_lowercase())/>
+                {families.into_iter().map(|(family, types)| {
+                    let names: Vec<String> = types.iter().map(|t| t.name.clone()).collect();
+                    view! {
+                        <fieldset class="type-family" hidden=move || { let q = search.get(); !q.is_empty() && !names.iter().any(|n| n.contains(&q)) }>
+                            <legend>{family}</legend>
+                            {types.into_iter().map(|t| {
+                                let name = t.name.clone();
+                                let shown = t.name.clone();
+                                let on = selected.contains(&t.name);
+                                view! {
+                                    <label class="check" title=t.description.clone() hidden=move || { let q = search.get(); !q.is_empty() && !shown.contains(&q) }>
+                                        <input type="checkbox" name=format!("form[types][{}]", t.name) value="on" checked=on
+                                            on:change=move |ev| {
+                                                let n = name.clone();
+                                                let checked = event_target_checked(&ev);
+                                                picked.update(|p| if checked { if !p.contains(&n) { p.push(n) } } else { p.retain(|x| *x != n) });
+                                            }/>
+                                        {t.name.clone()}
+                                    </label>
+                                }
+                            }).collect_view()}
+                        </fieldset>
+                    }
+                }).collect_view()}
+                <label for="ep-other-types">"Other event types"</label>
+                <input id="ep-other-types" name="form[other_types]" placeholder="names not in the catalog, separated by commas"
+                    value=other.join(", ")/>
+                {error_for(error, "event_types[0]")}
+            </div>
+        </fieldset>
+    }
+}
+
+/// The endpoint form, for creating (`existing` None) and editing. Every setting of the
+/// endpoint has a field filled with its value, so saving changes only what was touched.
 #[component]
 pub fn EndpointForm(
     action: ServerAction<SaveEndpoint>,
@@ -109,7 +192,6 @@ pub fn EndpointForm(
 ) -> impl IntoView {
     let shop = shop_id();
     let e = existing.clone();
-    let presets = Resource::new(|| (), |_| retry_presets());
     let types = Resource::new(move || shop.get(), list_event_types);
     let template = RwSignal::new(
         e.as_ref()
@@ -121,15 +203,11 @@ pub fn EndpointForm(
             .map(|e| e.payload.content_type.clone())
             .unwrap_or_else(|| "application/json".into()),
     );
-    let event_types = RwSignal::new(
-        e.as_ref()
-            .map(|e| e.event_types.join(", "))
-            .unwrap_or_default(),
-    );
+    let selected = e.as_ref().map(|e| e.event_types.clone()).unwrap_or_default();
+    let picked = RwSignal::new(selected.clone());
     let preview_type = Memo::new(move |_| {
-        split_list(&event_types.get())
-            .into_iter()
-            .next()
+        picked
+            .with(|p| p.first().cloned())
             .unwrap_or_else(|| "order.created".into())
     });
     let preview = Resource::new(
@@ -143,103 +221,142 @@ pub fn EndpointForm(
         },
         |(s, t, c, tpl)| preview_template(s, t, c, tpl),
     );
-    let current_retry = e.as_ref().map(|e| e.retry.clone());
+    let retry = e
+        .as_ref()
+        .map(|e| RetryFields::of(&e.retry))
+        .unwrap_or_default();
     let id = e.as_ref().map(|e| e.id.clone()).unwrap_or_default();
     let v = action.value();
-    let deactivation = match e.as_ref().map(|e| e.disable_on_status.len()) {
-        Some(0) => "none",
-        Some(n) if n > 1 => "strict",
-        _ => "default",
-    };
+    let error = last_error(v);
+    let statuses = RwSignal::new(
+        e.as_ref()
+            .map(|e| status_list(&e.disable_on_status))
+            .unwrap_or_else(|| "410".into()),
+    );
+    let cert_set = e.as_ref().is_some_and(|e| e.client_certificate_set);
+    let unsubscribe_action = e
+        .as_ref()
+        .map(|e| e.unsubscribe_action.clone())
+        .unwrap_or_else(|| "disable".into());
     view! {
-        <ActionForm action=action attr:class="grid-form endpoint-form">
+        <ActionForm action=action attr:class="endpoint-form">
             <input type="hidden" name="form[shop_id]" value=move || shop.get()/>
             <input type="hidden" name="form[id]" value=id/>
-            <label for="ep-url">"URL"</label>
-            <div><input id="ep-url" name="form[url]" type="url" required placeholder="https://example.com/webhooks" value=e.as_ref().map(|e| e.url.clone())/>{field_error(v, "url")}</div>
-            <label for="ep-description">"Description"</label>
-            <input id="ep-description" name="form[description]" value=e.as_ref().map(|e| e.description.clone())/>
-            <label for="ep-types">"Event types"</label>
-            <div>
-                <input id="ep-types" name="form[event_types]" list="event-type-list" placeholder="empty = all, or order.created, ticket.updated"
-                    prop:value=move || event_types.get() on:input=move |ev| event_types.set(event_target_value(&ev))/>
-                <datalist id="event-type-list">
-                    <Suspense fallback=|| ()>{move || Suspend::new(async move {
-                        types.await.unwrap_or_default().into_iter().map(|t| view! { <option value=t.name.clone()>{t.description}</option> }).collect_view()
-                    })}</Suspense>
-                </datalist>
-                {field_error(v, "event_types[0]")}
-            </div>
-            <label for="ep-channels">"Channels"</label>
-            <input id="ep-channels" name="form[channels]" placeholder="empty = all, or client_42, agent_7" value=e.as_ref().map(|e| e.channels.join(", "))/>
-            <label for="ep-retry">"Retry policy"</label>
-            <select id="ep-retry" name="form[retry_preset]">
-                <Suspense fallback=|| ()>{move || {
-                    let current = current_retry.clone();
+            <fieldset class="grid-form">
+                <legend>"Where"</legend>
+                <label for="ep-url">"URL"</label>
+                <div><input id="ep-url" name="form[url]" type="url" required placeholder="https://example.com/webhooks" value=e.as_ref().map(|e| e.url.clone())/>{error_for(error, "url")}</div>
+                <label for="ep-description">"Description"</label>
+                <div><input id="ep-description" name="form[description]" placeholder="shown instead of the URL in lists" value=e.as_ref().map(|e| e.description.clone())/>{error_for(error, "description")}</div>
+            </fieldset>
+            <Suspense fallback=|| view! { <p>"Loading the catalog…"</p> }>{
+                let selected = selected.clone();
+                move || {
+                    let selected = selected.clone();
                     Suspend::new(async move {
-                        presets.await.unwrap_or_default().into_iter().map(|p| {
-                            let selected = current.as_ref() == Some(&p.policy);
-                            view! { <option value=p.id.clone() selected=selected>{p.label}</option> }
-                        }).collect_view()
+                        let catalog = types.await.unwrap_or_default();
+                        view! { <EventTypePicker catalog selected picked error/> }
                     })
-                }}</Suspense>
-            </select>
-            <label for="ep-ct">"Payload content type"</label>
-            <select id="ep-ct" name="form[content_type]" on:change=move |ev| content_type.set(event_target_value(&ev))>
-                {["application/json", "application/xml", "text/plain"].into_iter().map(|c| {
-                    let selected = e.as_ref().map(|e| e.payload.content_type == c).unwrap_or(c == "application/json");
-                    view! { <option value=c selected=selected>{c}</option> }
-                }).collect_view()}
-            </select>
-            <label for="ep-template">"Payload template"</label>
-            <div>
-                <textarea id="ep-template" name="form[template]" rows="6" placeholder="Empty: the default envelope. Use {tags}: {\"ticket\": \"{ticket_ref}\"}"
-                    prop:value=move || template.get() on:input=move |ev| template.set(event_target_value(&ev))>{template.get_untracked()}</textarea>
-                {field_error(v, "template")}
-            </div>
-            <span class="muted">"Preview"</span>
-            <div class="preview" aria-live="polite">
-                <Suspense fallback=|| view! { <p>"Rendering…"</p> }>{move || Suspend::new(async move {
-                    match preview.await {
-                        Ok(p) => view! {
-                            {p.error.map(|e| view! { <p class="error">{e}</p> })}
-                            <pre data-testid="preview">{p.body}</pre>
-                            <details><summary>"Merge fields"</summary>
-                                <ul class="merge-fields">{p.merge_fields.into_iter().map(|f| view! { <li><code>{format!("{{{f}}}")}</code></li> }).collect_view()}</ul>
-                            </details>
-                        }.into_any(),
-                        Err(e) => view! { <ErrorNote message=error_text(&e)/> }.into_any(),
-                    }
-                })}</Suspense>
-            </div>
-            <label for="ep-user">"Basic auth username"</label>
-            <input id="ep-user" name="form[basic_auth_username]" autocomplete="off" value=e.as_ref().and_then(|e| e.basic_auth.as_ref().map(|b| b.username.clone()))/>
-            <label for="ep-pass">"Basic auth password"</label>
-            <input id="ep-pass" name="form[basic_auth_password]" type="password" autocomplete="new-password" placeholder=if e.as_ref().and_then(|e| e.basic_auth.as_ref()).is_some_and(|b| b.password_set) { "(unchanged)" } else { "" }/>
-            <label for="ep-headers">"Extra headers (JSON)"</label>
-            <div>
-                <textarea id="ep-headers" name="form[headers]" rows="2" placeholder="{\"X-Shop\": \"42\"}">{e.as_ref().filter(|e| !e.headers.is_empty()).map(|e| serde_json::to_string(&e.headers).unwrap_or_default())}</textarea>
-                {field_error(v, "headers")}
-            </div>
-            <label for="ep-timeout">"Timeout (ms)"</label>
-            <input id="ep-timeout" name="form[timeout_ms]" type="number" min="100" max="60000" value=e.as_ref().map(|e| e.timeout_ms).unwrap_or(5000).to_string()/>
-            <label for="ep-priority">"Priority"</label>
-            <select id="ep-priority" name="form[priority]">
-                {["high", "normal", "low"].into_iter().map(|p| {
-                    let selected = e.as_ref().map(|e| e.priority == p).unwrap_or(p == "normal");
-                    view! { <option value=p selected=selected>{p}</option> }
-                }).collect_view()}
-            </select>
-            <span></span>
-            <label class="check"><input type="checkbox" name="form[unique_pending]" value="on" checked=e.as_ref().map(|e| e.unique_pending).unwrap_or(false)/>"Queue items must be unique (per entity key)"</label>
-            <label for="ep-deactivation">"Deactivate on"</label>
-            <select id="ep-deactivation" name="form[deactivation]">
-                <option value="default" selected=deactivation == "default">"410 Gone (default)"</option>
-                <option value="strict" selected=deactivation == "strict">"400, 401, 403, 404, 405, 406, 410, 411 (strict)"</option>
-                <option value="none" selected=deactivation == "none">"Never on a status code"</option>
-            </select>
-            <label for="ep-rate">"Rate limit (per second)"</label>
-            <input id="ep-rate" name="form[rate_limit_per_second]" type="number" min="1" placeholder="none" value=e.as_ref().and_then(|e| e.rate_limit_per_second).map(|r| r.to_string())/>
+                }
+            }</Suspense>
+            <fieldset class="grid-form">
+                <legend>"Routing and delivery"</legend>
+                <label for="ep-channels">"Channels"</label>
+                <div><input id="ep-channels" name="form[channels]" placeholder="empty = all, or client_42, agent_7" value=e.as_ref().map(|e| e.channels.join(", "))/>{error_for(error, "channels[0]")}</div>
+                <label for="ep-timeout">"Timeout (ms)"</label>
+                <div><input id="ep-timeout" name="form[timeout_ms]" type="number" min="100" max="60000" value=e.as_ref().map(|e| e.timeout_ms).unwrap_or(5000).to_string()/>{error_for(error, "timeout_ms")}</div>
+                <label for="ep-priority">"Priority"</label>
+                <select id="ep-priority" name="form[priority]">
+                    {["high", "normal", "low"].into_iter().map(|p| {
+                        let selected = e.as_ref().map(|e| e.priority == p).unwrap_or(p == "normal");
+                        view! { <option value=p selected=selected>{p}</option> }
+                    }).collect_view()}
+                </select>
+                <label for="ep-rate">"Rate limit (per second)"</label>
+                <div><input id="ep-rate" name="form[rate_limit_per_second]" type="number" min="1" max="10000" placeholder="none" value=e.as_ref().and_then(|e| e.rate_limit_per_second).map(|r| r.to_string())/>{error_for(error, "rate_limit_per_second")}</div>
+                <span></span>
+                <label class="check"><input type="checkbox" name="form[unique_pending]" value="on" checked=e.as_ref().map(|e| e.unique_pending).unwrap_or(false)/>"Queue items must be unique (per entity key)"</label>
+            </fieldset>
+            <fieldset class="grid-form">
+                <legend>"When a delivery fails"</legend>
+                <RetryPolicyFields prefix="form[retry]" id="ep-retry" initial=retry error/>
+            </fieldset>
+            <fieldset class="grid-form">
+                <legend>"Payload"</legend>
+                <label for="ep-ct">"Payload content type"</label>
+                <select id="ep-ct" name="form[content_type]" on:change=move |ev| content_type.set(event_target_value(&ev))>
+                    {["application/json", "application/xml", "text/plain"].into_iter().map(|c| {
+                        let selected = e.as_ref().map(|e| e.payload.content_type == c).unwrap_or(c == "application/json");
+                        view! { <option value=c selected=selected>{c}</option> }
+                    }).collect_view()}
+                </select>
+                <label for="ep-template">"Payload template"</label>
+                <div>
+                    <textarea id="ep-template" name="form[template]" rows="6" placeholder="Empty: the default envelope. Use {tags}: {\"ticket\": \"{ticket_ref}\"}"
+                        prop:value=move || template.get() on:input=move |ev| template.set(event_target_value(&ev))>{template.get_untracked()}</textarea>
+                    {error_for(error, "template")}
+                </div>
+                <span class="muted">"Preview"</span>
+                <div class="preview" aria-live="polite">
+                    <Suspense fallback=|| view! { <p>"Rendering…"</p> }>{move || Suspend::new(async move {
+                        match preview.await {
+                            Ok(p) => view! {
+                                {p.error.map(|e| view! { <p class="error">{e}</p> })}
+                                <pre data-testid="preview" tabindex="0" aria-label="Payload preview">{p.body}</pre>
+                                <details><summary>"Merge fields"</summary>
+                                    <ul class="merge-fields">{p.merge_fields.into_iter().map(|f| view! { <li><code>{format!("{{{f}}}")}</code></li> }).collect_view()}</ul>
+                                </details>
+                            }.into_any(),
+                            Err(e) => view! { <ErrorNote message=error_text(&e)/> }.into_any(),
+                        }
+                    })}</Suspense>
+                </div>
+                <label for="ep-headers">"Extra headers (JSON)"</label>
+                <div>
+                    <textarea id="ep-headers" name="form[headers]" rows="2" placeholder="{\"X-Shop\": \"42\"}">{e.as_ref().filter(|e| !e.headers.is_empty()).map(|e| serde_json::to_string(&e.headers).unwrap_or_default())}</textarea>
+                    {error_for(error, "headers")}
+                </div>
+            </fieldset>
+            <fieldset class="grid-form">
+                <legend>"Authentication"</legend>
+                <label for="ep-user">"Basic auth username"</label>
+                <div><input id="ep-user" name="form[basic_auth_username]" autocomplete="off" value=e.as_ref().and_then(|e| e.basic_auth.as_ref().map(|b| b.username.clone()))/>{error_for(error, "basic_auth.username")}</div>
+                <label for="ep-pass">"Basic auth password"</label>
+                <input id="ep-pass" name="form[basic_auth_password]" type="password" autocomplete="new-password" placeholder=if e.as_ref().and_then(|e| e.basic_auth.as_ref()).is_some_and(|b| b.password_set) { "set (leave empty to keep it)" } else { "" }/>
+                <label for="ep-cert">"Client certificate and key (PEM)"</label>
+                <div>
+                    <textarea id="ep-cert" name="form[client_certificate]" rows="3" autocomplete="off" spellcheck="false"
+                        placeholder=if cert_set { "set (leave empty to keep it)" } else { "-----BEGIN CERTIFICATE-----, then its PRIVATE KEY" }></textarea>
+                    <p class="muted" data-testid="cert-state">{if cert_set { "A client certificate is set: requests use mutual TLS." } else { "No client certificate." }}</p>
+                    {cert_set.then(|| view! {
+                        <label class="check"><input type="checkbox" name="form[remove_client_certificate]" value="on"/>"Remove the client certificate"</label>
+                    })}
+                    {error_for(error, "client_certificate")}
+                </div>
+            </fieldset>
+            <fieldset class="grid-form">
+                <legend>"Deactivation"</legend>
+                <label for="ep-statuses">"Disable on status codes"</label>
+                <div>
+                    <input id="ep-statuses" name="form[disable_on_status]" placeholder="none" value=statuses.get_untracked()
+                        prop:value=move || statuses.get() on:input=move |ev| statuses.set(event_target_value(&ev))/>
+                    <div class="inline-form presets">
+                        <button type="button" class="secondary small" on:click=move |_| statuses.set("410".into())>"410 Gone only"</button>
+                        <button type="button" class="secondary small" on:click=move |_| statuses.set(STRICT_STATUSES.into())>"Strict preset"</button>
+                        <button type="button" class="secondary small" on:click=move |_| statuses.set(String::new())>"Never on a status"</button>
+                    </div>
+                    {error_for(error, "disable_on_status")}
+                </div>
+                <label for="ep-phrase">"Unsubscribe phrase"</label>
+                <div><input id="ep-phrase" name="form[unsubscribe_phrase]" placeholder="none" value=e.as_ref().map(|e| e.unsubscribe_phrase.clone().unwrap_or_default()).unwrap_or_else(|| "please unsubscribe me".into())/>{error_for(error, "unsubscribe_phrase")}</div>
+                <label for="ep-unsub-action">"When a response contains it"</label>
+                <select id="ep-unsub-action" name="form[unsubscribe_action]">
+                    <option value="disable" selected=unsubscribe_action == "disable">"Disable the endpoint"</option>
+                    <option value="delete" selected=unsubscribe_action == "delete">"Delete the endpoint"</option>
+                </select>
+                <label for="ep-days">"Disable after failing for (days)"</label>
+                <div><input id="ep-days" name="form[disable_after_days]" type="number" min="1" max="365" placeholder="never" value=e.as_ref().map(|e| e.disable_after_days.map(|d| d.to_string()).unwrap_or_default()).unwrap_or_else(|| "5".into())/>{error_for(error, "disable_after_days")}</div>
+            </fieldset>
             <button type="submit">{if existing.is_some() { "Save endpoint" } else { "Create endpoint" }}</button>
         </ActionForm>
         {move || match v.get() {
@@ -289,13 +406,16 @@ pub fn EndpointPage() -> impl IntoView {
                         let id4 = ep.id.clone();
                         let test_type = ep.event_types.first().cloned().unwrap_or_else(|| "order.created".into());
                         let ep_form = ep.clone();
+                        let delete_name = ep.url.clone();
                         let ep_json = serde_json::to_string_pretty(&ep).unwrap_or_default();
                         view! {
-                            <h1>{ep.url.clone()}</h1>
+                            <h1 class="url">{ep.url.clone()}</h1>
+                            {(!ep.description.is_empty()).then(|| view! { <p class="muted">{ep.description.clone()}</p> })}
                             <dl class="facts">
-                                <dt>"Status"</dt><dd>{success_label(&ep)}</dd>
-                                <dt>"ID"</dt><dd><code>{ep.id.clone()}</code></dd>
+                                <dt>"Status"</dt><dd><EndpointStatus endpoint=ep.clone()/></dd>
+                                <dt>"ID"</dt><dd><code>{ep.id.clone()}</code>" "<CopyButton text=ep.id.clone() label="endpoint id".to_string()/></dd>
                                 <dt>"Retry policy"</dt><dd><code>{ep.retry.to_string()}</code></dd>
+                                <dt>"Last attempt"</dt><dd>{match ep.last_attempt_at.clone() { Some(t) => view! { <When at=t/> }.into_any(), None => view! { "Never" }.into_any() }}</dd>
                             </dl>
                             <section class="panel actions">
                                 <h2>"Actions"</h2>
@@ -345,7 +465,7 @@ pub fn EndpointPage() -> impl IntoView {
                                 <ActionForm action=delete attr:class="inline-form">
                                     <input type="hidden" name="shop_id" value=shop.get_untracked()/>
                                     <input type="hidden" name="id" value=id4/>
-                                    <label class="check"><input type="checkbox" name="confirm" required/>"I understand"</label>
+                                    <label class="check"><input type="checkbox" name="confirm" required/>{format!("Delete {delete_name} with its queued deliveries and logs")}</label>
                                     <button type="submit" class="danger" disabled=!can>"Delete endpoint"</button>
                                 </ActionForm>
                                 {move || match delete.value().get() {
@@ -355,6 +475,9 @@ pub fn EndpointPage() -> impl IntoView {
                             </section>
                             <section class="panel">
                                 <h2>"Settings"</h2>
+                                {move || matches!(save.value().get(), Some(Ok(_))).then(|| view! {
+                                    <p class="notice" role="status">"Endpoint saved."</p>
+                                })}
                                 {if can {
                                     view! { <EndpointForm action=save existing=Some(ep_form)/> }.into_any()
                                 } else {

@@ -51,7 +51,7 @@ pub fn HomePage() -> impl IntoView {
                         <ul class="cards">
                             {list.into_iter().map(|s| view! {
                                 <li class="card">
-                                    <a href=format!("/shops/{}", s.id)>{s.name.clone()}</a>
+                                    <a href=format!("/switch?shop={}", s.id) rel="external">{s.name.clone()}</a>
                                     <span class="muted">"Webhooks: " {webhooks_label(&s)}</span>
                                 </li>
                             }).collect_view()}

@@ -1,8 +1,7 @@
 //! Members of a shop and their roles; owners (and operators) manage them.
 
 use crate::api::*;
-use crate::components::{action_error, ErrorNote};
-use crate::model::format_ms;
+use crate::components::{action_error, when_ms, ErrorNote};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
@@ -47,7 +46,7 @@ pub fn MembersPage() -> impl IntoView {
                         <p class="empty">"No members yet. Add an owner or a viewer above."</p>
                     }.into_any(),
                     Ok(list) => view! {
-                        <table>
+                        <table class="stacking">
                             <thead><tr>
                                 <th scope="col">"Email"</th>
                                 <th scope="col">"Role"</th>
@@ -57,10 +56,10 @@ pub fn MembersPage() -> impl IntoView {
                             <tbody>
                                 {list.into_iter().map(|m| view! {
                                     <tr>
-                                        <td>{m.email.clone()}</td>
-                                        <td>{m.role.as_str()}</td>
-                                        <td>{format_ms(m.created_at)}</td>
-                                        <td>
+                                        <td data-label="Email">{m.email.clone()}</td>
+                                        <td data-label="Role">{m.role.as_str()}</td>
+                                        <td data-label="Since">{when_ms(m.created_at)}</td>
+                                        <td data-label="Actions">
                                             <ActionForm action=remove>
                                                 <input type="hidden" name="shop_id" value=shop_id.get_untracked()/>
                                                 <input type="hidden" name="user_id" value=m.user_id.clone()/>

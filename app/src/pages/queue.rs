@@ -23,6 +23,7 @@ const STATUSES: &[&str] = &[
 /// while one is unfinished.
 #[component]
 fn BulkProgress(shop: Memo<String>, refresh: Signal<usize>) -> impl IntoView {
+    let names = endpoint_names(shop);
     let tick = RwSignal::new(0u32);
     let changes = Resource::new(
         move || (shop.get(), refresh.get(), tick.get()),
@@ -50,12 +51,13 @@ fn BulkProgress(shop: Memo<String>, refresh: Signal<usize>) -> impl IntoView {
     view! {
         <Transition fallback=|| ()>{move || Suspend::new(async move {
             let list = changes.await.unwrap_or_default();
+            let names = names.await;
             (!list.is_empty()).then(|| view! {
                 <section aria-labelledby="bulk-title" class="bulk-progress">
                     <h2 id="bulk-title">"Changes in progress"</h2>
                     <ul>
                         {list.into_iter().map(|c| {
-                            let what = bulk_label(&c);
+                            let what = bulk_label(&c, &names);
                             let label = format!("{what}: {} of {}", c.done, c.total);
                             view! {
                                 <li>
@@ -72,8 +74,9 @@ fn BulkProgress(shop: Memo<String>, refresh: Signal<usize>) -> impl IntoView {
 }
 
 /// What a bulk change does, in words.
-fn bulk_label(c: &BulkChangeView) -> String {
-    let endpoint = c.endpoint_id.as_deref().unwrap_or("");
+fn bulk_label(c: &BulkChangeView, names: &EndpointNames) -> String {
+    let id = c.endpoint_id.as_deref().unwrap_or("");
+    let endpoint = names.get(id).map(String::as_str).unwrap_or(id);
     match c.kind.as_str() {
         "retry" => format!("Retrying {} deliveries", c.status),
         "resume" => format!("Resuming held deliveries of {endpoint}"),
@@ -90,6 +93,7 @@ fn bulk_label(c: &BulkChangeView) -> String {
 #[component]
 pub fn QueuePage() -> impl IntoView {
     let shop = shop_id();
+    let names = endpoint_names(shop);
     let manage = can_manage(shop);
     let q = use_query_map();
     let query = Memo::new(move |_| {
@@ -171,7 +175,20 @@ pub fn QueuePage() -> impl IntoView {
                 }).collect_view()}
             </select>
             <label for="f-endpoint">"Endpoint"</label>
-            <input id="f-endpoint" name="endpoint_id" size="12" value=move || query.get().endpoint_id/>
+            <Suspense fallback=|| view! { <input id="f-endpoint" name="endpoint_id" size="12"/> }>{move || Suspend::new(async move {
+                let mut list: Vec<(String, String)> = names.await.into_iter().collect();
+                list.sort_by(|a, b| a.1.cmp(&b.1));
+                let current = query.get_untracked().endpoint_id;
+                view! {
+                    <select id="f-endpoint" name="endpoint_id">
+                        <option value="">"Any"</option>
+                        {list.into_iter().map(|(id, name)| {
+                            let sel = current.as_deref() == Some(id.as_str());
+                            view! { <option value=id selected=sel>{name}</option> }
+                        }).collect_view()}
+                    </select>
+                }
+            })}</Suspense>
             <label for="f-type">"Event type"</label>
             <input id="f-type" name="event_type" size="14" value=move || query.get().event_type/>
             <label for="f-channel">"Channel"</label>
@@ -237,6 +254,7 @@ pub fn QueuePage() -> impl IntoView {
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let can = manage.await;
+                let names = names.await;
                 match page.await {
                     Err(e) => view! { <ErrorNote message=error_text(&e)/> }.into_any(),
                     Ok(p) if p.items.is_empty() => view! {
@@ -245,7 +263,7 @@ pub fn QueuePage() -> impl IntoView {
                     Ok(p) => {
                         let next = p.next_cursor.clone();
                         view! {
-                            <div class="table-wrap"><table>
+                            <TableWrap label="Deliveries"><table class="stacking">
                                 <thead><tr>
                                     <th scope="col"><span class="visually-hidden">"Select"</span></th>
                                     <th scope="col">"Created"</th>
@@ -262,34 +280,35 @@ pub fn QueuePage() -> impl IntoView {
                                         let id = d.id.clone();
                                         let id2 = d.id.clone();
                                         let href = format!("/shops/{}/queue/{}", shop.get_untracked(), d.id);
+                                        let event_type = d.event_type.clone();
                                         view! {
                                             <tr>
-                                                <td><input type="checkbox" aria-label=format!("Select {}", d.id)
+                                                <td data-label="Select"><input type="checkbox" aria-label=format!("Select the {} delivery {}", d.event_type, d.id)
                                                     on:change=move |ev| {
                                                         let on = event_target_checked(&ev);
                                                         let id = id.clone();
                                                         selected.update(|s| if on { s.push(id) } else { s.retain(|x| *x != id) });
                                                     }/></td>
-                                                <td><a href=href>{d.created_at.clone()}</a></td>
-                                                <td>{d.event_type.clone()}<div class="muted">{d.event_id.clone()}</div></td>
-                                                <td><code>{d.endpoint_id.clone()}</code></td>
-                                                <td><StatusBadge status=d.status.clone()/></td>
-                                                <td>{d.attempt_count}</td>
-                                                <td>{d.last_status_code.map(|c| c.to_string()).or(d.last_error.clone()).unwrap_or_default()}</td>
-                                                <td>{d.next_attempt_at.clone().unwrap_or_default()}</td>
-                                                <td>
+                                                <td data-label="Created"><a href=href><When at=d.created_at.clone()/></a></td>
+                                                <td data-label="Event">{d.event_type.clone()}<div class="muted id"><code>{d.event_id.clone()}</code></div></td>
+                                                <td data-label="Endpoint">{endpoint_ref(&shop.get_untracked(), &d.endpoint_id, &names)}</td>
+                                                <td data-label="Status"><StatusBadge status=d.status.clone()/></td>
+                                                <td data-label="Attempts">{d.attempt_count}</td>
+                                                <td data-label="Last response">{d.last_status_code.map(|c| c.to_string()).or(d.last_error.clone()).unwrap_or_else(|| "—".into())}</td>
+                                                <td data-label="Next attempt">{match d.next_attempt_at.clone() { Some(t) => view! { <When at=t/> }.into_any(), None => view! { "—" }.into_any() }}</td>
+                                                <td data-label="Actions">
                                                     <ActionForm action=act>
                                                         <input type="hidden" name="shop_id" value=shop.get_untracked()/>
                                                         <input type="hidden" name="ids" value=id2.clone()/>
                                                         <input type="hidden" name="cancel" value="false"/>
-                                                        <button type="submit" class="small" disabled=!can aria-label=format!("Retry {id2}")>"Retry"</button>
+                                                        <button type="submit" class="small" disabled=!can aria-label=format!("Retry {event_type} delivery {id2}")>"Retry"</button>
                                                     </ActionForm>
                                                 </td>
                                             </tr>
                                         }
                                     }).collect_view()}
                                 </tbody>
-                            </table></div>
+                            </table></TableWrap>
                             {next.map(|c| view! { <p><a href=next_href(c)>"Older deliveries →"</a></p> })}
                         }.into_any()
                     }
@@ -302,6 +321,7 @@ pub fn QueuePage() -> impl IntoView {
 #[component]
 pub fn DeliveryPage() -> impl IntoView {
     let shop = shop_id();
+    let names = endpoint_names(shop);
     let params = use_params_map();
     let id = Memo::new(move |_| params.with(|p| p.get("id").unwrap_or_default()));
     let manage = can_manage(shop);
@@ -316,16 +336,19 @@ pub fn DeliveryPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let can = manage.await;
+                let names = names.await;
                 match delivery.await {
                     Err(e) => view! { <ErrorNote message=error_text(&e)/> }.into_any(),
                     Ok(d) => view! {
-                        <h1>"Delivery " <code>{d.id.clone()}</code></h1>
+                        <h1>{format!("Delivery of {}", d.event_type)}</h1>
                         <dl class="facts">
+                            <dt>"ID"</dt><dd><code>{d.id.clone()}</code>" "<CopyButton text=d.id.clone() label="delivery id".to_string()/></dd>
                             <dt>"Status"</dt><dd><StatusBadge status=d.status.clone()/></dd>
-                            <dt>"Event"</dt><dd>{d.event_type.clone()} " · " <code>{d.event_id.clone()}</code></dd>
-                            <dt>"Endpoint"</dt><dd><a href=format!("/shops/{}/endpoints/{}", shop.get_untracked(), d.endpoint_id)>{d.endpoint_id.clone()}</a></dd>
+                            <dt>"Event"</dt><dd>{d.event_type.clone()} " · " <code>{d.event_id.clone()}</code>" "<CopyButton text=d.event_id.clone() label="event id".to_string()/></dd>
+                            <dt>"Endpoint"</dt><dd>{endpoint_ref(&shop.get_untracked(), &d.endpoint_id, &names)}</dd>
+                            <dt>"Created"</dt><dd><When at=d.created_at.clone()/></dd>
                             <dt>"Attempts"</dt><dd>{d.attempt_count}</dd>
-                            <dt>"Next attempt"</dt><dd>{d.next_attempt_at.clone().unwrap_or_else(|| "—".into())}</dd>
+                            <dt>"Next attempt"</dt><dd>{match d.next_attempt_at.clone() { Some(t) => view! { <When at=t/> }.into_any(), None => view! { "—" }.into_any() }}</dd>
                         </dl>
                         <ActionForm action=act attr:class="inline-form">
                             <input type="hidden" name="shop_id" value=shop.get_untracked()/>
@@ -352,20 +375,20 @@ pub fn AttemptDetail(attempt: AttemptView) -> impl IntoView {
         .unwrap_or_default();
     view! {
         <section class="panel attempt">
-            <h3>{format!("Attempt {} · {} · {} ms · {}", attempt.number, outcome, attempt.duration_ms, attempt.at)}</h3>
+            <h3>{format!("Attempt {} · {} · {} ms · ", attempt.number, outcome, attempt.duration_ms)}<When at=attempt.at.clone()/></h3>
             {attempt.error_message.clone().map(|m| view! { <p class="error">{m}</p> })}
             <div class="two-col">
                 <div>
                     <h4>"Request"</h4>
-                    <pre>{serde_json::to_string_pretty(&attempt.request.headers).unwrap_or_default()}</pre>
-                    <pre>{pretty(&attempt.request.body)}</pre>
+                    <pre tabindex="0" aria-label="Request headers">{serde_json::to_string_pretty(&attempt.request.headers).unwrap_or_default()}</pre>
+                    <CopyBlock text=pretty(&attempt.request.body) label=format!("attempt {} request body", attempt.number)/>
                 </div>
                 <div>
                     <h4>"Response"</h4>
                     {match attempt.response {
                         Some(r) => view! {
-                            <pre>{serde_json::to_string_pretty(&r.headers).unwrap_or_default()}</pre>
-                            <pre>{pretty(&r.body)}</pre>
+                            <pre tabindex="0" aria-label="Response headers">{serde_json::to_string_pretty(&r.headers).unwrap_or_default()}</pre>
+                            <pre tabindex="0" aria-label="Response body">{pretty(&r.body)}</pre>
                         }.into_any(),
                         None => view! { <p class="muted">"No response."</p> }.into_any(),
                     }}

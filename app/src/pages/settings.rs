@@ -16,7 +16,6 @@ pub fn SettingsPage() -> impl IntoView {
         move || (shop.get(), save.version().get()),
         |(s, _)| get_settings(s),
     );
-    let presets = Resource::new(|| (), |_| retry_presets());
     let keys = Resource::new(
         move || {
             (
@@ -33,7 +32,6 @@ pub fn SettingsPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let can = manage.await;
-                let presets = presets.await.unwrap_or_default();
                 match settings.await {
                     Err(e) => view! { <ErrorNote message=error_text(&e)/> }.into_any(),
                     Ok(s) => view! {
@@ -47,13 +45,7 @@ pub fn SettingsPage() -> impl IntoView {
                                 <input id="st-logs" name="log_retention_days" type="number" min="1" value=s.log_retention_days.to_string()/>
                                 <span></span>
                                 <label class="check"><input type="checkbox" name="require_https" value="on" checked=s.require_https/>"Require https endpoints"</label>
-                                <label for="st-retry">"Default retry policy"</label>
-                                <select id="st-retry" name="retry_preset">
-                                    {presets.into_iter().map(|p| {
-                                        let selected = p.policy == s.default_retry;
-                                        view! { <option value=p.id.clone() selected=selected>{p.label}</option> }
-                                    }).collect_view()}
-                                </select>
+                                <RetryPolicyFields prefix="retry" id="st-retry" initial=crate::endpoint_form::RetryFields::of(&s.default_retry) error=last_error(save.value())/>
                                 <button type="submit" disabled=!can>"Save settings"</button>
                             </ActionForm>
                             {action_error(save.value())}
@@ -86,14 +78,14 @@ pub fn SettingsPage() -> impl IntoView {
                         Err(e) => view! { <ErrorNote message=error_text(&e)/> }.into_any(),
                         Ok(list) if list.is_empty() => view! { <p class="empty">"No API keys yet. Create one to publish events through the REST API."</p> }.into_any(),
                         Ok(list) => view! {
-                            <table>
+                            <table class="stacking">
                                 <thead><tr><th scope="col">"Name"</th><th scope="col">"Key"</th><th scope="col">"Created"</th><th scope="col">"Actions"</th></tr></thead>
                                 <tbody>{list.into_iter().map(|k| view! {
                                     <tr>
-                                        <td>{k.name.clone()}</td>
-                                        <td><code>{format!("{}…", k.prefix)}</code></td>
-                                        <td>{k.created_at.clone()}</td>
-                                        <td>{if k.revoked { view! { <span class="muted">"Revoked"</span> }.into_any() } else { view! {
+                                        <td data-label="Name">{k.name.clone()}</td>
+                                        <td data-label="Key"><code>{format!("{}…", k.prefix)}</code></td>
+                                        <td data-label="Created"><When at=k.created_at.clone()/></td>
+                                        <td data-label="Actions">{if k.revoked { view! { <span class="muted">"Revoked"</span> }.into_any() } else { view! {
                                             <ActionForm action=revoke>
                                                 <input type="hidden" name="shop_id" value=shop.get_untracked()/>
                                                 <input type="hidden" name="id" value=k.id.clone()/>
