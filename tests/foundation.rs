@@ -109,6 +109,50 @@ async fn repeated_failed_sign_ins_are_throttled() {
         .contains("Too many sign-in attempts"));
 }
 
+/// Where a sign-in without `next` lands: the only shop of a member of one, the shop the
+/// switcher last chose (if the user may still open it), else the list of shops.
+#[tokio::test]
+async fn sign_in_lands_on_the_only_or_the_last_chosen_shop() {
+    let app = TestApp::spawn().await;
+    let (mine, email, password) = app.shop_with("owner").await;
+    let (other, _, _) = app.shop_with("owner").await;
+    let land = |cookie: Option<String>, email: String, password: String| {
+        let app = &app;
+        async move {
+            let mut req = app
+                .client()
+                .post(app.url("/login"))
+                .form(&[("email", email.as_str()), ("password", password.as_str())]);
+            if let Some(c) = cookie {
+                req = req.header("cookie", c);
+            }
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 303);
+            resp.headers()["location"].to_str().unwrap().to_string()
+        }
+    };
+    assert_eq!(land(None, email.clone(), password.clone()).await, format!("/shops/{mine}"));
+    // A remembered shop the owner may not open is ignored.
+    let theirs = Some(format!("herald_shop={other}"));
+    assert_eq!(land(theirs.clone(), email.clone(), password.clone()).await, format!("/shops/{mine}"));
+    // The operator sees every shop: the list, or the shop the switcher last chose.
+    let (op_email, op_password) = (ADMIN_EMAIL.to_string(), ADMIN_PASSWORD.to_string());
+    assert_eq!(land(None, op_email.clone(), op_password.clone()).await, "/");
+    assert_eq!(land(theirs, op_email, op_password).await, format!("/shops/{other}"));
+
+    // The switcher remembers its choice in that cookie.
+    let client = app.signed_in(&email, &password).await;
+    let resp = client
+        .get(app.url(&format!("/switch?shop={mine}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with(&format!("herald_shop={mine};")), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+}
+
 #[tokio::test]
 async fn a_viewer_gets_403_on_owner_pages_and_actions() {
     let app = TestApp::spawn().await;

@@ -338,3 +338,103 @@ async fn changes_to_thousands_of_deliveries_go_in_slices_and_finish() {
     assert_eq!(left, 0);
     assert_eq!(counted(&app, &shop).await, from_counters(&app, &shop).await);
 }
+
+/// The dashboard's figures come from the counters and the minute samples: endpoints ranked by
+/// their mean attempt time and by failed attempts, and the queue's depth and lag minute by
+/// minute (a minute sampled twice keeps its first value).
+#[tokio::test]
+async fn the_dashboard_ranks_endpoints_and_shows_the_queue_minute_by_minute() {
+    let app = TestApp::spawn().await;
+    let (shop, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let slow = Receiver::start(|_| (200, vec![], "ok".into(), Duration::from_millis(150))).await;
+    let failing = Receiver::start(|_| (500, vec![], "no".into(), Duration::ZERO)).await;
+    let (_, slow_ep) = api
+        .post("/endpoints", json!({"url": slow.url("/"), "description": "Slow one"}))
+        .await;
+    // One failure each, then a retry an hour later: they wait as "retrying".
+    let (_, failing_ep) = api
+        .post(
+            "/endpoints",
+            json!({"url": failing.url("/"), "retry": {"policy": "schedule", "delays_s": [3600]}}),
+        )
+        .await;
+    publish_batch(&api, 3, "orders").await;
+    slow.wait_for(3, 10).await;
+    failing.wait_for(3, 10).await;
+    let shop_id = ShopId::from(shop.as_str());
+    let hour = 3_600_000;
+    let mut figures = vec![];
+    for _ in 0..100 {
+        figures = app
+            .service
+            .store
+            .endpoint_figures(&shop_id, herald::ids::now_ms() - hour)
+            .await
+            .unwrap();
+        if figures.iter().map(|f| f.1).sum::<i64>() == 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let slow_id = slow_ep["id"].as_str().unwrap();
+    let failing_id = failing_ep["id"].as_str().unwrap();
+    let of = |id: &str| figures.iter().find(|f| f.0 == id).cloned().unwrap();
+    assert_eq!(of(slow_id).1, 3, "{figures:?}");
+    assert_eq!(of(failing_id).2, 3, "{figures:?}");
+    assert!(of(slow_id).3 >= 3 * 150, "{figures:?}");
+
+    // The queue holds the three retrying deliveries: sampled now, and in two hours (when they
+    // are an hour overdue).
+    let now = herald::ids::now_ms();
+    assert_eq!(app.service.store.sample_queues(now).await.unwrap(), 1);
+    assert_eq!(app.service.store.sample_queues(now).await.unwrap(), 1);
+    let later = now + 2 * hour;
+    app.service.store.sample_queues(later).await.unwrap();
+    let samples = app
+        .service
+        .store
+        .queue_samples(&shop_id, now - 60_000)
+        .await
+        .unwrap();
+    assert_eq!(samples.len(), 2, "{samples:?}");
+    assert_eq!(samples[0].1, 3, "depth now, sampled twice, counted once");
+    assert_eq!(samples[0].2, 0, "nothing is overdue now");
+    assert_eq!(samples[1].1, 3);
+    // Retried an hour (±10 % jitter) after the failure, so about an hour overdue.
+    assert!(
+        (hour * 8 / 10..=hour * 12 / 10).contains(&samples[1].2),
+        "an hour of lag in two hours: {samples:?}"
+    );
+
+    let system = herald::service::Service::system();
+    let dash = app.service.dashboard(&system, &shop).await.unwrap();
+    assert_eq!(dash.queue_last_hour.len(), 60);
+    assert_eq!(dash.queue_last_hour.last().unwrap().depth, 3);
+    assert_eq!(dash.slowest_endpoints[0].name, "Slow one");
+    assert_eq!(dash.slowest_endpoints[0].attempts, 3);
+    assert_eq!(dash.most_failing_endpoints.len(), 1);
+    assert_eq!(dash.most_failing_endpoints[0].id, failing_id);
+    assert_eq!(dash.most_failing_endpoints[0].failed, 3);
+    assert_eq!(dash.most_failing_endpoints[0].name, failing.url("/"));
+
+    // Pruning keeps the last day of samples.
+    app.service.store.prune_counters(later).await.unwrap();
+    assert_eq!(
+        app.service
+            .store
+            .queue_samples(&shop_id, now - 60_000)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    app.service.store.prune_counters(now + 27 * hour).await.unwrap();
+    assert!(app
+        .service
+        .store
+        .queue_samples(&shop_id, now - 60_000)
+        .await
+        .unwrap()
+        .is_empty());
+}

@@ -201,6 +201,32 @@ pub struct Bucket {
     pub label: String,
     pub succeeded: i64,
     pub failed: i64,
+    /// Where the bucket starts and ends (unix ms): its link opens the queue between them.
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+/// One minute of a shop's queue on the dashboard.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueSample {
+    /// The minute, `HH:MM` UTC.
+    pub label: String,
+    /// Deliveries waiting or in flight.
+    pub depth: i64,
+    /// How long the oldest due delivery had waited.
+    pub lag_seconds: f64,
+}
+
+/// An endpoint's attempts over the dashboard's last day.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EndpointFigure {
+    pub id: String,
+    /// Its description, or its URL when it has none.
+    pub name: String,
+    pub attempts: i64,
+    pub failed: i64,
+    /// The mean time an attempt took.
+    pub mean_ms: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -213,6 +239,12 @@ pub struct DashboardView {
     pub failing_endpoints: Vec<EndpointView>,
     pub disabled_endpoints: Vec<EndpointView>,
     pub recent_alerts: Vec<AlertView>,
+    /// Queue depth and lag, minute by minute over the last hour (oldest first).
+    pub queue_last_hour: Vec<QueueSample>,
+    /// The endpoints whose attempts took longest on average over the last day, slowest first.
+    pub slowest_endpoints: Vec<EndpointFigure>,
+    /// The endpoints with the most failed attempts over the last day, most first.
+    pub most_failing_endpoints: Vec<EndpointFigure>,
     /// How many endpoints the shop has: with none, the dashboard shows the first steps.
     pub endpoint_count: i64,
     /// Where this installation is reached, for the `curl` line of the first steps.

@@ -149,6 +149,16 @@ pub fn format_ms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Unix milliseconds as a `datetime-local` value in UTC (`2026-12-06T04:00`), which the
+/// queue's Since and Until filters read as UTC.
+pub fn datetime_local_utc(ms: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_default()
+}
+
 /// Unix milliseconds of an RFC 3339 time, as the API writes them.
 pub fn parse_iso_ms(s: &str) -> Option<i64> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
@@ -196,6 +206,7 @@ mod tests {
         assert_eq!(at("2026-12-06T10:04:00Z"), "in 4 min");
         assert_eq!(at("2026-10-01T10:00:00Z"), "2026-10-01");
         assert_eq!(parse_iso_ms("yesterday"), None);
+        assert_eq!(datetime_local_utc(now), "2026-12-06T10:00");
     }
 
     fn member_of(shop: &str, role: ShopRole) -> Principal {

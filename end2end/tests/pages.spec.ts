@@ -270,6 +270,18 @@ test("the queue, the logs and the dashboard name endpoints by their description"
   await expect(page.getByRole("row").filter({ hasText: "Order sync" })).toHaveCount(1);
   await open(page, `/shops/${t.shop.shopId}/logs`);
   await expect(page.getByRole("row").filter({ hasText: "order.created" }).first()).toContainText("Order sync");
+
+  // The dashboard ranks it by name, and its figures open the queue filtered to them.
+  await open(page, `/shops/${t.shop.shopId}`);
+  const slowest = page.locator("section").filter({ has: page.getByRole("heading", { name: "Slowest endpoints" }) });
+  await expect(slowest.getByRole("link", { name: "Order sync" })).toHaveAttribute("href", new RegExp(`endpoint_id=${t.endpoint.id}`));
+  await expect(page.getByRole("figure").filter({ hasText: "Attempts, last 24 hours: 100.0 % succeeded of 1" })).toBeVisible();
+  // One bar of each chart holds the attempt; it links to the queue of its time.
+  const bars = page.getByRole("link", { name: /: 1 succeeded, 0 failed/ });
+  await expect(bars).toHaveCount(2);
+  await expect(bars.first()).toHaveAttribute("href", /\/queue\?since=\d{4}-\d\d-\d\dT\d\d:\d\d&until=\d{4}-\d\d-\d\dT\d\d:\d\d$/);
+  await page.getByRole("link", { name: /^Failed/ }).click();
+  await expect(page).toHaveURL(/\/queue\?status=failed$/);
   t.rx.close();
 });
 

@@ -554,14 +554,16 @@ async fn bulk_worker(engine: Engine) {
 
 /// Keeps the counters pages read: on PostgreSQL folds the deltas every transaction appended
 /// into the counter rows every second (the deltas a reader adds up stay few), refreshes the
-/// planner statistics of tables that grew in a burst every five seconds, and prunes hourly
-/// counters past the dashboard's week every ten minutes (both stores).
+/// planner statistics of tables that grew in a burst every five seconds, samples each shop's
+/// queue depth and lag once a minute (the dashboard's last hour), and prunes hourly counters
+/// past the dashboard's week and samples past a day every ten minutes (both stores).
 async fn counter_keeper(engine: Engine) {
     const FOLD_EVERY: Duration = Duration::from_secs(1);
     const PRUNE_EVERY: u32 = 600;
     const STATISTICS_EVERY: u32 = 5;
     let mut shutdown = engine.inner.shutdown.subscribe();
     let mut rounds = 0u32;
+    let mut sampled = 0i64;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(FOLD_EVERY) => {}
@@ -578,6 +580,13 @@ async fn counter_keeper(engine: Engine) {
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "could not refresh the planner statistics"),
+            }
+        }
+        let minute = now_ms() / crate::store::counters::MINUTE_MS;
+        if minute != sampled {
+            match engine.inner.store.sample_queues(now_ms()).await {
+                Ok(_) => sampled = minute,
+                Err(e) => tracing::warn!(error = %e, "could not sample the queues"),
             }
         }
         if rounds % PRUNE_EVERY == 1 {

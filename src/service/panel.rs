@@ -277,6 +277,8 @@ impl Service {
                             label: fmt(b * size),
                             succeeded: ok,
                             failed,
+                            from_ms: b * size,
+                            to_ms: (b + 1) * size,
                         }
                     })
                     .collect::<Vec<_>>()
@@ -291,12 +293,21 @@ impl Service {
         let (queue, lag) = self.store.shop_queue(shop_id, now).await?;
         let endpoints = self.list_endpoints(who, shop_id).await?;
         let endpoint_count = endpoints.len() as i64;
+        let names: std::collections::HashMap<String, String> = endpoints
+            .iter()
+            .map(|e| {
+                let name = if e.description.is_empty() { &e.url } else { &e.description };
+                (e.id.clone(), name.clone())
+            })
+            .collect();
         let (disabled, enabled): (Vec<_>, Vec<_>) = endpoints.into_iter().partition(|e| !e.enabled);
         let failing = enabled
             .into_iter()
             .filter(|e| e.failing_since.is_some())
             .collect();
         let alerts = self.alerts(who, shop_id, None, 5).await?.items;
+        let queue_last_hour = self.queue_last_hour(shop_id, now).await?;
+        let (slowest, most_failing) = self.endpoint_rankings(shop_id, now - day, &names).await?;
         Ok(DashboardView {
             last_24h,
             last_7d,
@@ -305,8 +316,66 @@ impl Service {
             failing_endpoints: failing,
             disabled_endpoints: disabled,
             recent_alerts: alerts,
+            queue_last_hour,
+            slowest_endpoints: slowest,
+            most_failing_endpoints: most_failing,
             endpoint_count,
             public_url: self.public_url.clone(),
         })
     }
+
+    /// The shop's queue minute by minute over the hour up to `now`: minutes without a sample
+    /// had nothing waiting.
+    async fn queue_last_hour(&self, shop_id: &ShopId, now: i64) -> ServiceResult<Vec<QueueSample>> {
+        const MINUTE: i64 = crate::store::counters::MINUTE_MS;
+        let first = now / MINUTE - 59;
+        let samples = self.store.queue_samples(shop_id, first * MINUTE).await?;
+        Ok((first..=now / MINUTE)
+            .map(|m| {
+                let (depth, lag) = samples
+                    .iter()
+                    .find(|(at, _, _)| *at == m * MINUTE)
+                    .map(|(_, d, l)| (*d, *l))
+                    .unwrap_or((0, 0));
+                QueueSample {
+                    label: iso(m * MINUTE)[11..16].to_string(),
+                    depth,
+                    lag_seconds: lag as f64 / 1000.0,
+                }
+            })
+            .collect())
+    }
+
+    /// The five slowest endpoints (mean attempt time) and the five with most failed attempts
+    /// since `since`, of those the shop still has.
+    async fn endpoint_rankings(
+        &self,
+        shop_id: &ShopId,
+        since: i64,
+        names: &std::collections::HashMap<String, String>,
+    ) -> ServiceResult<(Vec<EndpointFigure>, Vec<EndpointFigure>)> {
+        let figures: Vec<EndpointFigure> = self
+            .store
+            .endpoint_figures(shop_id, since)
+            .await?
+            .into_iter()
+            .filter_map(|(id, attempts, failed, ms)| {
+                Some(EndpointFigure {
+                    name: names.get(&id)?.clone(),
+                    id,
+                    attempts,
+                    failed,
+                    mean_ms: ms / attempts.max(1),
+                })
+            })
+            .collect();
+        let mut slowest = figures.clone();
+        slowest.sort_by(|a, b| b.mean_ms.cmp(&a.mean_ms).then(a.name.cmp(&b.name)));
+        slowest.truncate(5);
+        let mut failing: Vec<_> = figures.into_iter().filter(|f| f.failed > 0).collect();
+        failing.sort_by(|a, b| b.failed.cmp(&a.failed).then(a.name.cmp(&b.name)));
+        failing.truncate(5);
+        Ok((slowest, failing))
+    }
+
 }

@@ -62,7 +62,8 @@ fn first_failure<'a>(
     }
 }
 
-/// Adds a batch's attempts to the hourly counters, succeeded (2xx) and failed per endpoint.
+/// Adds a batch's attempts to the hourly counters: succeeded (2xx) and failed per endpoint,
+/// and the milliseconds they took (`ms:<endpoint>`, for the dashboard's slowest endpoints).
 async fn add_hourly_counts(tx: &mut super::Tx, batch: &[AttemptRecord]) -> Result<()> {
     let mut counts: std::collections::BTreeMap<(&ShopId, String), i64> = Default::default();
     for r in batch {
@@ -71,6 +72,10 @@ async fn add_hourly_counts(tx: &mut super::Tx, batch: &[AttemptRecord]) -> Resul
         *counts
             .entry((&r.shop_id, super::counters::hourly(r.at, &what)))
             .or_default() += 1;
+        let took = format!("ms:{}", r.endpoint_id);
+        *counts
+            .entry((&r.shop_id, super::counters::hourly(r.at, &took)))
+            .or_default() += r.duration_ms.max(0);
     }
     let counts: Vec<_> = counts
         .into_iter()
@@ -449,6 +454,36 @@ impl Store {
             entry.1 += n;
         }
         Ok(per.into_iter().map(|(e, (ok, all))| (e, ok, all)).collect())
+    }
+
+    /// Per endpoint of a shop since `since`, from the hourly counters: (endpoint id, attempts,
+    /// failed, milliseconds they took in all).
+    pub async fn endpoint_figures(
+        &self,
+        shop_id: &ShopId,
+        since: i64,
+    ) -> Result<Vec<(String, i64, i64, i64)>> {
+        let mut per: std::collections::BTreeMap<String, (i64, i64, i64)> = Default::default();
+        for (_, what, n) in self.hourly_counts(Some(shop_id), since).await? {
+            let Some((kind, endpoint)) = what.split_once(':') else {
+                continue;
+            };
+            let entry = per.entry(endpoint.to_string()).or_default();
+            match kind {
+                "ok" => entry.0 += n,
+                "fail" => {
+                    entry.0 += n;
+                    entry.1 += n;
+                }
+                "ms" => entry.2 += n,
+                _ => {}
+            }
+        }
+        Ok(per
+            .into_iter()
+            .filter(|(_, (attempts, _, _))| *attempts > 0)
+            .map(|(e, (attempts, failed, ms))| (e, attempts, failed, ms))
+            .collect())
     }
 
     /// Attempts of a shop since `since`, succeeded and failed, per bucket of `bucket_ms` (a

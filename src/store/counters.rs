@@ -26,6 +26,34 @@ fn parse_hourly(name: &str) -> Option<(i64, &str)> {
     Some((hour.parse().ok()?, what))
 }
 
+/// One minute, the unit of the queue samples.
+pub const MINUTE_MS: i64 = 60_000;
+
+/// How long queue samples are kept: the dashboard shows the last hour.
+const SAMPLES_KEPT_MS: i64 = 24 * HOUR_MS;
+
+/// The name of a queue sample: `m:<minute>:<what>` (`depth`, or `lag` in ms), the minute
+/// zero-padded so names sort by it.
+pub fn per_minute(at_ms: i64, what: &str) -> String {
+    format!("m:{:010}:{what}", at_ms / MINUTE_MS)
+}
+
+/// The minute a queue sample's name is for, and what it measures.
+fn parse_per_minute(name: &str) -> Option<(i64, &str)> {
+    let rest = name.strip_prefix("m:")?;
+    let (minute, what) = rest.split_once(':')?;
+    Some((minute.parse().ok()?, what))
+}
+
+/// Each shop's deliveries waiting or in flight, from the delivery counters; shops with none
+/// left out.
+const SHOP_DEPTHS: &str = "SELECT shop_id, CAST(SUM(n) AS BIGINT) FROM (
+    SELECT shop_id, name, n FROM counters WHERE name >= 'q:' AND name < 'q;'
+    UNION ALL
+    SELECT shop_id, name, n FROM count_deltas WHERE name >= 'q:' AND name < 'q;') x
+  WHERE name LIKE 'q:pending:%' OR name LIKE 'q:retrying:%' OR name LIKE 'q:delivering:%'
+  GROUP BY shop_id HAVING SUM(n) > 0";
+
 /// Adds `n` to each `(shop, name, n)` counter, in the caller's transaction.
 pub async fn add(tx: &mut Tx, counts: &[(&ShopId, String, i64)]) -> Result<()> {
     if counts.is_empty() {
@@ -158,6 +186,50 @@ impl Store {
         Ok(rows)
     }
 
+    /// Samples each shop's queue for the minute of `now`: its depth (deliveries waiting or in
+    /// flight) and its lag (how long the oldest due one has waited, ms), for the dashboard's
+    /// last hour. Shops with nothing waiting write nothing (read as zero). A minute already
+    /// sampled, by this node or another, is kept as it is, so any node may sample.
+    pub async fn sample_queues(&self, now: i64) -> Result<usize> {
+        let depths: Vec<(String, i64)> = on_reader!(self, |pool, d| {
+            sqlx::query_as(&d.sql(SHOP_DEPTHS)).fetch_all(pool).await?
+        });
+        let mut samples = Vec::with_capacity(depths.len() * 2);
+        for (shop, depth) in depths {
+            let shop_id = ShopId::from(shop.as_str());
+            let lag = self.shop_lag(&shop_id, now).await?.unwrap_or(0);
+            samples.push((shop_id.clone(), per_minute(now, "depth"), depth));
+            samples.push((shop_id, per_minute(now, "lag"), lag));
+        }
+        for chunk in samples.chunks(500) {
+            on_writer!(self, |pool, d| {
+                let mut qb = QueryBuilder::new("INSERT INTO counters (shop_id, name, n) ");
+                qb.push_values(chunk, |mut b, (shop_id, name, n)| {
+                    b.push_bind(shop_id).push_bind(name).push_bind(*n);
+                });
+                qb.push(" ON CONFLICT (shop_id, name) DO NOTHING");
+                let _ = d;
+                qb.build().execute(pool).await?;
+            });
+        }
+        Ok(samples.len() / 2)
+    }
+
+    /// A shop's queue samples from `since` on: (minute start in ms, depth, lag in ms), minutes
+    /// without a sample left out.
+    pub async fn queue_samples(&self, shop_id: &ShopId, since: i64) -> Result<Vec<(i64, i64, i64)>> {
+        let from = per_minute(since, "");
+        let mut per: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
+        for (name, n) in self.counters(Some(shop_id), Names::Range(&from, "m;")).await? {
+            match parse_per_minute(&name) {
+                Some((minute, "depth")) => per.entry(minute * MINUTE_MS).or_default().0 = n,
+                Some((minute, "lag")) => per.entry(minute * MINUTE_MS).or_default().1 = n,
+                _ => {}
+            }
+        }
+        Ok(per.into_iter().map(|(m, (depth, lag))| (m, depth, lag)).collect())
+    }
+
     /// Moves what `count_deltas` holds into `counters`, one node at a time (PostgreSQL; on
     /// SQLite triggers write `counters` directly and there is nothing to fold). Deltas of a
     /// shop deleted meanwhile are dropped.
@@ -198,12 +270,19 @@ impl Store {
                 .execute(pool)
                 .await?
                 .rows_affected();
-            let zero =
-                sqlx::query("DELETE FROM counters WHERE n = 0 AND (name < 'h:' OR name >= 'h;')")
-                    .execute(pool)
-                    .await?
-                    .rows_affected();
-            Ok(old + zero)
+            let samples = sqlx::query(&d.sql("DELETE FROM counters WHERE name >= 'm:' AND name < ?"))
+                .bind(per_minute(now - SAMPLES_KEPT_MS, ""))
+                .execute(pool)
+                .await?
+                .rows_affected();
+            let zero = sqlx::query(
+                "DELETE FROM counters WHERE n = 0 AND (name < 'h:' OR name >= 'h;') \
+                 AND (name < 'm:' OR name >= 'm;')",
+            )
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(old + samples + zero)
         })
     }
 }
@@ -220,5 +299,16 @@ mod tests {
         assert!(a < b && b.as_str() < "h;");
         assert_eq!(parse_hourly(&b), Some((40, "ok:ep_1")));
         assert_eq!(parse_hourly("q:held:ep_1"), None);
+    }
+
+    #[test]
+    fn sample_names_sort_by_minute_after_the_hourly_ones() {
+        let a = per_minute(3 * MINUTE_MS + 5, "depth");
+        let b = per_minute(1_000 * MINUTE_MS, "lag");
+        assert_eq!(a, "m:0000000003:depth");
+        assert!(hourly(i64::MAX / 2, "events").as_str() < a.as_str());
+        assert!(a < b && b.as_str() < "m;" && b.as_str() < "q:");
+        assert_eq!(parse_per_minute(&b), Some((1_000, "lag")));
+        assert_eq!(parse_per_minute("h:00000001:events"), None);
     }
 }

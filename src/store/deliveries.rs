@@ -519,13 +519,19 @@ impl Store {
         now: i64,
     ) -> Result<(Vec<(String, i64)>, Option<i64>)> {
         let counts = by_status(self.status_counts(Some(shop_id)).await?);
+        Ok((counts, self.shop_lag(shop_id, now).await?))
+    }
+
+    /// How long a shop's oldest due delivery has waited at `now` (ms), if one is due: a seek
+    /// per endpoint and priority.
+    pub async fn shop_lag(&self, shop_id: &ShopId, now: i64) -> Result<Option<i64>> {
         let oldest: Option<i64> = on_reader!(self, |pool, d| {
             sqlx::query_scalar(&d.sql(SHOP_OLDEST_DUE))
                 .bind(shop_id)
                 .fetch_one(pool)
                 .await?
         });
-        Ok((counts, oldest.filter(|t| *t <= now).map(|t| now - t)))
+        Ok(oldest.filter(|t| *t <= now).map(|t| now - t))
     }
 
     /// Open deliveries (waiting, leased, held) by status across every shop, for metrics,

@@ -154,7 +154,7 @@ fn EventTypePicker(
                     let names: Vec<String> = types.iter().map(|t| t.name.clone()).collect();
                     view! {
                         <fieldset class="type-family" hidden=move || { let q = search.get(); !q.is_empty() && !names.iter().any(|n| n.contains(&q)) }>
-                            <legend>{family}</legend>
+                            <legend>{family.replace('_', " ")}</legend>
                             {types.into_iter().map(|t| {
                                 let name = t.name.clone();
                                 let shown = t.name.clone();

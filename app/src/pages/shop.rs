@@ -1,15 +1,37 @@
-//! A shop's dashboard: deliveries and success rate over 24 hours and 7 days (server-rendered
-//! SVG), queue depth and lag, failing and disabled endpoints, recent alerts.
+//! A shop's dashboard: attempts and success rate over 24 hours and 7 days, queue depth and lag
+//! over the last hour (server-rendered SVG, values on hover), the slowest and most failing
+//! endpoints, failing and disabled endpoints, recent alerts; every figure links to the queue
+//! filtered to it.
 
 use crate::api::{error_text, get_dashboard, get_shop};
 use crate::components::*;
-use crate::dto::Bucket;
+use crate::dto::{Bucket, EndpointFigure};
+use crate::model::datetime_local_utc;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-/// A stacked bar chart of succeeded (bottom) and failed (top) attempts per bucket.
+/// The queue page of a shop, filtered by `query` (`status=failed&endpoint_id=…`).
+fn queue_link(shop: &str, query: &str) -> String {
+    if query.is_empty() {
+        format!("/shops/{shop}/queue")
+    } else {
+        format!("/shops/{shop}/queue?{query}")
+    }
+}
+
+/// "97.5 % of 1200", or "no attempts".
+fn success_rate(ok: i64, total: i64) -> String {
+    if total == 0 {
+        "no attempts".to_string()
+    } else {
+        format!("{:.1} % succeeded of {total}", ok as f64 * 100.0 / total as f64)
+    }
+}
+
+/// A stacked bar chart of succeeded (bottom) and failed (top) attempts per bucket. Each bar
+/// names its figures on hover and links to the queue of that time.
 #[component]
-fn BarChart(title: String, buckets: Vec<Bucket>) -> impl IntoView {
+fn BarChart(title: String, shop: String, buckets: Vec<Bucket>) -> impl IntoView {
     let max = buckets
         .iter()
         .map(|b| b.succeeded + b.failed)
@@ -19,33 +41,122 @@ fn BarChart(title: String, buckets: Vec<Bucket>) -> impl IntoView {
     let n = buckets.len().max(1) as f64;
     let total: i64 = buckets.iter().map(|b| b.succeeded + b.failed).sum();
     let ok: i64 = buckets.iter().map(|b| b.succeeded).sum();
-    let rate = if total == 0 {
-        "no attempts".to_string()
-    } else {
-        format!(
-            "{:.1} % succeeded of {total}",
-            ok as f64 * 100.0 / total as f64
-        )
-    };
+    let rate = success_rate(ok, total);
     let w = 100.0 / n;
     view! {
         <figure class="chart">
             <figcaption>{format!("{title}: {rate}")}</figcaption>
-            <svg viewBox="0 0 100 40" preserveAspectRatio="none" role="img" aria-label=format!("{title}: {rate}")>
+            <svg viewBox="0 0 100 40" preserveAspectRatio="none" role="group" aria-label=format!("{title}, one link per bar")>
                 {buckets.iter().enumerate().map(|(i, b)| {
                     let x = i as f64 * w;
                     let hs = b.succeeded as f64 / max * 38.0;
                     let hf = b.failed as f64 / max * 38.0;
+                    let figures = format!("{}: {} succeeded, {} failed, {}", b.label, b.succeeded, b.failed, success_rate(b.succeeded, b.succeeded + b.failed));
+                    let href = queue_link(&shop, &format!("since={}&until={}", datetime_local_utc(b.from_ms), datetime_local_utc(b.to_ms)));
+                    let label = figures.clone();
                     view! {
-                        <rect class="ok" x=format!("{:.2}", x + w * 0.1) y=format!("{:.2}", 40.0 - hs) width=format!("{:.2}", w * 0.8) height=format!("{:.2}", hs)>
-                            <title>{format!("{}: {} succeeded, {} failed", b.label, b.succeeded, b.failed)}</title>
-                        </rect>
-                        <rect class="failed" x=format!("{:.2}", x + w * 0.1) y=format!("{:.2}", 40.0 - hs - hf) width=format!("{:.2}", w * 0.8) height=format!("{:.2}", hf)/>
+                        <a href=href aria-label=label>
+                            <title>{figures}</title>
+                            <rect class="hit" x=format!("{:.2}", x) y="0" width=format!("{:.2}", w) height="40"/>
+                            <rect class="ok" x=format!("{:.2}", x + w * 0.1) y=format!("{:.2}", 40.0 - hs) width=format!("{:.2}", w * 0.8) height=format!("{:.2}", hs)/>
+                            <rect class="failed" x=format!("{:.2}", x + w * 0.1) y=format!("{:.2}", 40.0 - hs - hf) width=format!("{:.2}", w * 0.8) height=format!("{:.2}", hf)/>
+                        </a>
                     }
                 }).collect_view()}
             </svg>
             <div class="chart-axis"><span>{buckets.first().map(|b| b.label.clone())}</span><span>{buckets.last().map(|b| b.label.clone())}</span></div>
         </figure>
+    }
+}
+
+/// A line over the last hour, one point a minute, each naming its value on hover; the chart
+/// links to the queue.
+#[component]
+fn MinuteChart(title: String, href: String, points: Vec<(String, f64)>, unit: &'static str) -> impl IntoView {
+    let max = points.iter().map(|(_, v)| *v).fold(0.0, f64::max).max(1.0);
+    let n = (points.len().max(2) - 1) as f64;
+    let xy = |i: usize, v: f64| (i as f64 * 100.0 / n, 38.0 - v / max * 36.0);
+    let line = points
+        .iter()
+        .enumerate()
+        .map(|(i, (_, v))| {
+            let (x, y) = xy(i, *v);
+            format!("{x:.2},{y:.2}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let now = points.last().map(|(_, v)| *v).unwrap_or(0.0);
+    let peak = points.iter().map(|(_, v)| *v).fold(0.0, f64::max);
+    let caption = format!("{title}: now {}, at most {} in the last hour", fmt_value(now, unit), fmt_value(peak, unit));
+    view! {
+        <figure class="chart">
+            <figcaption><a href=href>{caption.clone()}</a></figcaption>
+            <svg viewBox="0 0 100 40" preserveAspectRatio="none" role="img" aria-label=caption>
+                <polyline class="line" points=line fill="none" vector-effect="non-scaling-stroke"/>
+                {points.iter().enumerate().map(|(i, (label, v))| {
+                    let (x, _) = xy(i, *v);
+                    let w = 100.0 / n;
+                    view! {
+                        <rect class="hit" x=format!("{:.2}", (x - w / 2.0).max(0.0)) y="0" width=format!("{w:.2}") height="40">
+                            <title>{format!("{label}: {}", fmt_value(*v, unit))}</title>
+                        </rect>
+                    }
+                }).collect_view()}
+            </svg>
+            <div class="chart-axis"><span>{points.first().map(|(l, _)| l.clone())}</span><span>{points.last().map(|(l, _)| l.clone())}</span></div>
+        </figure>
+    }
+}
+
+/// A chart value with its unit: "120 deliveries", "3.5 s".
+fn fmt_value(v: f64, unit: &str) -> String {
+    if unit == "s" {
+        format!("{v:.1} s")
+    } else {
+        format!("{v:.0} {unit}")
+    }
+}
+
+/// Endpoints ranked by one figure, each linking to its deliveries in the queue.
+#[component]
+fn EndpointRanking(
+    title: &'static str,
+    empty: &'static str,
+    shop: String,
+    figures: Vec<EndpointFigure>,
+    failures: bool,
+) -> impl IntoView {
+    view! {
+        <section class="panel">
+            <h2>{title}</h2>
+            {if figures.is_empty() {
+                view! { <p class="muted">{empty}</p> }.into_any()
+            } else {
+                view! {
+                    <table class="stacking">
+                        <thead><tr>
+                            <th scope="col">"Endpoint"</th>
+                            <th scope="col">{if failures { "Failed attempts" } else { "Mean time" }}</th>
+                            <th scope="col">"Attempts (24 h)"</th>
+                        </tr></thead>
+                        <tbody>{figures.into_iter().map(|f| {
+                            let query = if failures { format!("endpoint_id={}&status=retrying", f.id) } else { format!("endpoint_id={}", f.id) };
+                            view! {
+                                <tr>
+                                    <td data-label="Endpoint"><a href=queue_link(&shop, &query) class="name">{f.name.clone()}</a></td>
+                                    <td data-label=if failures { "Failed attempts" } else { "Mean time" }>{if failures {
+                                        format!("{} ({:.0} %)", f.failed, f.failed as f64 * 100.0 / f.attempts.max(1) as f64)
+                                    } else {
+                                        format!("{} ms", f.mean_ms)
+                                    }}</td>
+                                    <td data-label="Attempts (24 h)">{f.attempts}</td>
+                                </tr>
+                            }
+                        }).collect_view()}</tbody>
+                    </table>
+                }.into_any()
+            }}
+        </section>
     }
 }
 
@@ -119,23 +230,32 @@ pub fn DashboardPage() -> impl IntoView {
                                     <FirstSteps shop_id=s.id.clone() public_url=d.public_url.clone() webhooks_enabled=s.webhooks_enabled/>
                                 })}
                                 <div class="cards stats">
-                                    <div class="card"><span class="muted">"Queue depth"</span><strong>{depth}</strong></div>
-                                    <div class="card"><span class="muted">"Queue lag"</span><strong>{format!("{:.1} s", d.lag_seconds)}</strong></div>
-                                    <div class="card"><span class="muted">"Failed"</span><strong>{count("failed")}</strong></div>
-                                    <div class="card"><span class="muted">"Held"</span><strong>{count("held")}</strong></div>
+                                    <a class="card" href=queue_link(&s.id, "")><span class="muted">"Queue depth"</span><strong>{depth}</strong></a>
+                                    <a class="card" href=queue_link(&s.id, "status=pending")><span class="muted">"Queue lag"</span><strong>{format!("{:.1} s", d.lag_seconds)}</strong></a>
+                                    <a class="card" href=queue_link(&s.id, "status=failed")><span class="muted">"Failed"</span><strong>{count("failed")}</strong></a>
+                                    <a class="card" href=queue_link(&s.id, "status=held")><span class="muted">"Held"</span><strong>{count("held")}</strong></a>
                                 </div>
                                 <div class="charts">
-                                    <BarChart title="Last 24 hours".to_string() buckets=d.last_24h.clone()/>
-                                    <BarChart title="Last 7 days".to_string() buckets=d.last_7d.clone()/>
+                                    <BarChart title="Attempts, last 24 hours".to_string() shop=s.id.clone() buckets=d.last_24h.clone()/>
+                                    <BarChart title="Attempts, last 7 days".to_string() shop=s.id.clone() buckets=d.last_7d.clone()/>
+                                    <MinuteChart title="Queue depth".to_string() href=queue_link(&s.id, "") unit="deliveries"
+                                        points=d.queue_last_hour.iter().map(|q| (q.label.clone(), q.depth as f64)).collect()/>
+                                    <MinuteChart title="Queue lag".to_string() href=queue_link(&s.id, "status=pending") unit="s"
+                                        points=d.queue_last_hour.iter().map(|q| (q.label.clone(), q.lag_seconds)).collect()/>
+                                </div>
+                                <div class="two-col">
+                                    <EndpointRanking title="Slowest endpoints" empty="No attempts in the last day." shop=s.id.clone() figures=d.slowest_endpoints.clone() failures=false/>
+                                    <EndpointRanking title="Most failing endpoints" empty="No failed attempts in the last day." shop=s.id.clone() figures=d.most_failing_endpoints.clone() failures=true/>
                                 </div>
                                 <section class="panel">
-                                    <h2>"Failing endpoints"</h2>
+                                    <h2>"Failing and disabled endpoints"</h2>
                                     {if d.failing_endpoints.is_empty() && d.disabled_endpoints.is_empty() {
                                         view! { <p class="muted">"Every endpoint is healthy."</p> }.into_any()
                                     } else {
+                                        let name = |e: &crate::dto::EndpointView| if e.description.is_empty() { e.url.clone() } else { e.description.clone() };
                                         view! { <ul>
-                                            {d.failing_endpoints.iter().map(|e| view! { <li><a href=format!("/shops/{}/endpoints/{}", s.id, e.id)>{e.url.clone()}</a>" — failing since "{e.failing_since.clone()}</li> }).collect_view()}
-                                            {d.disabled_endpoints.iter().map(|e| view! { <li><a href=format!("/shops/{}/endpoints/{}", s.id, e.id)>{e.url.clone()}</a>" — disabled: "{e.disabled_reason.clone()}</li> }).collect_view()}
+                                            {d.failing_endpoints.iter().map(|e| view! { <li><a href=format!("/shops/{}/endpoints/{}", s.id, e.id)>{name(e)}</a>" — failing since "{e.failing_since.clone().map(|t| view! { <When at=t/> })}</li> }).collect_view()}
+                                            {d.disabled_endpoints.iter().map(|e| view! { <li><a href=format!("/shops/{}/endpoints/{}", s.id, e.id)>{name(e)}</a>" — disabled: "{e.disabled_reason.clone()}</li> }).collect_view()}
                                         </ul> }.into_any()
                                     }}
                                 </section>
@@ -144,7 +264,7 @@ pub fn DashboardPage() -> impl IntoView {
                                     {if d.recent_alerts.is_empty() {
                                         view! { <p class="muted">"No alerts."</p> }.into_any()
                                     } else {
-                                        view! { <ul>{d.recent_alerts.iter().map(|a| view! { <li>{a.created_at.clone()}": "{a.message.clone()}</li> }).collect_view()}</ul> }.into_any()
+                                        view! { <ul>{d.recent_alerts.iter().map(|a| view! { <li><When at=a.created_at.clone()/>": "{a.message.clone()}</li> }).collect_view()}</ul> }.into_any()
                                     }}
                                 </section>
                             }.into_any()
