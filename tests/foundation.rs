@@ -131,14 +131,23 @@ async fn sign_in_lands_on_the_only_or_the_last_chosen_shop() {
             resp.headers()["location"].to_str().unwrap().to_string()
         }
     };
-    assert_eq!(land(None, email.clone(), password.clone()).await, format!("/shops/{mine}"));
+    assert_eq!(
+        land(None, email.clone(), password.clone()).await,
+        format!("/shops/{mine}")
+    );
     // A remembered shop the owner may not open is ignored.
     let theirs = Some(format!("herald_shop={other}"));
-    assert_eq!(land(theirs.clone(), email.clone(), password.clone()).await, format!("/shops/{mine}"));
+    assert_eq!(
+        land(theirs.clone(), email.clone(), password.clone()).await,
+        format!("/shops/{mine}")
+    );
     // The operator sees every shop: the list, or the shop the switcher last chose.
     let (op_email, op_password) = (ADMIN_EMAIL.to_string(), ADMIN_PASSWORD.to_string());
     assert_eq!(land(None, op_email.clone(), op_password.clone()).await, "/");
-    assert_eq!(land(theirs, op_email, op_password).await, format!("/shops/{other}"));
+    assert_eq!(
+        land(theirs, op_email, op_password).await,
+        format!("/shops/{other}")
+    );
 
     // The switcher remembers its choice in that cookie.
     let client = app.signed_in(&email, &password).await;
@@ -149,7 +158,10 @@ async fn sign_in_lands_on_the_only_or_the_last_chosen_shop() {
         .unwrap();
     assert_eq!(resp.status(), 303);
     let cookie = resp.headers()["set-cookie"].to_str().unwrap();
-    assert!(cookie.starts_with(&format!("herald_shop={mine};")), "{cookie}");
+    assert!(
+        cookie.starts_with(&format!("herald_shop={mine};")),
+        "{cookie}"
+    );
     assert!(cookie.contains("HttpOnly"), "{cookie}");
 }
 

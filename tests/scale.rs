@@ -350,7 +350,10 @@ async fn the_dashboard_ranks_endpoints_and_shows_the_queue_minute_by_minute() {
     let slow = Receiver::start(|_| (200, vec![], "ok".into(), Duration::from_millis(150))).await;
     let failing = Receiver::start(|_| (500, vec![], "no".into(), Duration::ZERO)).await;
     let (_, slow_ep) = api
-        .post("/endpoints", json!({"url": slow.url("/"), "description": "Slow one"}))
+        .post(
+            "/endpoints",
+            json!({"url": slow.url("/"), "description": "Slow one"}),
+        )
         .await;
     // One failure each, then a retry an hour later: they wait as "retrying".
     let (_, failing_ep) = api
@@ -429,7 +432,11 @@ async fn the_dashboard_ranks_endpoints_and_shows_the_queue_minute_by_minute() {
             .len(),
         2
     );
-    app.service.store.prune_counters(now + 27 * hour).await.unwrap();
+    app.service
+        .store
+        .prune_counters(now + 27 * hour)
+        .await
+        .unwrap();
     assert!(app
         .service
         .store

@@ -398,14 +398,7 @@ pub fn endpoint_names(shop: Memo<String>) -> Resource<EndpointNames> {
                 .await
                 .unwrap_or_default()
                 .into_iter()
-                .map(|e| {
-                    let name = if e.description.is_empty() {
-                        e.url
-                    } else {
-                        e.description
-                    };
-                    (e.id, name)
-                })
+                .map(|e| (e.id.clone(), e.name().to_string()))
                 .collect()
         },
     )
@@ -421,8 +414,10 @@ pub fn endpoint_ref(shop: &str, id: &str, names: &EndpointNames) -> impl IntoVie
             <div class="muted id"><code>{id.to_string()}</code></div>
         }
         .into_any(),
-        None => view! { <code class="id">{id.to_string()}</code><div class="muted">"(deleted)"</div> }
-            .into_any(),
+        None => {
+            view! { <code class="id">{id.to_string()}</code><div class="muted">"(deleted)"</div> }
+                .into_any()
+        }
     }
 }
 
@@ -454,5 +449,30 @@ pub fn CopyButton(text: String, label: String) -> impl IntoView {
 pub fn TableWrap(label: &'static str, children: Children) -> impl IntoView {
     view! {
         <div class="table-wrap" role="region" aria-label=label tabindex="0">{children()}</div>
+    }
+}
+
+/// A submit button behind a question that names what it removes: a disclosure (works without
+/// JavaScript, reachable by keyboard) whose summary is the action and whose body asks first.
+#[component]
+pub fn ConfirmSubmit(
+    /// The action, on the summary: "Revoke".
+    action: &'static str,
+    /// What the summary does, for screen readers: "Revoke the API key ci".
+    summary_label: String,
+    /// The question: "Revoke the API key “ci”? Products using it can no longer publish."
+    question: String,
+    /// The submit button's text: "Revoke ci".
+    confirm: String,
+    #[prop(optional)] disabled: bool,
+) -> impl IntoView {
+    view! {
+        <details class="confirm-submit">
+            <summary class="button small danger" aria-label=summary_label>{action}</summary>
+            <div class="confirm">
+                <p>{question}</p>
+                <button type="submit" class="small danger" disabled=disabled>{confirm}</button>
+            </div>
+        </details>
     }
 }

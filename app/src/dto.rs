@@ -46,6 +46,17 @@ pub struct EndpointView {
     pub secret: Option<String>,
 }
 
+impl EndpointView {
+    /// What people call the endpoint: its description, or its URL when it has none.
+    pub fn name(&self) -> &str {
+        if self.description.is_empty() {
+            &self.url
+        } else {
+            &self.description
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AttemptView {
     pub number: i64,

@@ -66,7 +66,10 @@ pub struct RetryFields {
 
 /// The policies the form offers, as (name, label).
 pub const RETRY_POLICIES: &[(&str, &str)] = &[
-    ("standard", "Standard: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h"),
+    (
+        "standard",
+        "Standard: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h",
+    ),
     ("fixed", "Fixed interval"),
     ("linear", "Linear (growing by a step)"),
     ("exponential", "Exponential (doubling)"),
@@ -97,7 +100,10 @@ impl RetryFields {
     pub fn of(policy: &Value) -> Self {
         let mut f = Self::default();
         let num = |k: &str| policy.get(k).and_then(Value::as_u64).map(|n| n.to_string());
-        let name = policy.get("policy").and_then(Value::as_str).unwrap_or("standard");
+        let name = policy
+            .get("policy")
+            .and_then(Value::as_str)
+            .unwrap_or("standard");
         f.policy = name.to_string();
         let set = |slot: &mut String, key: &str| {
             if let Some(v) = num(key) {
@@ -168,7 +174,10 @@ impl RetryFields {
                         d.parse::<u64>().map_err(|_| {
                             (
                                 "retry.delays_s".to_string(),
-                                format!("delay {}: \"{d}\" is not a whole number of seconds", i + 1),
+                                format!(
+                                    "delay {}: \"{d}\" is not a whole number of seconds",
+                                    i + 1
+                                ),
                             )
                         })
                     })
@@ -354,7 +363,10 @@ mod tests {
         f.disable_after_days = "".into();
         f.rate_limit_per_second = "12".into();
         let input = f.to_input().unwrap();
-        assert_eq!(input["event_types"], json!(["order.created", "legacy.thing"]));
+        assert_eq!(
+            input["event_types"],
+            json!(["order.created", "legacy.thing"])
+        );
         assert_eq!(input["disable_on_status"], json!([400, 404, 410]));
         assert_eq!(input["unsubscribe_action"], "delete");
         assert_eq!(input["disable_after_days"], Value::Null);
@@ -369,7 +381,10 @@ mod tests {
     fn write_only_fields_are_kept_unless_typed_or_removed() {
         let mut f = form();
         f.basic_auth_username = "shop".into();
-        assert_eq!(f.to_input().unwrap()["basic_auth"], json!({"username": "shop"}));
+        assert_eq!(
+            f.to_input().unwrap()["basic_auth"],
+            json!({"username": "shop"})
+        );
         f.basic_auth_password = "pw".into();
         assert_eq!(
             f.to_input().unwrap()["basic_auth"],

@@ -296,3 +296,26 @@ test("sign-in lands on the shop the switcher last chose", async ({ page }) => {
   await signIn(page, admin.email, admin.password);
   await expect(page).toHaveURL(new RegExp(`/shops/${shop.shopId}$`));
 });
+
+test("revoking a key and removing a member ask first, naming what goes", async ({ page }) => {
+  const shop = shopWithUser("owner");
+  const viewer = `${unique("leaving")}@example.com`.toLowerCase();
+  herald("user", "create", "--email", viewer, "--password", "viewer-password-1", "--role", "viewer", "--shop", shop.shopId);
+  await signIn(page, shop.email, shop.password);
+  await open(page, `/shops/${shop.shopId}/settings`);
+  await page.getByLabel("Key name").fill("ci");
+  await page.getByRole("button", { name: "Create API key" }).click();
+  const row = page.getByRole("row").filter({ hasText: "ci" });
+  await expect(row).toBeVisible();
+  await row.getByText("Revoke", { exact: true }).click();
+  await expect(row.getByText(/Revoke the API key “ci” \(hk_/)).toBeVisible();
+  await row.getByRole("button", { name: "Revoke ci" }).click();
+  await expect(row).toContainText("Revoked");
+
+  await open(page, `/shops/${shop.shopId}/members`);
+  const member = page.getByRole("row").filter({ hasText: viewer });
+  await member.getByText("Remove", { exact: true }).click();
+  await expect(member.getByText(`Remove ${viewer} from this shop?`)).toBeVisible();
+  await member.getByRole("button", { name: `Remove ${viewer}` }).click();
+  await expect(page.getByRole("row").filter({ hasText: viewer })).toHaveCount(0);
+});

@@ -295,10 +295,7 @@ impl Service {
         let endpoint_count = endpoints.len() as i64;
         let names: std::collections::HashMap<String, String> = endpoints
             .iter()
-            .map(|e| {
-                let name = if e.description.is_empty() { &e.url } else { &e.description };
-                (e.id.clone(), name.clone())
-            })
+            .map(|e| (e.id.clone(), e.name().to_string()))
             .collect();
         let (disabled, enabled): (Vec<_>, Vec<_>) = endpoints.into_iter().partition(|e| !e.enabled);
         let failing = enabled
@@ -377,5 +374,4 @@ impl Service {
         failing.truncate(5);
         Ok((slowest, failing))
     }
-
 }

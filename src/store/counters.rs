@@ -217,17 +217,27 @@ impl Store {
 
     /// A shop's queue samples from `since` on: (minute start in ms, depth, lag in ms), minutes
     /// without a sample left out.
-    pub async fn queue_samples(&self, shop_id: &ShopId, since: i64) -> Result<Vec<(i64, i64, i64)>> {
+    pub async fn queue_samples(
+        &self,
+        shop_id: &ShopId,
+        since: i64,
+    ) -> Result<Vec<(i64, i64, i64)>> {
         let from = per_minute(since, "");
         let mut per: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
-        for (name, n) in self.counters(Some(shop_id), Names::Range(&from, "m;")).await? {
+        for (name, n) in self
+            .counters(Some(shop_id), Names::Range(&from, "m;"))
+            .await?
+        {
             match parse_per_minute(&name) {
                 Some((minute, "depth")) => per.entry(minute * MINUTE_MS).or_default().0 = n,
                 Some((minute, "lag")) => per.entry(minute * MINUTE_MS).or_default().1 = n,
                 _ => {}
             }
         }
-        Ok(per.into_iter().map(|(m, (depth, lag))| (m, depth, lag)).collect())
+        Ok(per
+            .into_iter()
+            .map(|(m, (depth, lag))| (m, depth, lag))
+            .collect())
     }
 
     /// Moves what `count_deltas` holds into `counters`, one node at a time (PostgreSQL; on
@@ -270,11 +280,12 @@ impl Store {
                 .execute(pool)
                 .await?
                 .rows_affected();
-            let samples = sqlx::query(&d.sql("DELETE FROM counters WHERE name >= 'm:' AND name < ?"))
-                .bind(per_minute(now - SAMPLES_KEPT_MS, ""))
-                .execute(pool)
-                .await?
-                .rows_affected();
+            let samples =
+                sqlx::query(&d.sql("DELETE FROM counters WHERE name >= 'm:' AND name < ?"))
+                    .bind(per_minute(now - SAMPLES_KEPT_MS, ""))
+                    .execute(pool)
+                    .await?
+                    .rows_affected();
             let zero = sqlx::query(
                 "DELETE FROM counters WHERE n = 0 AND (name < 'h:' OR name >= 'h;') \
                  AND (name < 'm:' OR name >= 'm;')",

@@ -184,9 +184,13 @@ fn remembered_shop(headers: &axum::http::HeaderMap) -> Option<String> {
 
 /// Where a sign-in without a `next` lands: the shop the switcher last chose, if the user may
 /// still open it; else the user's only shop; else the list of shops.
-async fn landing(state: &AppState, user_id: &str, version: i64, remembered: Option<String>) -> String {
-    let Ok(Some(who)) =
-        session::load_principal(&state.service.store, user_id, version).await
+async fn landing(
+    state: &AppState,
+    user_id: &str,
+    version: i64,
+    remembered: Option<String>,
+) -> String {
+    let Ok(Some(who)) = session::load_principal(&state.service.store, user_id, version).await
     else {
         return "/".into();
     };
@@ -206,15 +210,24 @@ pub async fn switch_shop(State(state): State<AppState>, Query(q): Query<SwitchQu
     let id = clean_shop_id(&q.shop);
     if id.is_empty() {
         let forget = format!("{LAST_SHOP_COOKIE}=; Path=/; Max-Age=0; SameSite=Lax; HttpOnly");
-        return ([(axum::http::header::SET_COOKIE, forget)], Redirect::to("/")).into_response();
+        return (
+            [(axum::http::header::SET_COOKIE, forget)],
+            Redirect::to("/"),
+        )
+            .into_response();
     }
-    let secure = if state.public_origin.as_deref().is_some_and(|o| o.starts_with("https://")) {
+    let secure = if state
+        .public_origin
+        .as_deref()
+        .is_some_and(|o| o.starts_with("https://"))
+    {
         "; Secure"
     } else {
         ""
     };
-    let remember =
-        format!("{LAST_SHOP_COOKIE}={id}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly{secure}");
+    let remember = format!(
+        "{LAST_SHOP_COOKIE}={id}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly{secure}"
+    );
     (
         [(axum::http::header::SET_COOKIE, remember)],
         Redirect::to(&format!("/shops/{id}")),
@@ -232,7 +245,10 @@ mod tests {
             axum::http::header::COOKIE,
             "id=abc; herald_shop=shp_01x\"<b>; other=1".parse().unwrap(),
         );
-        assert_eq!(super::remembered_shop(&headers).as_deref(), Some("shp_01xb"));
+        assert_eq!(
+            super::remembered_shop(&headers).as_deref(),
+            Some("shp_01xb")
+        );
         headers.insert(axum::http::header::COOKIE, "herald_shop=".parse().unwrap());
         assert_eq!(super::remembered_shop(&headers), None);
     }

@@ -30,7 +30,7 @@ pub fn ChannelsPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let names: EndpointNames = endpoints.await.unwrap_or_default().into_iter()
-                    .map(|e| { let n = if e.description.is_empty() { e.url } else { e.description }; (e.id, n) })
+                    .map(|e| (e.id.clone(), e.name().to_string()))
                     .collect();
                 match channels.await {
                     Err(e) => view! { <ErrorNote message=error_text(&e)/> }.into_any(),

@@ -203,7 +203,10 @@ pub fn EndpointForm(
             .map(|e| e.payload.content_type.clone())
             .unwrap_or_else(|| "application/json".into()),
     );
-    let selected = e.as_ref().map(|e| e.event_types.clone()).unwrap_or_default();
+    let selected = e
+        .as_ref()
+        .map(|e| e.event_types.clone())
+        .unwrap_or_default();
     let picked = RwSignal::new(selected.clone());
     let preview_type = Memo::new(move |_| {
         picked

@@ -1,7 +1,7 @@
 //! Members of a shop and their roles; owners (and operators) manage them.
 
 use crate::api::*;
-use crate::components::{action_error, when_ms, ErrorNote};
+use crate::components::{action_error, when_ms, ConfirmSubmit, ErrorNote};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
@@ -63,7 +63,9 @@ pub fn MembersPage() -> impl IntoView {
                                             <ActionForm action=remove>
                                                 <input type="hidden" name="shop_id" value=shop_id.get_untracked()/>
                                                 <input type="hidden" name="user_id" value=m.user_id.clone()/>
-                                                <button type="submit" aria-label=format!("Remove {}", m.email)>"Remove"</button>
+                                                <ConfirmSubmit action="Remove" summary_label=format!("Remove {} from the shop", m.email)
+                                                    question=format!("Remove {} from this shop? They lose access to it at once.", m.email)
+                                                    confirm=format!("Remove {}", m.email)/>
                                             </ActionForm>
                                         </td>
                                     </tr>

@@ -89,7 +89,9 @@ pub fn SettingsPage() -> impl IntoView {
                                             <ActionForm action=revoke>
                                                 <input type="hidden" name="shop_id" value=shop.get_untracked()/>
                                                 <input type="hidden" name="id" value=k.id.clone()/>
-                                                <button type="submit" class="small danger" aria-label=format!("Revoke {}", k.name)>"Revoke"</button>
+                                                <ConfirmSubmit action="Revoke" summary_label=format!("Revoke the API key {}", k.name)
+                                                    question=format!("Revoke the API key “{}” ({}…)? Whatever publishes with it is refused from then on.", k.name, k.prefix)
+                                                    confirm=format!("Revoke {}", k.name)/>
                                             </ActionForm>
                                         }.into_any() }}</td>
                                     </tr>

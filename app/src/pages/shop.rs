@@ -24,7 +24,10 @@ fn success_rate(ok: i64, total: i64) -> String {
     if total == 0 {
         "no attempts".to_string()
     } else {
-        format!("{:.1} % succeeded of {total}", ok as f64 * 100.0 / total as f64)
+        format!(
+            "{:.1} % succeeded of {total}",
+            ok as f64 * 100.0 / total as f64
+        )
     }
 }
 
@@ -72,7 +75,12 @@ fn BarChart(title: String, shop: String, buckets: Vec<Bucket>) -> impl IntoView 
 /// A line over the last hour, one point a minute, each naming its value on hover; the chart
 /// links to the queue.
 #[component]
-fn MinuteChart(title: String, href: String, points: Vec<(String, f64)>, unit: &'static str) -> impl IntoView {
+fn MinuteChart(
+    title: String,
+    href: String,
+    points: Vec<(String, f64)>,
+    unit: &'static str,
+) -> impl IntoView {
     let max = points.iter().map(|(_, v)| *v).fold(0.0, f64::max).max(1.0);
     let n = (points.len().max(2) - 1) as f64;
     let xy = |i: usize, v: f64| (i as f64 * 100.0 / n, 38.0 - v / max * 36.0);
@@ -87,7 +95,11 @@ fn MinuteChart(title: String, href: String, points: Vec<(String, f64)>, unit: &'
         .join(" ");
     let now = points.last().map(|(_, v)| *v).unwrap_or(0.0);
     let peak = points.iter().map(|(_, v)| *v).fold(0.0, f64::max);
-    let caption = format!("{title}: now {}, at most {} in the last hour", fmt_value(now, unit), fmt_value(peak, unit));
+    let caption = format!(
+        "{title}: now {}, at most {} in the last hour",
+        fmt_value(now, unit),
+        fmt_value(peak, unit)
+    );
     view! {
         <figure class="chart">
             <figcaption><a href=href>{caption.clone()}</a></figcaption>
@@ -252,10 +264,9 @@ pub fn DashboardPage() -> impl IntoView {
                                     {if d.failing_endpoints.is_empty() && d.disabled_endpoints.is_empty() {
                                         view! { <p class="muted">"Every endpoint is healthy."</p> }.into_any()
                                     } else {
-                                        let name = |e: &crate::dto::EndpointView| if e.description.is_empty() { e.url.clone() } else { e.description.clone() };
                                         view! { <ul>
-                                            {d.failing_endpoints.iter().map(|e| view! { <li><a href=format!("/shops/{}/endpoints/{}", s.id, e.id)>{name(e)}</a>" — failing since "{e.failing_since.clone().map(|t| view! { <When at=t/> })}</li> }).collect_view()}
-                                            {d.disabled_endpoints.iter().map(|e| view! { <li><a href=format!("/shops/{}/endpoints/{}", s.id, e.id)>{name(e)}</a>" — disabled: "{e.disabled_reason.clone()}</li> }).collect_view()}
+                                            {d.failing_endpoints.iter().map(|e| view! { <li><a href=format!("/shops/{}/endpoints/{}", s.id, e.id)>{e.name().to_string()}</a>" — failing since "{e.failing_since.clone().map(|t| view! { <When at=t/> })}</li> }).collect_view()}
+                                            {d.disabled_endpoints.iter().map(|e| view! { <li><a href=format!("/shops/{}/endpoints/{}", s.id, e.id)>{e.name().to_string()}</a>" — disabled: "{e.disabled_reason.clone()}</li> }).collect_view()}
                                         </ul> }.into_any()
                                     }}
                                 </section>
