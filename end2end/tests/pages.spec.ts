@@ -49,9 +49,13 @@ async function seriousViolations(page: Page): Promise<string[]> {
     .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).slice(0, 5).join(", ")}`);
 }
 
-/** How far the page scrolls sideways, and the widest element that makes it. */
+/** How far the page, or a table inside its box, scrolls sideways, and what makes it. */
 async function sidewaysOverflow(page: Page): Promise<string> {
   return page.evaluate(() => {
+    for (const wrap of Array.from(document.querySelectorAll(".table-wrap"))) {
+      const over = wrap.scrollWidth - wrap.clientWidth;
+      if (over > 1) return `the table "${wrap.getAttribute("aria-label")}" is ${over} px wider than its box`;
+    }
     const over = document.documentElement.scrollWidth - window.innerWidth;
     if (over <= 1) return "";
     let widest = "";
