@@ -402,7 +402,9 @@ async fn the_dashboard_ranks_endpoints_and_shows_the_queue_minute_by_minute() {
         .unwrap();
     assert_eq!(samples.len(), 2, "{samples:?}");
     assert_eq!(samples[0].1, 3, "depth now, sampled twice, counted once");
-    assert_eq!(samples[0].2, 0, "nothing is overdue now");
+    // Nothing is overdue now (the engine may have sampled this minute first, while the
+    // deliveries waited for their first attempt: a lag of moments).
+    assert!(samples[0].2 < 5_000, "{samples:?}");
     assert_eq!(samples[1].1, 3);
     // Retried an hour (±10 % jitter) after the failure, so about an hour overdue.
     assert!(

@@ -253,6 +253,14 @@ pub fn error_for(error: Signal<Option<String>>, field: &'static str) -> impl Int
     }
 }
 
+/// The retry presets the panel offers, loaded once per page.
+pub type RetryPresets = Resource<Result<Vec<crate::dto::RetryPresetView>, ServerFnError>>;
+
+/// Loads [`RetryPresets`].
+pub fn load_retry_presets() -> RetryPresets {
+    Resource::new(|| (), |_| crate::api::retry_presets())
+}
+
 /// A retry policy's fields: the policy, and the parameters of the chosen one (the others are
 /// hidden, and keep what was typed). `prefix` names the form's field (`form[retry]`), `id`
 /// prefixes the inputs' ids. A preset fills the fields; they stay editable.
@@ -262,11 +270,13 @@ pub fn RetryPolicyFields(
     id: &'static str,
     initial: crate::endpoint_form::RetryFields,
     error: Signal<Option<String>>,
+    /// From [`load_retry_presets`], made by the caller and not after an await in a `Suspend` (one made
+    /// inside one after an await would not meet its server-rendered value when hydrating).
+    presets: RetryPresets,
 ) -> impl IntoView {
     use crate::endpoint_form::{RetryFields, RETRY_POLICIES};
     let fields = RwSignal::new(initial.clone());
     let init = initial.clone();
-    let presets = Resource::new(|| (), |_| crate::api::retry_presets());
     let name = move |f: &str| format!("{prefix}[{f}]");
     let policy = Memo::new(move |_| fields.with(|f| f.policy.clone()));
     // One text input bound to one parameter of the fields.
@@ -300,7 +310,7 @@ pub fn RetryPolicyFields(
     view! {
         <label for=select_id.clone()>"Retry policy"</label>
         <div>
-            <select id=select_id name=name("policy")
+            <select id=select_id name=name("policy") prop:value=move || policy.get()
                 on:change=move |ev| fields.update(|f| f.policy = event_target_value(&ev))>
                 {RETRY_POLICIES.iter().map(|(value, label)| {
                     let selected = initial.policy == *value;
@@ -311,21 +321,26 @@ pub fn RetryPolicyFields(
             {error_for(error, "retry")}
         </div>
         <label for=preset_id.clone()>"Fill from a preset"</label>
-        <select id=preset_id on:change=move |ev| {
-            let chosen = event_target_value(&ev);
-            if let Some(Ok(list)) = presets.get_untracked() {
-                if let Some(p) = list.into_iter().find(|p| p.id == chosen) {
-                    fields.set(RetryFields::of(&p.policy));
+        // The whole select inside the Suspense (a Suspense's markers inside a <select> do not
+        // survive the HTML parser, and hydration would not find them).
+        <Suspense fallback=|| ()>{move || {
+            let preset_id = preset_id.clone();
+            Suspend::new(async move {
+                let list = presets.await.unwrap_or_default();
+                let options = list.clone();
+                view! {
+                    <select id=preset_id on:change=move |ev| {
+                        let chosen = event_target_value(&ev);
+                        if let Some(p) = list.iter().find(|p| p.id == chosen) {
+                            fields.set(RetryFields::of(&p.policy));
+                        }
+                    }>
+                        <option value="" selected=true>"Choose a preset (needs JavaScript)"</option>
+                        {options.into_iter().map(|p| view! { <option value=p.id.clone()>{p.label}</option> }).collect_view()}
+                    </select>
                 }
-            }
-        }>
-            <option value="" selected=true>"Choose a preset (needs JavaScript)"</option>
-            <Suspense fallback=|| ()>{move || Suspend::new(async move {
-                presets.await.unwrap_or_default().into_iter().map(|p| view! {
-                    <option value=p.id.clone()>{p.label}</option>
-                }).collect_view()
-            })}</Suspense>
-        </select>
+            })
+        }}</Suspense>
         {input("interval_s", "Interval (seconds)", &["fixed"], |f| f.interval_s.clone(), |f, v| f.interval_s = v)}
         {input("step_s", "Step (seconds)", &["linear"], |f| f.step_s.clone(), |f, v| f.step_s = v)}
         {input("initial_s", "First interval (seconds)", &["exponential"], |f| f.initial_s.clone(), |f, v| f.initial_s = v)}
@@ -404,8 +419,8 @@ pub fn endpoint_names(shop: Memo<String>) -> Resource<EndpointNames> {
     )
 }
 
-/// An endpoint named for people: a link to it by name, its id secondary. An id the shop no
-/// longer has (deleted) is shown as it is.
+/// An endpoint named for people: a link to it by name, its id secondary. An id without a
+/// name is shown as it is.
 pub fn endpoint_ref(shop: &str, id: &str, names: &EndpointNames) -> impl IntoView {
     let href = format!("/shops/{shop}/endpoints/{id}");
     match names.get(id) {
@@ -414,10 +429,8 @@ pub fn endpoint_ref(shop: &str, id: &str, names: &EndpointNames) -> impl IntoVie
             <div class="muted id"><code>{id.to_string()}</code></div>
         }
         .into_any(),
-        None => {
-            view! { <code class="id">{id.to_string()}</code><div class="muted">"(deleted)"</div> }
-                .into_any()
-        }
+        // Deleted, created since the names were read, or the names could not be read.
+        None => view! { <a href=href class="id"><code>{id.to_string()}</code></a> }.into_any(),
     }
 }
 

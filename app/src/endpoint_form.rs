@@ -23,6 +23,9 @@ pub struct EndpointFormData {
     pub types: BTreeMap<String, String>,
     /// Type names the catalog does not list, separated by commas or spaces.
     pub other_types: String,
+    /// The endpoint's types as they were, in their order (the first one picks the sample a
+    /// template is checked against): types still chosen keep their places.
+    pub previous_types: String,
     pub channels: String,
     /// `form[retry][policy]`, `form[retry][interval_s]`, …
     pub retry: RetryFields,
@@ -217,8 +220,13 @@ impl EndpointFormData {
         if self.all_types.is_some() {
             return Ok(Vec::new());
         }
-        let mut types: Vec<String> = self.types.keys().cloned().collect();
-        for t in split(&self.other_types) {
+        let ticked: Vec<String> = self.types.keys().cloned().collect();
+        let other = split(&self.other_types);
+        let mut types: Vec<String> = split(&self.previous_types)
+            .into_iter()
+            .filter(|t| ticked.contains(t) || other.contains(t))
+            .collect();
+        for t in ticked.into_iter().chain(other) {
             if !types.contains(&t) {
                 types.push(t);
             }
@@ -375,6 +383,26 @@ mod tests {
         // Write-only fields left empty are not sent, so what is set stays.
         assert!(input.get("client_certificate").is_none());
         assert_eq!(input["basic_auth"], Value::Null);
+    }
+
+    #[test]
+    fn chosen_types_keep_their_order_and_new_ones_follow() {
+        let mut f = form();
+        f.all_types = None;
+        for t in ["order.created", "ticket.updated", "shop.created"] {
+            f.types.insert(t.into(), "on".into());
+        }
+        f.previous_types = "ticket.updated, legacy.thing, order.created, order.paid".into();
+        f.other_types = "legacy.thing".into();
+        assert_eq!(
+            f.event_types().unwrap(),
+            [
+                "ticket.updated",
+                "legacy.thing",
+                "order.created",
+                "shop.created"
+            ]
+        );
     }
 
     #[test]

@@ -229,13 +229,37 @@ test("an endpoint with every setting custom is saved, reopened and saved again u
   await expect(page.getByText("Endpoint saved.")).toBeVisible();
   expect({ ...(await api(`/endpoints/${id}`)).body, updated_at: null }).toEqual({ ...third, updated_at: null });
 
-  // A value the server refuses is named next to its field.
-  await page.getByLabel("Delays (seconds, in order)").waitFor({ state: "hidden" });
-  await page.getByLabel("Retry policy").selectOption({ label: "Fixed interval" });
+  // A preset fills the policy and its parameters.
+  await page.getByLabel("Fill from a preset").selectOption({ label: "Every 5 minutes, 5 retries" });
+  await expect(page.getByLabel("Retry policy")).toHaveValue("fixed");
+  await expect(page.getByLabel("Interval (seconds)", { exact: true })).toHaveValue("300");
+
+  // A value the server refuses is named next to its field, and the form keeps what was typed.
   await page.getByLabel("Interval (seconds)", { exact: true }).fill("0");
+  await page.getByLabel("Description").fill("Edited, not saved");
   await page.getByRole("button", { name: "Save endpoint" }).click();
   await expect(page.locator(".field-error")).toContainText("at least");
+  await expect(page.getByLabel("Description")).toHaveValue("Edited, not saved");
+  await expect(page.getByLabel("Interval (seconds)", { exact: true })).toHaveValue("0");
   expect((await api(`/endpoints/${id}`)).body.retry.policy).toBe("exponential");
+});
+
+test("a new endpoint starts from the shop's default retry policy", async ({ page }) => {
+  const shop = shopWithUser("owner");
+  await signIn(page, shop.email, shop.password);
+  await open(page, `/shops/${shop.shopId}/settings`);
+  await page.getByLabel("Retry policy").selectOption({ label: "Linear (growing by a step)" });
+  await page.getByLabel("Step (seconds)").fill("90");
+  await page.getByLabel("How many retries").fill("4");
+  await page.getByRole("button", { name: "Save settings" }).click();
+  await expect(async () => {
+    await open(page, `/shops/${shop.shopId}/settings`);
+    await expect(page.getByLabel("Step (seconds)")).toHaveValue("90", { timeout: 1000 });
+  }).toPass({ timeout: 10_000 });
+  await open(page, `/shops/${shop.shopId}/endpoints`);
+  await expect(page.getByLabel("Retry policy")).toHaveValue("linear");
+  await expect(page.getByLabel("Step (seconds)")).toHaveValue("90");
+  await expect(page.getByLabel("How many retries")).toHaveValue("4");
 });
 
 test("event types are picked from the catalog", async ({ page }) => {

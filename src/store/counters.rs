@@ -201,6 +201,9 @@ impl Store {
             samples.push((shop_id.clone(), per_minute(now, "depth"), depth));
             samples.push((shop_id, per_minute(now, "lag"), lag));
         }
+        // In key order, so that two nodes sampling the same minute take the rows' locks in
+        // the same order (PostgreSQL) and neither waits on the other.
+        samples.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         for chunk in samples.chunks(500) {
             on_writer!(self, |pool, d| {
                 let mut qb = QueryBuilder::new("INSERT INTO counters (shop_id, name, n) ");

@@ -91,8 +91,8 @@ pub fn ActivityPage() -> impl IntoView {
                      key=|it| format!("{}-{}-{}-{:?}-{:?}", it.at, it.event_id, it.kind, it.endpoint_id, it.status)
                      children=move |it| {
                         let result = it.status_code.map(|c| c.to_string()).or(it.error_kind.clone()).or(it.status.clone()).unwrap_or_default();
-                        let endpoint = it.endpoint_id.clone().map(|id| {
-                            let known = names.get_untracked().unwrap_or_default();
+                        let endpoint = it.endpoint_id.clone().map(|id| move || {
+                            let known = names.get().unwrap_or_default();
                             endpoint_ref(&shop.get_untracked(), &id, &known).into_any()
                         });
                         view! {

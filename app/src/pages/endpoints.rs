@@ -140,6 +140,7 @@ fn EventTypePicker(
     view! {
         <fieldset class="type-picker">
             <legend>"Event types"</legend>
+            <input type="hidden" name="form[previous_types]" value=selected.join(",")/>
             <label class="check">
                 <input type="checkbox" name="form[all_types]" value="on" checked=all.get_untracked()
                     on:change=move |ev| all.set(event_target_checked(&ev))/>
@@ -193,6 +194,7 @@ pub fn EndpointForm(
     let shop = shop_id();
     let e = existing.clone();
     let types = Resource::new(move || shop.get(), list_event_types);
+    let presets = crate::components::load_retry_presets();
     let template = RwSignal::new(
         e.as_ref()
             .and_then(|e| e.payload.template.clone())
@@ -224,10 +226,11 @@ pub fn EndpointForm(
         },
         |(s, t, c, tpl)| preview_template(s, t, c, tpl),
     );
-    let retry = e
-        .as_ref()
-        .map(|e| RetryFields::of(&e.retry))
-        .unwrap_or_default();
+    let retry = e.as_ref().map(|e| RetryFields::of(&e.retry));
+    // A new endpoint starts from the shop's default policy, as one created through the API.
+    let defaults = retry
+        .is_none()
+        .then(|| Resource::new(move || shop.get(), get_settings));
     let id = e.as_ref().map(|e| e.id.clone()).unwrap_or_default();
     let v = action.value();
     let error = last_error(v);
@@ -282,7 +285,16 @@ pub fn EndpointForm(
             </fieldset>
             <fieldset class="grid-form">
                 <legend>"When a delivery fails"</legend>
-                <RetryPolicyFields prefix="form[retry]" id="ep-retry" initial=retry error/>
+                {match (retry, defaults) {
+                    (Some(initial), _) => view! { <RetryPolicyFields prefix="form[retry]" id="ep-retry" initial error presets/> }.into_any(),
+                    (None, Some(defaults)) => view! {
+                        <Suspense fallback=|| ()>{move || Suspend::new(async move {
+                            let initial = defaults.await.map(|s| RetryFields::of(&s.default_retry)).unwrap_or_default();
+                            view! { <RetryPolicyFields prefix="form[retry]" id="ep-retry" initial error presets/> }
+                        })}</Suspense>
+                    }.into_any(),
+                    (None, None) => ().into_any(),
+                }}
             </fieldset>
             <fieldset class="grid-form">
                 <legend>"Payload"</legend>
@@ -381,15 +393,19 @@ pub fn EndpointPage() -> impl IntoView {
     let rotate = ServerAction::<RotateSecret>::new();
     let test = ServerAction::<SendTestEvent>::new();
     let delete = ServerAction::<DeleteEndpoint>::new();
+    // Reloaded after a save that succeeded only: a refused one keeps the form as the user
+    // left it, with the errors beside their fields.
+    let saved = Memo::new(move |before: Option<&Option<String>>| {
+        save.value()
+            .with(|v| {
+                v.as_ref()
+                    .and_then(|r| r.as_ref().ok())
+                    .map(|e| e.updated_at.clone())
+            })
+            .or_else(|| before.cloned().flatten())
+    });
     let endpoint = Resource::new(
-        move || {
-            (
-                shop.get(),
-                id.get(),
-                save.version().get(),
-                toggle.version().get(),
-            )
-        },
+        move || (shop.get(), id.get(), saved.get(), toggle.version().get()),
         |(s, i, _, _)| get_endpoint(s, i),
     );
     view! {

@@ -178,12 +178,12 @@ pub fn QueuePage() -> impl IntoView {
             <Suspense fallback=|| view! { <input id="f-endpoint" name="endpoint_id" size="12"/> }>{move || Suspend::new(async move {
                 let mut list: Vec<(String, String)> = names.await.into_iter().collect();
                 list.sort_by(|a, b| a.1.cmp(&b.1));
-                let current = query.get_untracked().endpoint_id;
                 view! {
                     <select id="f-endpoint" name="endpoint_id">
                         <option value="">"Any"</option>
                         {list.into_iter().map(|(id, name)| {
-                            let sel = current.as_deref() == Some(id.as_str());
+                            let this = id.clone();
+                            let sel = move || query.get().endpoint_id.as_deref() == Some(this.as_str());
                             view! { <option value=id selected=sel>{name}</option> }
                         }).collect_view()}
                     </select>

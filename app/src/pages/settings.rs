@@ -12,6 +12,7 @@ pub fn SettingsPage() -> impl IntoView {
     let save = ServerAction::<SaveSettings>::new();
     let create_key = ServerAction::<CreateApiKey>::new();
     let revoke = ServerAction::<RevokeApiKey>::new();
+    let presets = crate::components::load_retry_presets();
     let settings = Resource::new(
         move || (shop.get(), save.version().get()),
         |(s, _)| get_settings(s),
@@ -45,7 +46,7 @@ pub fn SettingsPage() -> impl IntoView {
                                 <input id="st-logs" name="log_retention_days" type="number" min="1" value=s.log_retention_days.to_string()/>
                                 <span></span>
                                 <label class="check"><input type="checkbox" name="require_https" value="on" checked=s.require_https/>"Require https endpoints"</label>
-                                <RetryPolicyFields prefix="retry" id="st-retry" initial=crate::endpoint_form::RetryFields::of(&s.default_retry) error=last_error(save.value())/>
+                                <RetryPolicyFields prefix="retry" id="st-retry" initial=crate::endpoint_form::RetryFields::of(&s.default_retry) error=last_error(save.value()) presets/>
                                 <button type="submit" disabled=!can>"Save settings"</button>
                             </ActionForm>
                             {action_error(save.value())}

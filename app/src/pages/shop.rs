@@ -57,13 +57,14 @@ fn BarChart(title: String, shop: String, buckets: Vec<Bucket>) -> impl IntoView 
                     let figures = format!("{}: {} succeeded, {} failed, {}", b.label, b.succeeded, b.failed, success_rate(b.succeeded, b.succeeded + b.failed));
                     let href = queue_link(&shop, &format!("since={}&until={}", datetime_local_utc(b.from_ms), datetime_local_utc(b.to_ms)));
                     let label = figures.clone();
+                    // In a <g>, so that rendered in the browser the link is SVG's <a>.
                     view! {
-                        <a href=href aria-label=label>
+                        <g><a href=href aria-label=label>
                             <title>{figures}</title>
                             <rect class="hit" x=format!("{:.2}", x) y="0" width=format!("{:.2}", w) height="40"/>
                             <rect class="ok" x=format!("{:.2}", x + w * 0.1) y=format!("{:.2}", 40.0 - hs) width=format!("{:.2}", w * 0.8) height=format!("{:.2}", hs)/>
                             <rect class="failed" x=format!("{:.2}", x + w * 0.1) y=format!("{:.2}", 40.0 - hs - hf) width=format!("{:.2}", w * 0.8) height=format!("{:.2}", hf)/>
-                        </a>
+                        </a></g>
                     }
                 }).collect_view()}
             </svg>
