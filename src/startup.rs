@@ -139,6 +139,7 @@ impl Server {
             metrics_token: config.metrics_token.clone().filter(|t| !t.is_empty()),
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             public_origin: config.public_url.as_deref().and_then(crate::web::origin_of),
+            secure_cookies: config.secure_cookies(),
         });
         let router = router::build(state, config).await?;
         service.engine.start();

@@ -190,22 +190,6 @@ pub fn can_manage(shop: Memo<String>) -> Resource<bool> {
     )
 }
 
-/// The error of the last submission if it concerns `field` ("field: message").
-pub fn field_error<T, S>(value: S, field: &'static str) -> impl IntoView
-where
-    T: Clone + Send + Sync + 'static,
-    S: Get<Value = Option<Result<T, ServerFnError>>> + Send + Sync + 'static,
-{
-    move || match value.get() {
-        Some(Err(e)) => {
-            let text = error_text(&e);
-            text.strip_prefix(&format!("{field}: "))
-                .map(|m| view! { <span class="field-error" role="alert">{m.to_string()}</span> })
-        }
-        _ => None,
-    }
-}
-
 /// A status as a coloured label.
 #[component]
 pub fn StatusBadge(status: String) -> impl IntoView {
@@ -244,7 +228,8 @@ where
 }
 
 /// The message of `error` when it concerns `field` ("field: message"), next to that field.
-pub fn error_for(error: Signal<Option<String>>, field: &'static str) -> impl IntoView {
+pub fn error_for(error: Signal<Option<String>>, field: impl Into<String>) -> impl IntoView {
+    let field = field.into();
     move || {
         error.get().and_then(|text| {
             text.strip_prefix(&format!("{field}: "))
@@ -293,14 +278,7 @@ pub fn RetryPolicyFields(
                 <input id=input_id name=name(key) inputmode="numeric" value=initial_value
                     prop:value=move || fields.with(get)
                     on:input=move |ev| fields.update(|f| set(f, event_target_value(&ev)))/>
-                {error_for(error, match key {
-                    "interval_s" => "retry.interval_s",
-                    "step_s" => "retry.step_s",
-                    "initial_s" => "retry.initial_s",
-                    "max_interval_s" => "retry.max_interval_s",
-                    "max_retries" => "retry.max_retries",
-                    _ => "retry.delays_s",
-                })}
+                {error_for(error, format!("retry.{key}"))}
             </div>
         }
     };
@@ -376,15 +354,8 @@ pub fn now_ms() -> i64 {
 /// accessible text.
 pub fn when_ms(ms: i64) -> impl IntoView {
     let exact = format_ms(ms);
-    let iso = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default();
     view! {
-        <time datetime=iso title=exact.clone()>
+        <time datetime=iso_ms(ms) title=exact.clone()>
             {relative(ms, now_ms())}
             <span class="visually-hidden">{format!(" ({exact})")}</span>
         </time>
@@ -477,14 +448,13 @@ pub fn ConfirmSubmit(
     question: String,
     /// The submit button's text: "Revoke ci".
     confirm: String,
-    #[prop(optional)] disabled: bool,
 ) -> impl IntoView {
     view! {
         <details class="confirm-submit">
             <summary class="button small danger" aria-label=summary_label>{action}</summary>
             <div class="confirm">
                 <p>{question}</p>
-                <button type="submit" class="small danger" disabled=disabled>{confirm}</button>
+                <button type="submit" class="small danger">{confirm}</button>
             </div>
         </details>
     }

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
+use crate::api::split_list;
+
 /// The form as the browser sends it (`form[url]`, `form[types][order.created]`, …).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -170,7 +172,7 @@ impl RetryFields {
                 "slow_lane": self.slow_lane.is_some(),
             }),
             "schedule" => {
-                let delays = split(&self.delays_s)
+                let delays = split_list(&self.delays_s)
                     .iter()
                     .enumerate()
                     .map(|(i, d)| {
@@ -197,14 +199,6 @@ impl RetryFields {
     }
 }
 
-/// Splits "a, b c" into ["a", "b", "c"].
-pub fn split(s: &str) -> Vec<String> {
-    s.split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|p| !p.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
 /// Status codes as the form shows them: "410" or "400, 401, …".
 pub fn status_list(codes: &[i64]) -> String {
     codes
@@ -221,8 +215,8 @@ impl EndpointFormData {
             return Ok(Vec::new());
         }
         let ticked: Vec<String> = self.types.keys().cloned().collect();
-        let other = split(&self.other_types);
-        let mut types: Vec<String> = split(&self.previous_types)
+        let other = split_list(&self.other_types);
+        let mut types: Vec<String> = split_list(&self.previous_types)
             .into_iter()
             .filter(|t| ticked.contains(t) || other.contains(t))
             .collect();
@@ -269,7 +263,7 @@ impl EndpointFormData {
         };
         let timeout = whole("timeout_ms", &self.timeout_ms)?
             .ok_or_else(|| invalid("timeout_ms", "is required"))?;
-        let statuses = split(&self.disable_on_status)
+        let statuses = split_list(&self.disable_on_status)
             .iter()
             .map(|c| {
                 c.parse::<i64>().map_err(|_| {
@@ -291,7 +285,7 @@ impl EndpointFormData {
             "url": self.url.trim(),
             "description": self.description,
             "event_types": self.event_types()?,
-            "channels": split(&self.channels),
+            "channels": split_list(&self.channels),
             "basic_auth": basic_auth,
             "headers": headers,
             "payload": {"content_type": self.content_type, "template": template},

@@ -159,6 +159,17 @@ pub fn datetime_local_utc(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// RFC 3339 with milliseconds, UTC: how the API writes times (and `<time datetime>`).
+pub fn iso_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
 /// Unix milliseconds of an RFC 3339 time, as the API writes them.
 pub fn parse_iso_ms(s: &str) -> Option<i64> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
@@ -207,6 +218,7 @@ mod tests {
         assert_eq!(at("2026-10-01T10:00:00Z"), "2026-10-01");
         assert_eq!(parse_iso_ms("yesterday"), None);
         assert_eq!(datetime_local_utc(now), "2026-12-06T10:00");
+        assert_eq!(parse_iso_ms(&iso_ms(now + 7)), Some(now + 7));
     }
 
     fn member_of(shop: &str, role: ShopRole) -> Principal {

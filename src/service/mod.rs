@@ -34,16 +34,9 @@ pub struct Service {
     publish_cache: std::sync::Arc<publish_cache::PublishCache>,
 }
 
-/// RFC 3339 with milliseconds, UTC: how the API writes times.
-pub fn iso(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
+/// RFC 3339 with milliseconds, UTC: how the API writes times (the panel's formatter, so both
+/// write the same).
+pub use app::model::iso_ms as iso;
 
 pub fn iso_opt(ms: Option<i64>) -> Option<String> {
     ms.map(iso)

@@ -442,18 +442,12 @@ impl Store {
         shop_id: &ShopId,
         since: i64,
     ) -> Result<Vec<(String, i64, i64)>> {
-        let mut per: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
-        for (_, what, n) in self.hourly_counts(Some(shop_id), since).await? {
-            let (ok, endpoint) = match what.split_once(':') {
-                Some(("ok", e)) => (true, e),
-                Some(("fail", e)) => (false, e),
-                _ => continue,
-            };
-            let entry = per.entry(endpoint.to_string()).or_default();
-            entry.0 += if ok { n } else { 0 };
-            entry.1 += n;
-        }
-        Ok(per.into_iter().map(|(e, (ok, all))| (e, ok, all)).collect())
+        Ok(self
+            .endpoint_figures(shop_id, since)
+            .await?
+            .into_iter()
+            .map(|(e, attempts, failed, _)| (e, attempts - failed, attempts))
+            .collect())
     }
 
     /// Per endpoint of a shop since `since`, from the hourly counters: (endpoint id, attempts,

@@ -205,13 +205,12 @@ impl Store {
         // the same order (PostgreSQL) and neither waits on the other.
         samples.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         for chunk in samples.chunks(500) {
-            on_writer!(self, |pool, d| {
+            on_writer!(self, |pool, _d| {
                 let mut qb = QueryBuilder::new("INSERT INTO counters (shop_id, name, n) ");
                 qb.push_values(chunk, |mut b, (shop_id, name, n)| {
                     b.push_bind(shop_id).push_bind(name).push_bind(*n);
                 });
                 qb.push(" ON CONFLICT (shop_id, name) DO NOTHING");
-                let _ = d;
                 qb.build().execute(pool).await?;
             });
         }

@@ -11,6 +11,7 @@ use axum::Extension;
 use axum::Form;
 use serde::Deserialize;
 use std::net::SocketAddr;
+use tower_sessions::cookie::{Cookie, SameSite};
 use tower_sessions::Session;
 
 #[derive(Deserialize)]
@@ -175,10 +176,10 @@ fn remembered_shop(headers: &axum::http::HeaderMap) -> Option<String> {
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == LAST_SHOP_COOKIE)
-        .map(|(_, value)| clean_shop_id(value))
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == LAST_SHOP_COOKIE)
+        .map(|c| clean_shop_id(c.value()))
         .filter(|id| !id.is_empty())
 }
 
@@ -205,32 +206,29 @@ async fn landing(
     }
 }
 
-/// The shop switcher's target: the chosen shop's dashboard, remembered for the next sign-in.
+/// The shop switcher's target: the chosen shop's dashboard, remembered for the next sign-in
+/// (choosing "All shops" forgets it).
 pub async fn switch_shop(State(state): State<AppState>, Query(q): Query<SwitchQuery>) -> Response {
     let id = clean_shop_id(&q.shop);
-    if id.is_empty() {
-        let forget = format!("{LAST_SHOP_COOKIE}=; Path=/; Max-Age=0; SameSite=Lax; HttpOnly");
-        return (
-            [(axum::http::header::SET_COOKIE, forget)],
-            Redirect::to("/"),
-        )
-            .into_response();
-    }
-    let secure = if state
-        .public_origin
-        .as_deref()
-        .is_some_and(|o| o.starts_with("https://"))
-    {
-        "; Secure"
+    let target = if id.is_empty() {
+        "/".to_string()
     } else {
-        ""
+        format!("/shops/{id}")
     };
-    let remember = format!(
-        "{LAST_SHOP_COOKIE}={id}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly{secure}"
-    );
+    let mut cookie = Cookie::build((LAST_SHOP_COOKIE, id.clone()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.secure_cookies)
+        .build();
+    if id.is_empty() {
+        cookie.make_removal();
+    } else {
+        cookie.set_max_age(tower_sessions::cookie::time::Duration::days(365));
+    }
     (
-        [(axum::http::header::SET_COOKIE, remember)],
-        Redirect::to(&format!("/shops/{id}")),
+        [(axum::http::header::SET_COOKIE, cookie.to_string())],
+        Redirect::to(&target),
     )
         .into_response()
 }

@@ -43,6 +43,9 @@ pub struct AppStateInner {
     /// `HERALD_PUBLIC_URL`'s origin (`https://herald.example.com`), when it is set: forms must
     /// come from it.
     pub public_origin: Option<String>,
+    /// Whether cookies are `Secure` (`HERALD_PUBLIC_URL` is https): the session's and the
+    /// shop switcher's alike.
+    pub secure_cookies: bool,
 }
 
 /// The client's address: the connection's peer, or, when the peer is a trusted proxy, the

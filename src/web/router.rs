@@ -64,7 +64,7 @@ fn security_headers(router: Router) -> Router {
 }
 
 pub async fn build(state: AppState, config: &crate::config::Config) -> anyhow::Result<Router> {
-    let secure_cookies = config.secure_cookies();
+    let secure_cookies = state.secure_cookies;
     let session_store = state.service.store.sessions().await?;
     {
         use tower_sessions::ExpiredDeletion;
