@@ -417,6 +417,10 @@ async fn scale_run(
         let _ = c.kill();
         let _ = c.wait();
     }
+    // HERALD_BENCH_KEEP=1 keeps SQLite's database for a look inside (sqlite3's dbstat).
+    if std::env::var_os("HERALD_BENCH_KEEP").is_some() {
+        println!("    kept {}", dir.keep().display());
+    }
     let slowest = if held_slowest.1 >= done_slowest.1 {
         held_slowest
     } else {
