@@ -98,13 +98,14 @@ const WRITER_SLOW_STATEMENT: Duration = Duration::from_millis(50);
 
 /// SQLite's page cache of the writer and of each reader, in KiB. Both are part of Herald's
 /// memory budget (the README's peak RSS figure): 8 MiB holds the queue's hot pages (the due
-/// index and the newest rows) at a million queued; at 16 MiB the drain was no faster.
+/// index and the newest rows); 16 MiB drained no faster.
 const WRITER_CACHE_KIB: u32 = 8 * 1024;
 const READER_CACHE_KIB: u32 = 1024;
 
 /// Reader connections on SQLite. Each is a thread with its own page cache and allocator
-/// heap; four keep the panel and the API lists answering while the engine reads (on two
-/// cores, eight made no list faster and cost ~15 MiB of resident memory under load).
+/// heap; four keep the panel and the API lists answering while the engine reads. With eight
+/// and a 16 MiB writer cache, 200,000 deliveries published and drained peaked 17 MiB higher
+/// and no faster.
 const READERS: u32 = 4;
 
 /// How often the engine checkpoints SQLite's WAL into the database file.
