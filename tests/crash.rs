@@ -285,3 +285,42 @@ async fn sigterm_ends_the_process_within_the_grace_with_activity_streams_open() 
     };
     assert_eq!((state.as_str(), lease), ("pending", None));
 }
+
+/// The environment the process `pid` runs with (Linux: `/proc/<pid>/environ`).
+fn environment_of(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .unwrap()
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_server_gives_freed_memory_back_soon_unless_told_otherwise() {
+    // `herald serve` starts itself again with mimalloc's purge delay set; the same process
+    // (same id) then serves. A delay the operator set is kept as it is.
+    for (given, expected) in [
+        (None, "MIMALLOC_PURGE_DELAY=10"),
+        (Some("250"), "MIMALLOC_PURGE_DELAY=250"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut cmd = common::herald_cli(dir.path());
+        cmd.arg("serve")
+            .env_remove("MIMALLOC_PURGE_DELAY")
+            .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("HERALD_ADMIN_PASSWORD", "admin-password-1")
+            .stdout(Stdio::null());
+        if let Some(delay) = given {
+            cmd.env("MIMALLOC_PURGE_DELAY", delay);
+        }
+        let herald = Herald(cmd.spawn().expect("herald starts"));
+        wait_healthy(port).await;
+        let env = environment_of(herald.0.id());
+        let delays: Vec<&String> = env
+            .iter()
+            .filter(|v| v.starts_with("MIMALLOC_PURGE_DELAY="))
+            .collect();
+        assert_eq!(delays, [expected], "given {given:?}");
+    }
+}
