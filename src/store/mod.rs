@@ -524,7 +524,14 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             .max_connections(READERS)
             .test_before_acquire(false)
-            .connect_with(options.pragma("cache_size", format!("-{READER_CACHE_KIB}")))
+            // Readers log each statement at trace too, so `sqlx::query=debug` shows the
+            // writer's slow statements alone (sqlx's default would log every read at debug);
+            // a read over a second still warns.
+            .connect_with(
+                options
+                    .pragma("cache_size", format!("-{READER_CACHE_KIB}"))
+                    .log_statements(log::LevelFilter::Trace),
+            )
             .await?;
         Ok(Store {
             db: Db::Sqlite { pool, writer },
