@@ -25,6 +25,8 @@ fn start_herald(db: &std::path::Path, port: u16) -> Herald {
 fn start_herald_with(db: &std::path::Path, port: u16, env: &[(&str, String)]) -> Herald {
     let child = common::herald_cli(db)
         .arg("serve")
+        // The allocator's setting is the server's own unless the test gives one.
+        .env_remove("MIMALLOC_PURGE_DELAY")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
         .env("HERALD_ADMIN_PASSWORD", "admin-password-1")
@@ -305,16 +307,11 @@ async fn the_server_gives_freed_memory_back_soon_unless_told_otherwise() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let mut cmd = common::herald_cli(dir.path());
-        cmd.arg("serve")
-            .env_remove("MIMALLOC_PURGE_DELAY")
-            .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
-            .env("HERALD_ADMIN_PASSWORD", "admin-password-1")
-            .stdout(Stdio::null());
-        if let Some(delay) = given {
-            cmd.env("MIMALLOC_PURGE_DELAY", delay);
-        }
-        let herald = Herald(cmd.spawn().expect("herald starts"));
+        let env: Vec<(&str, String)> = given
+            .map(|d| ("MIMALLOC_PURGE_DELAY", d.to_string()))
+            .into_iter()
+            .collect();
+        let herald = start_herald_with(dir.path(), port, &env);
         wait_healthy(port).await;
         let env = environment_of(herald.0.id());
         let delays: Vec<&String> = env
