@@ -207,6 +207,69 @@ async fn concurrent_single_publishes_each_get_their_own_answer() {
     );
 }
 
+/// How many times SQLite's WAL was synced to disk, from `/metrics`.
+async fn wal_syncs(app: &TestApp) -> u64 {
+    let metrics = app
+        .client()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("herald_store_wal_sync_seconds_count "))
+        .unwrap_or_else(|| panic!("no WAL sync count in {metrics}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// With `synchronous = full` (the default) a publish is answered only after the WAL holding
+/// it was synced to disk (that syncs are shared and never answer an earlier commit is
+/// `store::wal_sync`'s unit test); with `normal` nothing is synced per commit. PostgreSQL
+/// syncs its own commits.
+#[tokio::test]
+async fn a_publish_is_answered_after_its_commit_is_synced_to_disk_unless_normal() {
+    for sync in [
+        herald::store::SqliteSync::Full,
+        herald::store::SqliteSync::Normal,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = common::test_config(dir.path());
+        config.sqlite_synchronous = sync;
+        let app = TestApp::start(config).await;
+        let (_, key) = app.api_shop().await;
+        let before = wal_syncs(&app).await;
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let api = app.api(&key);
+            tasks.push(tokio::spawn(async move {
+                api.post(
+                    "/events",
+                    json!({"type": "order.created", "data": {"i": i}}),
+                )
+                .await
+                .0
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 202);
+        }
+        let synced = wal_syncs(&app).await - before;
+        match (common::on_postgres(), sync) {
+            (true, _) | (false, herald::store::SqliteSync::Normal) => {
+                assert_eq!(synced, 0, "{sync:?}")
+            }
+            (false, herald::store::SqliteSync::Full) => {
+                assert!(synced >= 1, "no sync for 64 publishes")
+            }
+        }
+    }
+}
+
 /// Publishing keeps what it knows of a shop in memory; every change committed before a
 /// publish is seen by it: a new endpoint, a changed subscription, webhooks switched off, a
 /// revoked key.

@@ -121,13 +121,20 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Adds the store's own series: how long SQLite's writer is held at a time.
+    /// Adds the store's own series: how long SQLite's writer is held at a time and how long
+    /// its WAL takes to sync.
     pub fn register_store(&self, store: &crate::store::Store) {
         let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         registry.register(
             "store_writer_hold_seconds",
             "How long the database's one writer was held at a time (SQLite)",
             store.writer_holds().clone(),
+        );
+        registry.register(
+            "store_wal_sync_seconds",
+            "How long each sync of the WAL to disk took (SQLite, synchronous=full); one sync \
+             serves every commit that finished before it began",
+            store.wal_syncs().clone(),
         );
     }
 

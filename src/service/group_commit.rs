@@ -10,7 +10,7 @@ use crate::engine::Engine;
 use crate::store::events::{GroupOutcome, PublishRequest};
 use crate::store::{Error, Result, Store};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// Events in one group at most: a group is one transaction on the one writer, and other
 /// writes (the engine's outcomes) wait for it.
@@ -97,29 +97,35 @@ async fn gather(store: Store, engine: Engine, mut rx: mpsc::Receiver<Job>, lanes
             let metrics = engine.metrics();
             metrics.publish_group_requests.observe(group.len() as f64);
             let started = std::time::Instant::now();
-            commit(&store, group).await;
+            commit(&store, group, lane).await;
             metrics
                 .publish_commit_seconds
                 .observe(started.elapsed().as_secs_f64());
-            drop(lane);
         });
     }
 }
 
-/// Commits a group and answers each of its requests. When the shared transaction fails, each
-/// request is tried again in a transaction of its own, so one request's failure is its own.
-async fn commit(store: &Store, group: Vec<Job>) {
+/// Commits a group and answers each of its requests once the commit is on disk. The lane is
+/// given back as soon as the transaction has committed, so the next group writes while this
+/// one's sync runs (see `store::wal_sync`). When the shared transaction fails, each request is
+/// tried again in a transaction of its own, so one request's failure is its own.
+async fn commit(store: &Store, group: Vec<Job>, lane: OwnedSemaphorePermit) {
     let at = crate::ids::now_ms();
     let (requests, replies): (Vec<PublishRequest>, Vec<_>) =
         group.into_iter().map(|j| (j.request, j.reply)).unzip();
-    match store.publish_group(&requests, at).await {
-        Ok(outcomes) => {
+    match store.publish_group_unsynced(&requests, at).await {
+        Ok((outcomes, unsynced)) => {
+            drop(lane);
+            let synced = unsynced.synced().await;
             for ((request, reply), outcome) in requests.into_iter().zip(replies).zip(outcomes) {
-                let _ = reply.send(Ok(Committed {
-                    outcome,
-                    request,
-                    at,
-                }));
+                let _ = reply.send(match &synced {
+                    Ok(()) => Ok(Committed {
+                        outcome,
+                        request,
+                        at,
+                    }),
+                    Err(e) => Err(Error::Sync(e.clone())),
+                });
             }
         }
         Err(e) if requests.len() == 1 => {

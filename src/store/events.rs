@@ -1,7 +1,7 @@
 //! Publishing: an event and its deliveries are written in one transaction, so an accepted
 //! event always has its deliveries queued, and a repeated event id queues nothing new.
 
-use super::{in_tx, on_reader, Result, Store, Tx};
+use super::{in_tx, on_reader, Result, Store, Tx, Unsynced};
 use crate::ids::{DeliveryId, EndpointId, EventId, ShopId};
 use sqlx::types::Json;
 use sqlx::QueryBuilder;
@@ -90,7 +90,7 @@ async fn insert_bulk(
         .collect();
     let event_rows: Vec<(&NewEvent, &String)> = events.iter().zip(&delivery_lists).collect();
     let inserted = match tx {
-        Tx::Sqlite(t) => insert_events_sqlite(t, shop_id, &event_rows, now).await?,
+        Tx::Sqlite(t, _) => insert_events_sqlite(t, shop_id, &event_rows, now).await?,
         Tx::Postgres(t) => insert_events_postgres(t, shop_id, &event_rows, now).await?,
     };
     // An id seen twice in one batch is new only the first time.
@@ -523,6 +523,18 @@ impl Store {
         requests: &[PublishRequest],
         now: i64,
     ) -> Result<Vec<GroupOutcome>> {
+        let (outcomes, unsynced) = self.publish_group_unsynced(requests, now).await?;
+        unsynced.synced().await?;
+        Ok(outcomes)
+    }
+
+    /// [`Store::publish_group`] without waiting for the sync to disk: the outcomes must not
+    /// be answered before [`Unsynced::synced`] resolves.
+    pub async fn publish_group_unsynced(
+        &self,
+        requests: &[PublishRequest],
+        now: i64,
+    ) -> Result<(Vec<GroupOutcome>, Unsynced)> {
         let mut tx = self.begin().await?;
         let checked: Vec<&ShopId> = {
             let mut seen = HashSet::new();
@@ -588,8 +600,7 @@ impl Store {
                     .await?;
             }
         }
-        tx.commit().await?;
-        Ok(outcomes)
+        Ok((outcomes, tx.commit_unsynced().await?))
     }
 
     /// The version of a shop's publish configuration (None: no such shop). Read before the

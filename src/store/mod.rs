@@ -17,6 +17,7 @@ pub mod retention;
 pub mod sessions;
 pub mod shops;
 pub mod users;
+mod wal_sync;
 
 use prometheus_client::metrics::histogram::Histogram;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -40,6 +41,15 @@ pub enum Error {
     Corrupt(String),
     #[error(transparent)]
     Database(sqlx::Error),
+    /// A commit could not be synced to disk: it is written, but may not survive a power loss.
+    #[error("could not sync the database's WAL to disk: {0}")]
+    Sync(std::sync::Arc<std::io::Error>),
+}
+
+impl From<std::sync::Arc<std::io::Error>> for Error {
+    fn from(err: std::sync::Arc<std::io::Error>) -> Self {
+        Error::Sync(err)
+    }
 }
 
 impl From<sqlx::Error> for Error {
@@ -76,9 +86,10 @@ fn conflict_message(db_message: &str) -> &'static str {
 pub const DEFAULT_PG_CONNECTIONS: u32 = 16;
 
 /// When SQLite calls a commit done (`HERALD_SQLITE_SYNCHRONOUS`). `full` syncs the WAL to
-/// disk at every commit, so a 202 survives an OS crash or a power loss; group commit pays for
-/// it by committing many publishes at once. `normal` syncs only at checkpoints: it survives a
-/// killed process but may lose the last commits to a power loss.
+/// disk after every commit before the caller goes on, so a 202 survives an OS crash or a power
+/// loss; the sync runs beside the writer and is shared by the commits that finish together
+/// (see [`wal_sync`]). `normal` syncs only at checkpoints: it survives a killed process but
+/// may lose the last commits to a power loss.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum SqliteSync {
     #[default]
@@ -144,6 +155,9 @@ pub struct Store {
     /// How long each hold of SQLite's one writer lasted (see [`WriterClock`]); nothing is
     /// observed on PostgreSQL, whose writers do not wait for one another.
     writer_holds: Histogram,
+    /// How long each sync of SQLite's WAL took (`full`; see [`wal_sync`]): one per group of
+    /// commits that finished together.
+    wal_syncs: Histogram,
     /// Told when a bulk change was written down for the engine to work through.
     bulk_signal: std::sync::Arc<tokio::sync::Notify>,
 }
@@ -152,6 +166,11 @@ pub struct Store {
 /// hold must stay, coarse above it.
 pub const WRITER_HOLD_BUCKETS: [f64; 13] = [
     0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+/// The buckets of `herald_store_wal_sync_seconds`, in seconds.
+pub const WAL_SYNC_BUCKETS: [f64; 10] = [
+    0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1,
 ];
 
 /// Times the holds of SQLite's writer: every write waits while another holds it, so the
@@ -199,6 +218,9 @@ enum Db {
     Sqlite {
         pool: SqlitePool,
         writer: SqlitePool,
+        /// Syncs the WAL after each write when commits must be durable (`full`); `None` for
+        /// `normal` and for a database in memory.
+        wal: Option<wal_sync::WalSync>,
     },
     /// PostgreSQL takes concurrent writers: one pool for both.
     Postgres { pool: PgPool },
@@ -314,9 +336,15 @@ macro_rules! on_reader {
 macro_rules! on_writer {
     ($store:expr, |$pool:ident, $d:ident| $body:expr) => {
         match &$store.db {
-            $crate::store::Db::Sqlite { writer: $pool, .. } => {
+            $crate::store::Db::Sqlite {
+                writer: $pool, wal, ..
+            } => {
                 let $d = $crate::store::Dialect::Sqlite;
-                $body
+                let written = $body;
+                if let Some(wal) = wal {
+                    wal.synced().await?;
+                }
+                written
             }
             $crate::store::Db::Postgres { pool: $pool } => {
                 let $d = $crate::store::Dialect::Postgres;
@@ -331,7 +359,7 @@ macro_rules! on_writer {
 macro_rules! in_tx {
     ($tx:expr, |$conn:ident, $d:ident| $body:expr) => {
         match $tx {
-            $crate::store::Tx::Sqlite(t) => {
+            $crate::store::Tx::Sqlite(t, _) => {
                 let $conn: &mut sqlx::SqliteConnection = &mut *t;
                 let $d = $crate::store::Dialect::Sqlite;
                 $body
@@ -375,18 +403,49 @@ macro_rules! with_raw_pool {
 }
 
 /// A write transaction on either backend; dropped without [`Tx::commit`], it rolls back.
+/// On SQLite it carries the WAL's syncer when commits must be durable.
 pub enum Tx {
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Sqlite(
+        sqlx::Transaction<'static, Sqlite>,
+        Option<wal_sync::WalSync>,
+    ),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
 impl Tx {
+    /// Commits, and returns once the commit is durable as the store's setting says.
     pub async fn commit(self) -> Result<()> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await?,
-            Tx::Postgres(t) => t.commit().await?,
+        Ok(self.commit_unsynced().await?.synced().await?)
+    }
+
+    /// Commits and frees the writer at once; the commit may still be on its way to disk
+    /// until [`Unsynced::synced`]. Group commit uses it to let the next group write while
+    /// this one's sync runs.
+    pub async fn commit_unsynced(self) -> Result<Unsynced> {
+        Ok(match self {
+            Tx::Sqlite(t, wal) => {
+                t.commit().await?;
+                Unsynced(wal)
+            }
+            Tx::Postgres(t) => {
+                t.commit().await?;
+                Unsynced(None)
+            }
+        })
+    }
+}
+
+/// A commit that may not be on disk yet (see [`Tx::commit_unsynced`]).
+#[must_use = "a commit is not durable until it is synced"]
+pub struct Unsynced(Option<wal_sync::WalSync>);
+
+impl Unsynced {
+    /// Resolves once the commit is durable as the store's setting says.
+    pub async fn synced(self) -> Result<(), std::sync::Arc<std::io::Error>> {
+        match self.0 {
+            Some(wal) => wal.synced().await,
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -462,6 +521,7 @@ impl Store {
             db: Db::Postgres { pool },
             tag: crate::ids::new_id("proc").into(),
             writer_holds: Histogram::new(WRITER_HOLD_BUCKETS),
+            wal_syncs: Histogram::new(WAL_SYNC_BUCKETS),
             bulk_signal: Default::default(),
         })
     }
@@ -472,10 +532,9 @@ impl Store {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(match sync {
-                SqliteSync::Full => SqliteSynchronous::Full,
-                SqliteSync::Normal => SqliteSynchronous::Normal,
-            })
+            // `full` is NORMAL plus a sync of the WAL after each commit, off the writer
+            // (`wal_sync`): SQLite's own FULL would sync inside the commit, holding the writer.
+            .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         if let Some(parent) = options.get_filename().parent() {
@@ -483,6 +542,15 @@ impl Store {
                 std::fs::create_dir_all(parent)?;
             }
         }
+        let in_memory = options.get_filename() == std::path::Path::new(":memory:");
+        let wal_syncs = Histogram::new(WAL_SYNC_BUCKETS);
+        let wal = match sync {
+            SqliteSync::Full if !in_memory => Some(wal_sync::WalSync::start(
+                options.get_filename(),
+                wal_syncs.clone(),
+            )?),
+            _ => None,
+        };
         // A file on this machine does not go stale between uses: no ping before each acquire
         // (it would cost a round trip to the connection's thread every time).
         // The writer's page cache (in KiB, `WRITER_CACHE_KIB`) holds the queue's hot pages
@@ -534,9 +602,10 @@ impl Store {
             )
             .await?;
         Ok(Store {
-            db: Db::Sqlite { pool, writer },
+            db: Db::Sqlite { pool, writer, wal },
             tag: crate::ids::new_id("proc").into(),
             writer_holds,
+            wal_syncs,
             bulk_signal: Default::default(),
         })
     }
@@ -594,6 +663,11 @@ impl Store {
         &self.writer_holds
     }
 
+    /// The durations of the WAL's syncs (for `herald_store_wal_sync_seconds`).
+    pub fn wal_syncs(&self) -> &Histogram {
+        &self.wal_syncs
+    }
+
     /// Which backend this is.
     pub fn dialect(&self) -> Dialect {
         match &self.db {
@@ -605,7 +679,7 @@ impl Store {
     /// Starts a write transaction (on SQLite, on the one writer).
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match &self.db {
-            Db::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
+            Db::Sqlite { writer, wal, .. } => Tx::Sqlite(writer.begin().await?, wal.clone()),
             Db::Postgres { pool } => Tx::Postgres(pool.begin().await?),
         })
     }
