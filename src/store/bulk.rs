@@ -16,8 +16,10 @@ use super::{in_tx, on_reader, Result, Store, Tx};
 use crate::ids::{EndpointId, ShopId};
 use sqlx::QueryBuilder;
 
-/// Rows per slice: a slice holds SQLite's writer for a few milliseconds.
-pub const SLICE: i64 = 1_000;
+/// Rows per slice: a slice holds SQLite's writer for a few milliseconds. A 1,000-row slice
+/// held it for up to 73 ms while the engine drained beside it on two cores (each row moves
+/// between the status and queue indexes); 250 rows stayed under 30 ms.
+pub const SLICE: i64 = 250;
 
 /// What a bulk change does to each delivery it reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
