@@ -722,7 +722,7 @@ async fn main() {
         "after_soak_ratio": (kept * 1000.0).round() / 1000.0,
         "ratio_to_raw_limit": (ratio * 1000.0).round() / 1000.0,
         "postgres": postgres,
-        "durability": "every attempt recorded in SQLite (WAL, synchronous=FULL, the default) in batched transactions; single publishes also with synchronous=NORMAL; figures count receipts at the receiver",
+        "durability": "every attempt recorded in SQLite (WAL; HERALD_SQLITE_SYNCHRONOUS=full, the default: the WAL synced to disk after every commit before it is answered) in batched transactions; single publishes also with normal; figures count receipts at the receiver",
     });
     std::fs::create_dir_all("target/bench").unwrap();
     std::fs::write(
@@ -735,8 +735,8 @@ async fn main() {
 }
 
 /// Single-event publishing with group commit, at 8 and 32 clients, on a fresh Herald whose
-/// endpoint holds what it gets: with SQLite's default `synchronous = FULL` (a 202 only once the
-/// commit is on disk) and with `HERALD_SQLITE_SYNCHRONOUS=normal` traded back.
+/// endpoint holds what it gets: with Herald's default `HERALD_SQLITE_SYNCHRONOUS=full` (a 202
+/// only once the commit is on disk) and with `HERALD_SQLITE_SYNCHRONOUS=normal` traded back.
 async fn publish_runs(
     herald_bin: &str,
     client: &reqwest::Client,

@@ -453,7 +453,7 @@ async fn scale_run(
 }
 
 /// Single-event publishing at 32 keep-alive clients on a fresh SQLite Herald whose endpoint
-/// holds what it gets (synchronous=FULL, the default).
+/// holds what it gets (`HERALD_SQLITE_SYNCHRONOUS=full`, the default: a 202 once on disk).
 async fn single_publish_figure(
     herald_bin: &str,
     client: &reqwest::Client,
