@@ -245,7 +245,7 @@ pub fn decide(
         error_kind: out.error_kind.map(str::to_string),
         error_message: out.error_message.clone(),
         duration_ms: out.duration.as_millis() as i64,
-        request_form: request.form as i64,
+        request_form: request.stored_form(),
         request_headers: request.headers,
         request_body: request.body,
         response_headers: out.status.map(|_| headers_json(&out.headers, &[])),

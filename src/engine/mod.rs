@@ -109,7 +109,7 @@ impl Engine {
                 gates: Mutex::new(HashMap::new()),
                 claiming: tokio::sync::Mutex::new(()),
                 announced: AtomicBool::new(true),
-                lease_prefix: crate::ids::new_id("lease"),
+                lease_prefix: crate::ids::new_lease_prefix(),
                 claims: std::sync::atomic::AtomicU64::new(0),
                 secret_failures: Mutex::new(HashSet::new()),
                 recent: Mutex::default(),

@@ -7,6 +7,11 @@
 //! so the panel and `GET /deliveries/{id}` still show each attempt's exact request while the
 //! disk holds a few dozen bytes of it. A part is left out only when rebuilding it gives back
 //! exactly what was sent; anything else is stored as it was.
+//!
+//! What is kept of a compact request's headers is packed when it holds the three headers
+//! every attempt signs with: their values one per line (user agent, timestamp, signature),
+//! then the other kept headers as JSON, so their names are not stored again with every
+//! attempt (about 60 bytes of each). The stored form says which (see [`Stored::stored_form`]).
 
 use serde_json::{Map, Value};
 
@@ -23,15 +28,11 @@ pub enum RequestForm {
     CompactEnvelope = 2,
 }
 
-impl RequestForm {
-    pub fn from_stored(n: i64) -> RequestForm {
-        match n {
-            1 => RequestForm::Compact,
-            2 => RequestForm::CompactEnvelope,
-            _ => RequestForm::AsSent,
-        }
-    }
-}
+/// Added to a compact form's stored value when its kept headers are packed.
+const PACKED: i64 = 4;
+
+/// The headers a packed request keeps one per line, in this order.
+const PACKED_HEADERS: [&str; 3] = ["user-agent", "webhook-timestamp", "webhook-signature"];
 
 /// What the derived parts of a request are made of.
 pub struct Origin<'a> {
@@ -53,10 +54,12 @@ impl Origin<'_> {
     }
 }
 
-/// A request as stored: its form, the headers kept (JSON) and the body kept.
+/// A request as stored: its form, the headers kept (JSON, or packed) and the body kept.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored {
     pub form: RequestForm,
+    /// The kept headers are packed (compact forms only).
+    pub packed: bool,
     pub headers: String,
     pub body: String,
 }
@@ -66,10 +69,71 @@ impl Stored {
     pub fn as_sent(headers: Map<String, Value>, body: &str) -> Stored {
         Stored {
             form: RequestForm::AsSent,
+            packed: false,
             headers: Value::Object(headers).to_string(),
             body: body.to_string(),
         }
     }
+
+    /// A request as read from `attempts.request_form`, `request_headers` and `request_body`.
+    pub fn read(stored_form: i64, headers: String, body: String) -> Stored {
+        let form = match stored_form % PACKED {
+            1 => RequestForm::Compact,
+            2 => RequestForm::CompactEnvelope,
+            _ => RequestForm::AsSent,
+        };
+        Stored {
+            packed: form != RequestForm::AsSent && stored_form >= PACKED,
+            form,
+            headers,
+            body,
+        }
+    }
+
+    /// The value of `attempts.request_form`: 0 as sent; 1 and 2 the compact forms, their kept
+    /// headers JSON; 5 and 6 the same, packed. Rows written before packing are 0 to 2.
+    pub fn stored_form(&self) -> i64 {
+        self.form as i64 + if self.packed { PACKED } else { 0 }
+    }
+}
+
+/// The kept headers, packed when they hold the three signing headers (values without line
+/// breaks, as HTTP header values are); otherwise JSON.
+fn pack(mut headers: Map<String, Value>) -> (bool, String) {
+    let values: Vec<String> = PACKED_HEADERS
+        .iter()
+        .filter_map(|name| headers.get(*name).and_then(Value::as_str))
+        .filter(|v| !v.contains('\n'))
+        .map(str::to_owned)
+        .collect();
+    if values.len() < PACKED_HEADERS.len() {
+        return (false, Value::Object(headers).to_string());
+    }
+    for name in PACKED_HEADERS {
+        headers.remove(name);
+    }
+    (
+        true,
+        format!("{}\n{}", values.join("\n"), Value::Object(headers)),
+    )
+}
+
+/// The kept headers of a stored request, packed or JSON; unreadable ones read as none.
+fn unpack(stored: &Stored) -> Map<String, Value> {
+    let json = |text: &str| match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    if !stored.packed {
+        return json(&stored.headers);
+    }
+    let mut lines = stored.headers.splitn(PACKED_HEADERS.len() + 1, '\n');
+    let values: Vec<&str> = lines.by_ref().take(PACKED_HEADERS.len()).collect();
+    let mut headers = json(lines.next().unwrap_or("{}"));
+    for (name, value) in PACKED_HEADERS.iter().zip(values) {
+        headers.insert(name.to_string(), Value::String(value.to_string()));
+    }
+    headers
 }
 
 /// The stored form of a request whose headers (already masked) and body were sent;
@@ -100,9 +164,11 @@ pub fn compact(
     } else {
         (RequestForm::Compact, body.to_string())
     };
+    let (packed, headers) = pack(headers);
     Stored {
         form,
-        headers: Value::Object(headers).to_string(),
+        packed,
+        headers,
         body,
     }
 }
@@ -117,10 +183,7 @@ pub fn expand(
     if stored.form == RequestForm::AsSent {
         return (stored.headers, stored.body);
     }
-    let mut headers = match serde_json::from_str::<Value>(&stored.headers) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
+    let mut headers = unpack(&stored);
     for (name, value) in origin.derived() {
         headers.insert(name.to_string(), Value::String(value));
     }
@@ -171,12 +234,12 @@ mod tests {
         );
         assert_eq!(stored.form, RequestForm::CompactEnvelope);
         assert_eq!(stored.body, "");
-        let kept: Value = serde_json::from_str(&stored.headers).unwrap();
         assert_eq!(
-            kept,
-            json!({"user-agent": "Herald/1", "webhook-timestamp": "1700000000",
-                   "webhook-signature": "v1,abc", "x-extra": "••••••"})
+            stored.headers, "Herald/1\n1700000000\nv1,abc\n{\"x-extra\":\"••••••\"}",
+            "the signing headers' values one per line, the rest as JSON"
         );
+        assert_eq!(stored.stored_form(), 6);
+        let stored = Stored::read(6, stored.headers, stored.body);
         let (headers, body) = expand(stored, &origin(), || envelope.to_string());
         assert_eq!(body, envelope);
         assert_eq!(
@@ -195,6 +258,48 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<Value>(&headers).unwrap(),
             Value::Object(sent("text/plain"))
+        );
+    }
+
+    #[test]
+    fn kept_headers_without_all_three_signing_headers_stay_json_and_old_rows_still_read() {
+        let mut headers = sent("text/plain");
+        headers.remove("webhook-signature");
+        let stored = compact(headers.clone(), "Order 7", None, &origin());
+        assert_eq!((stored.stored_form(), stored.packed), (1, false));
+        let kept: Value = serde_json::from_str(&stored.headers).unwrap();
+        assert_eq!(
+            kept,
+            json!({"user-agent": "Herald/1", "webhook-timestamp": "1700000000",
+                   "content-type": "text/plain", "x-extra": "••••••"})
+        );
+        let (read, _) = expand(
+            Stored::read(1, stored.headers, stored.body),
+            &origin(),
+            || unreachable!(),
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&read).unwrap(),
+            Value::Object(headers)
+        );
+        // A row written before packing: form 2, its kept headers JSON.
+        let old = Stored::read(
+            2,
+            json!({"user-agent": "Herald/1", "webhook-timestamp": "1700000000",
+                   "webhook-signature": "v1,abc", "x-extra": "••••••"})
+            .to_string(),
+            String::new(),
+        );
+        assert!(!old.packed);
+        let (read, body) = expand(old, &origin(), || "{}".into());
+        assert_eq!(body, "{}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&read).unwrap(),
+            Value::Object(sent("application/json"))
+        );
+        assert_eq!(
+            Stored::read(4, "{}".into(), String::new()).form,
+            RequestForm::AsSent
         );
     }
 

@@ -2,7 +2,7 @@
 //! state, the endpoint's health and any alert, in batched transactions.
 
 use super::{in_tx, on_reader, Result, Store};
-use crate::engine::recorded::{self, Origin, RequestForm, Stored};
+use crate::engine::recorded::{self, Origin, Stored};
 use crate::engine::template::envelope_of;
 use crate::ids::{AlertId, DeliveryId, EndpointId, EventId, ShopId};
 use sqlx::types::Json;
@@ -33,8 +33,8 @@ pub struct AttemptRecord {
     pub error_kind: Option<String>,
     pub error_message: Option<String>,
     pub duration_ms: i64,
-    /// How the request is stored (`engine::recorded::RequestForm`): its derived parts are left
-    /// out of `request_headers` and `request_body` and rebuilt when read.
+    /// How the request is stored (`engine::recorded::Stored::stored_form`): its derived parts
+    /// are left out of `request_headers` and `request_body` and rebuilt when read.
     pub request_form: i64,
     pub request_headers: String,
     pub request_body: String,
@@ -136,7 +136,7 @@ const STORED_ATTEMPT: &str = "SELECT a.id, a.delivery_id, a.endpoint_id, a.numbe
     a.request_body, a.response_headers, a.response_body, a.at, d.event_id, d.event_type,
     e.channels AS event_channels, e.data AS event_data, e.created_at AS event_created_at
     FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-    LEFT JOIN events e ON a.request_form = 2 AND e.shop_id = d.shop_id AND e.id = d.event_id";
+    LEFT JOIN events e ON a.request_form IN (2, 6) AND e.shop_id = d.shop_id AND e.id = d.event_id";
 
 impl StoredAttempt {
     /// The attempt with its request exactly as sent.
@@ -147,11 +147,7 @@ impl StoredAttempt {
             delivery_id: &self.delivery_id,
             number: self.number,
         };
-        let stored = Stored {
-            form: RequestForm::from_stored(self.request_form),
-            headers: self.request_headers,
-            body: self.request_body,
-        };
+        let stored = Stored::read(self.request_form, self.request_headers, self.request_body);
         let (request_headers, request_body) = recorded::expand(stored, &origin, || {
             match (
                 &self.event_channels,
