@@ -15,15 +15,7 @@ use app::dto::{
 };
 use app::model::{Principal, ServiceError};
 
-pub const STATUSES: &[&str] = &[
-    "pending",
-    "delivering",
-    "retrying",
-    "succeeded",
-    "failed",
-    "cancelled",
-    "held",
-];
+use crate::store::deliveries::STATUSES;
 
 pub fn delivery_view(d: &DeliveryRow, attempts: Option<Vec<AttemptView>>) -> DeliveryView {
     DeliveryView {

@@ -26,6 +26,17 @@ pub struct DeliveryRow {
 const COLUMNS: &str = "id, shop_id, event_id, endpoint_id, event_type, channels, status, priority,
     attempt_count, next_attempt_at, last_status_code, last_error, created_at, updated_at";
 
+/// Every status a delivery can have (the `deliveries.status` check).
+pub const STATUSES: [&str; 7] = [
+    "pending",
+    "delivering",
+    "retrying",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "held",
+];
+
 /// What the queue page and `GET /deliveries` filter by. Every field is optional.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
@@ -189,6 +200,11 @@ pub async fn hold_waiting(
 
 impl Store {
     /// Newest first; `before` is the last id of the previous page.
+    ///
+    /// Without a status, the newest of each status are merged in one statement: every
+    /// branch walks the `(shop_id, status, id)` index from the top, so a page reads at most
+    /// `limit` rows per status however large the queue (an index on `(shop_id, id)` alone
+    /// would cost ~80 bytes per delivery to answer this one list).
     pub async fn list_deliveries(
         &self,
         shop_id: &ShopId,
@@ -196,15 +212,39 @@ impl Store {
         before: Option<&str>,
         limit: i64,
     ) -> Result<Vec<DeliveryRow>> {
+        let one_status: Vec<DeliveryFilter>;
+        let branches: Vec<&DeliveryFilter> = if filter.status.is_some() {
+            vec![filter]
+        } else {
+            one_status = STATUSES
+                .iter()
+                .map(|s| DeliveryFilter {
+                    status: Some(s.to_string()),
+                    ..filter.clone()
+                })
+                .collect();
+            one_status.iter().collect()
+        };
         on_reader!(self, |pool, d| {
-            let mut qb =
-                QueryBuilder::new(format!("SELECT {COLUMNS} FROM deliveries WHERE shop_id = "));
-            qb.push_bind(shop_id);
-            push_filter(&mut qb, filter, d);
-            if let Some(b) = before {
-                qb.push(" AND id < ").push_bind(b);
+            let mut qb = QueryBuilder::new(format!("SELECT {COLUMNS} FROM ("));
+            for (i, branch) in branches.iter().enumerate() {
+                if i > 0 {
+                    qb.push(" UNION ALL ");
+                }
+                qb.push(format!(
+                    "SELECT * FROM (SELECT {COLUMNS} FROM deliveries WHERE shop_id = "
+                ))
+                .push_bind(shop_id);
+                push_filter(&mut qb, branch, d);
+                if let Some(b) = before {
+                    qb.push(" AND id < ").push_bind(b);
+                }
+                qb.push(" ORDER BY id DESC LIMIT ")
+                    .push_bind(limit)
+                    .push(format!(") AS s{i}"));
             }
-            qb.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+            qb.push(") AS merged ORDER BY id DESC LIMIT ")
+                .push_bind(limit);
             Ok(qb.build_query_as().fetch_all(pool).await?)
         })
     }
