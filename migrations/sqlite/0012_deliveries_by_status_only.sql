@@ -4,4 +4,6 @@
 DROP INDEX deliveries_shop;
 
 -- Attempts store their kept signing headers packed (request_form 5 and 6, see
--- engine::recorded); rows written before keep their forms 0 to 2. No column changes.
+-- engine::recorded), and attempts.endpoint_id empty: an attempt's endpoint is its delivery's,
+-- read through it. Rows written before keep their forms 0 to 2 and their endpoint ids. No
+-- column changes.
