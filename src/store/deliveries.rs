@@ -212,18 +212,15 @@ impl Store {
         before: Option<&str>,
         limit: i64,
     ) -> Result<Vec<DeliveryRow>> {
-        let one_status: Vec<DeliveryFilter>;
-        let branches: Vec<&DeliveryFilter> = if filter.status.is_some() {
-            vec![filter]
-        } else {
-            one_status = STATUSES
+        let branches: Vec<DeliveryFilter> = match &filter.status {
+            Some(_) => vec![filter.clone()],
+            None => STATUSES
                 .iter()
                 .map(|s| DeliveryFilter {
                     status: Some(s.to_string()),
                     ..filter.clone()
                 })
-                .collect();
-            one_status.iter().collect()
+                .collect(),
         };
         on_reader!(self, |pool, d| {
             let mut qb = QueryBuilder::new(format!("SELECT {COLUMNS} FROM ("));
