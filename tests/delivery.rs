@@ -209,15 +209,7 @@ async fn concurrent_single_publishes_each_get_their_own_answer() {
 
 /// How many times SQLite's WAL was synced to disk, from `/metrics`.
 async fn wal_syncs(app: &TestApp) -> u64 {
-    let metrics = app
-        .client()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     metrics
         .lines()
         .find_map(|l| l.strip_prefix("herald_store_wal_sync_seconds_count "))

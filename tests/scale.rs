@@ -181,15 +181,7 @@ async fn counters_agree_with_the_rows_they_count_through_publishing_delivery_and
         .cloned()
         .unwrap();
     assert_eq!(orders["deliveries"], 60);
-    let metrics = app
-        .client()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("herald_queue_depth{status=\"held\"} 50"),
         "{metrics}"

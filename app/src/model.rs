@@ -3,6 +3,18 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Every status a delivery can have (the `deliveries.status` check): the queue page's filter,
+/// the API's validation and the store's per-status list all read this one list.
+pub const DELIVERY_STATUSES: [&str; 7] = [
+    "pending",
+    "delivering",
+    "retrying",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "held",
+];
+
 /// A person's role within one shop. Operators are not a shop role: see [`Principal::operator`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

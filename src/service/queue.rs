@@ -15,7 +15,7 @@ use app::dto::{
 };
 use app::model::{Principal, ServiceError};
 
-use crate::store::deliveries::STATUSES;
+use app::model::DELIVERY_STATUSES;
 
 pub fn delivery_view(d: &DeliveryRow, attempts: Option<Vec<AttemptView>>) -> DeliveryView {
     DeliveryView {
@@ -78,10 +78,10 @@ pub(crate) fn split_page<R>(
 /// Checks a filter's values; the error names the query parameter.
 pub fn check_filter(f: &DeliveryFilter) -> ServiceResult<()> {
     if let Some(s) = &f.status {
-        if !STATUSES.contains(&s.as_str()) {
+        if !DELIVERY_STATUSES.contains(&s.as_str()) {
             return Err(ServiceError::invalid(
                 "status",
-                format!("must be one of {}", STATUSES.join(", ")),
+                format!("must be one of {}", DELIVERY_STATUSES.join(", ")),
             ));
         }
     }

@@ -26,17 +26,6 @@ pub struct DeliveryRow {
 const COLUMNS: &str = "id, shop_id, event_id, endpoint_id, event_type, channels, status, priority,
     attempt_count, next_attempt_at, last_status_code, last_error, created_at, updated_at";
 
-/// Every status a delivery can have (the `deliveries.status` check).
-pub const STATUSES: [&str; 7] = [
-    "pending",
-    "delivering",
-    "retrying",
-    "succeeded",
-    "failed",
-    "cancelled",
-    "held",
-];
-
 /// What the queue page and `GET /deliveries` filter by. Every field is optional.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
@@ -214,7 +203,7 @@ impl Store {
     ) -> Result<Vec<DeliveryRow>> {
         let branches: Vec<DeliveryFilter> = match &filter.status {
             Some(_) => vec![filter.clone()],
-            None => STATUSES
+            None => app::model::DELIVERY_STATUSES
                 .iter()
                 .map(|s| DeliveryFilter {
                     status: Some(s.to_string()),

@@ -148,6 +148,18 @@ impl TestApp {
         }
     }
 
+    /// The `/metrics` text (no token is configured in tests).
+    pub async fn metrics(&self) -> String {
+        self.client()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -9,16 +9,6 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-const STATUSES: &[&str] = &[
-    "pending",
-    "delivering",
-    "retrying",
-    "succeeded",
-    "failed",
-    "cancelled",
-    "held",
-];
-
 /// Bulk changes being worked through, each with its progress; polled every two seconds
 /// while one is unfinished.
 #[component]
@@ -169,7 +159,7 @@ pub fn QueuePage() -> impl IntoView {
             <label for="f-status">"Status"</label>
             <select id="f-status" name="status">
                 <option value="">"Any"</option>
-                {STATUSES.iter().map(|s| {
+                {crate::model::DELIVERY_STATUSES.iter().map(|s| {
                     let sel = move || query.get().status.as_deref() == Some(*s);
                     view! { <option value=*s selected=sel>{*s}</option> }
                 }).collect_view()}
