@@ -35,19 +35,27 @@ macro_rules! typed_id {
         pub struct $name(String);
 
         impl $name {
-            /// The prefix of the ids Herald makes of this kind.
-            pub const PREFIX: &'static str = $prefix;
-
             /// A new, time-sortable id of this kind.
             pub fn generate() -> Self {
                 Self(new_id($prefix))
             }
+        }
+
+        text_id!($name => $prefix);
+    )*};
+}
+
+/// What every typed id has: its prefix, its text, and conversions from and to it.
+macro_rules! text_id {
+    ($name:ident => $prefix:literal) => {
+        impl $name {
+            /// The prefix of the ids Herald makes of this kind.
+            pub const PREFIX: &'static str = $prefix;
 
             pub fn as_str(&self) -> &str {
                 &self.0
             }
         }
-
         impl From<String> for $name {
             fn from(s: String) -> Self {
                 Self(s)
@@ -114,7 +122,7 @@ macro_rules! typed_id {
                 self.0 == *other
             }
         }
-    )*};
+    };
 }
 
 typed_id! {
@@ -128,10 +136,120 @@ typed_id! {
     EndpointId => "ep";
     /// An event (`evt_…`, or the producer's own id).
     EventId => "evt";
-    /// One event's delivery to one endpoint (`dlv_…`).
-    DeliveryId => "dlv";
     /// An alert raised for a shop (`alr_…`).
     AlertId => "alr";
+}
+
+/// One event's delivery to one endpoint: `dlv_` and 13 Crockford base32 characters that
+/// spell its key in the store.
+///
+/// The key is a number, so the queue's rows, the attempts and the indexes refer to a
+/// delivery in a few bytes instead of a 30-character text: the milliseconds of its creation
+/// shifted left [`DeliveryId::TIME_SHIFT`] bits, plus a count within that millisecond. Ids
+/// sort as their keys do, by creation time, which keyset pagination and retention's cutoffs
+/// rely on. In SQL a `DeliveryId` is bound and read as its key; an id that does not spell a
+/// key binds as -1 and finds nothing (the ids of deliveries made before keys are looked up
+/// by [`crate::store::Store::canonical_delivery_id`]).
+#[derive(
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct DeliveryId(String);
+
+text_id!(DeliveryId => "dlv");
+
+const CROCKFORD: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+
+/// Base32 characters in a delivery id: 65 bits, enough for any non-negative i64.
+const KEY_CHARS: usize = 13;
+
+impl DeliveryId {
+    /// Bits of a key below its creation time: up to 2^20 keys a millisecond.
+    pub const TIME_SHIFT: u32 = 20;
+
+    /// The id that spells `key`.
+    pub fn from_key(key: i64) -> Self {
+        let key = key.max(0) as u64;
+        let mut text = String::with_capacity(4 + KEY_CHARS);
+        text.push_str("dlv_");
+        for i in (0..KEY_CHARS).rev() {
+            text.push(CROCKFORD[((key >> (5 * i)) & 31) as usize] as char);
+        }
+        Self(text)
+    }
+
+    /// The key this id spells; None for any other text (a mistyped id, or one from before
+    /// keys).
+    pub fn key(&self) -> Option<i64> {
+        let digits = self.0.strip_prefix("dlv_")?;
+        if digits.len() != KEY_CHARS {
+            return None;
+        }
+        let mut key: u64 = 0;
+        for c in digits.bytes() {
+            let v = CROCKFORD
+                .iter()
+                .position(|&d| d == c.to_ascii_lowercase())? as u64;
+            key = key.checked_mul(32)?.checked_add(v)?;
+        }
+        i64::try_from(key).ok()
+    }
+
+    /// The first key of millisecond `ms`: every delivery created before it has a smaller
+    /// one.
+    pub fn first_key_at(ms: i64) -> i64 {
+        ms.max(0) << Self::TIME_SHIFT
+    }
+
+    /// The key as SQL binds it: -1, which no delivery has, for an id that spells none.
+    fn bound_key(&self) -> i64 {
+        self.key().unwrap_or(-1)
+    }
+}
+
+impl<DB: sqlx::Database> sqlx::Type<DB> for DeliveryId
+where
+    i64: sqlx::Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <i64 as sqlx::Type<DB>>::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <i64 as sqlx::Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for DeliveryId
+where
+    i64: sqlx::Encode<'q, DB>,
+{
+    fn encode_by_ref(
+        &self,
+        buf: &mut <DB as sqlx::Database>::ArgumentBuffer<'q>,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        self.bound_key().encode_by_ref(buf)
+    }
+}
+
+impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for DeliveryId
+where
+    i64: sqlx::Decode<'r, DB>,
+{
+    fn decode(
+        value: <DB as sqlx::Database>::ValueRef<'r>,
+    ) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(Self::from_key(<i64 as sqlx::Decode<DB>>::decode(value)?))
+    }
 }
 
 /// A process's lease prefix: `l` and 12 random Crockford base32 characters (60 bits). Every
@@ -142,7 +260,6 @@ typed_id! {
 /// Two processes drawing the same 60 bits is not a concern at any number of restarts.
 pub fn new_lease_prefix() -> String {
     use rand::Rng;
-    const CROCKFORD: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
     let mut rng = rand::thread_rng();
     std::iter::once('l')
         .chain((0..12).map(|_| CROCKFORD[rng.gen_range(0..32)] as char))
@@ -170,6 +287,36 @@ mod tests {
         assert!(a < b);
         let same_ms: Vec<String> = (0..1000).map(|_| new_id("dlv")).collect();
         assert!(same_ms.windows(2).all(|w| w[0] < w[1]), "in the order made");
+    }
+
+    #[test]
+    fn delivery_ids_spell_their_keys_and_sort_as_they_do() {
+        let now = DeliveryId::first_key_at(1_765_000_000_000);
+        let keys = [0, 1, 31, 32, now, now + 1, now + (1 << 19), i64::MAX];
+        let ids: Vec<DeliveryId> = keys.iter().map(|k| DeliveryId::from_key(*k)).collect();
+        for (id, key) in ids.iter().zip(keys) {
+            assert_eq!(id.len(), 17, "{id}");
+            assert_eq!(id.key(), Some(key), "{id}");
+            assert_eq!(
+                DeliveryId::from(id.to_uppercase().replace("DLV_", "dlv_")).key(),
+                Some(key)
+            );
+        }
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "text order is key order"
+        );
+        for other in [
+            "",
+            "dlv_",
+            "dlv_01jabcdefghjkmnpqrstvwxyz0",
+            "evt_0000000000001",
+            "dlv_000000000000u",
+            "dlv_g000000000000",
+        ] {
+            assert_eq!(DeliveryId::from(other).key(), None, "{other}");
+        }
+        assert!(DeliveryId::first_key_at(2) > DeliveryId::first_key_at(1) + (1 << 19));
     }
 
     #[test]

@@ -339,7 +339,7 @@ async fn a_delivery_read_ahead_on_one_node_is_cancelled_through_another() {
             herald::with_raw_pool!(store, |pool, q| sqlx::query_as(
                 &q.sql("SELECT status, lease_owner, event_id FROM deliveries WHERE id = ?")
             )
-            .bind(d)
+            .bind(herald::ids::DeliveryId::from(d.as_str()))
             .fetch_one(pool)
             .await
             .unwrap());

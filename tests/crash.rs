@@ -280,7 +280,7 @@ async fn sigterm_ends_the_process_within_the_grace_with_activity_streams_open() 
         herald::with_raw_pool!(store, |pool, d| sqlx::query_as(
             &d.sql("SELECT status, lease_until FROM deliveries WHERE id = ?")
         )
-        .bind(&delivery)
+        .bind(herald::ids::DeliveryId::from(delivery.as_str()))
         .fetch_one(pool)
         .await
         .unwrap())

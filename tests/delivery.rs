@@ -1734,11 +1734,12 @@ async fn each_attempt_reads_back_as_the_exact_request_while_storing_only_what_di
                     "SELECT request_form, request_headers, request_body FROM attempts
                  WHERE delivery_id = ? ORDER BY number",
                 ))
-                .bind(delivery)
+                .bind(herald::ids::DeliveryId::from(delivery))
                 .fetch_all(pool)
                 .await
                 .unwrap()
             });
+        assert_eq!(stored.len(), 2, "both attempts stored");
         for (stored_form, headers, body) in &stored {
             assert_eq!(*stored_form, form);
             for derived in [
@@ -1775,7 +1776,7 @@ async fn each_attempt_reads_back_as_the_exact_request_while_storing_only_what_di
     assert_eq!(shown["attempts"][0]["request"]["body"], sent.body.as_str());
     let form: i64 = herald::with_raw_pool!(app.service.store, |pool, q| {
         sqlx::query_scalar(&q.sql("SELECT request_form FROM attempts WHERE delivery_id = ?"))
-            .bind(d)
+            .bind(herald::ids::DeliveryId::from(d))
             .fetch_one(pool)
             .await
             .unwrap()

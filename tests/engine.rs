@@ -66,7 +66,7 @@ async fn a_record_from_a_holder_that_lost_its_lease_changes_nothing() {
     // and another node claimed the delivery).
     herald::with_raw_pool!(app.service.store, |pool, d| {
         sqlx::query(&d.sql("UPDATE deliveries SET lease_owner = 'another-holder' WHERE id = ?"))
-            .bind(&delivery)
+            .bind(herald::ids::DeliveryId::from(delivery.as_str()))
             .execute(pool)
             .await
             .unwrap();
@@ -75,7 +75,7 @@ async fn a_record_from_a_holder_that_lost_its_lease_changes_nothing() {
     let (status, owner): (String, Option<String>) = herald::with_raw_pool!(
         app.service.store,
         |pool, d| sqlx::query_as(&d.sql("SELECT status, lease_owner FROM deliveries WHERE id = ?"))
-            .bind(&delivery)
+            .bind(herald::ids::DeliveryId::from(delivery.as_str()))
             .fetch_one(pool)
             .await
             .unwrap()
@@ -85,7 +85,7 @@ async fn a_record_from_a_holder_that_lost_its_lease_changes_nothing() {
     let attempts: i64 = herald::with_raw_pool!(app.service.store, |pool, d| sqlx::query_scalar(
         &d.sql("SELECT COUNT(*) FROM attempts WHERE delivery_id = ?")
     )
-    .bind(&delivery)
+    .bind(herald::ids::DeliveryId::from(delivery.as_str()))
     .fetch_one(pool)
     .await
     .unwrap());
@@ -249,7 +249,7 @@ async fn a_lease_left_by_a_dead_process_is_released_at_once_without_a_busy_loop(
              lease_until = ? WHERE id = ?",
         ))
         .bind(herald::ids::now_ms() - 1)
-        .bind(&delivery)
+        .bind(herald::ids::DeliveryId::from(delivery.as_str()))
         .execute(pool)
         .await
         .unwrap();

@@ -6,7 +6,7 @@ use super::{iso, iso_opt, require_manage, require_read, Service};
 use crate::engine::retry::RetryPolicy;
 use crate::engine::template::{self, ContentType, EventContext};
 use crate::ids::now_ms;
-use crate::ids::{ApiKeyId, DeliveryId, EndpointId, ShopId};
+use crate::ids::{ApiKeyId, EndpointId, ShopId};
 use crate::store::attempts::AttemptLogRow;
 use crate::store::deliveries::DeliveryFilter;
 use app::backend::ServiceResult;
@@ -244,7 +244,7 @@ impl Service {
         let now = now_ms();
         let mut changed = 0;
         for id in ids {
-            let id = &DeliveryId::from(id.as_str());
+            let id = &self.delivery_id(id).await?;
             let done = if cancel {
                 self.store.cancel_delivery(shop_id, id, now).await
             } else {

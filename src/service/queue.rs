@@ -89,6 +89,18 @@ pub fn check_filter(f: &DeliveryFilter) -> ServiceResult<()> {
 }
 
 impl Service {
+    /// A delivery id from outside (a URL, a cursor), as the store finds it: the ids of
+    /// deliveries made before keys still find them.
+    pub(super) async fn delivery_id(&self, id: &str) -> ServiceResult<DeliveryId> {
+        if id.len() > 64 {
+            return Ok(DeliveryId::from(""));
+        }
+        Ok(self
+            .store
+            .canonical_delivery_id(&DeliveryId::from(id))
+            .await?)
+    }
+
     pub async fn list_deliveries(
         &self,
         who: &Principal,
@@ -104,7 +116,11 @@ impl Service {
         if !(1..=500).contains(&limit) {
             return Err(ServiceError::invalid("limit", "must be between 1 and 500"));
         }
-        if cursor.is_some_and(|c| !c.starts_with("dlv_") || c.len() > 64) {
+        let cursor = match cursor {
+            Some(c) => Some(self.delivery_id(c).await?),
+            None => None,
+        };
+        if cursor.as_ref().is_some_and(|c| c.key().is_none()) {
             return Err(ServiceError::invalid(
                 "cursor",
                 "is not a cursor from a previous page",
@@ -112,7 +128,7 @@ impl Service {
         }
         let rows = self
             .store
-            .list_deliveries(shop_id, filter, cursor, limit + 1)
+            .list_deliveries(shop_id, filter, cursor.as_ref(), limit + 1)
             .await?;
         let (rows, next_cursor) = split_page(rows, limit, |r| r.id.to_string());
         Ok(Page {
@@ -143,7 +159,7 @@ impl Service {
         id: &str,
     ) -> ServiceResult<DeliveryView> {
         let shop_id = &ShopId::from(shop_id);
-        let id = &DeliveryId::from(id);
+        let id = &self.delivery_id(id).await?;
         require_read(who, shop_id)?;
         let d = self
             .store
@@ -164,7 +180,7 @@ impl Service {
         id: &str,
     ) -> ServiceResult<DeliveryView> {
         let shop_id = &ShopId::from(shop_id);
-        let id = &DeliveryId::from(id);
+        let id = &self.delivery_id(id).await?;
         require_manage(who, shop_id)?;
         match self.store.retry_delivery(shop_id, id, now_ms()).await? {
             None => Err(ServiceError::NotFound(format!("No delivery with id {id}."))),
@@ -185,7 +201,7 @@ impl Service {
         id: &str,
     ) -> ServiceResult<DeliveryView> {
         let shop_id = &ShopId::from(shop_id);
-        let id = &DeliveryId::from(id);
+        let id = &self.delivery_id(id).await?;
         require_manage(who, shop_id)?;
         let now = now_ms();
         // Read ahead but not yet being sent: taken out of its ready queue and cancelled.
@@ -216,7 +232,7 @@ impl Service {
     /// only read ahead there. True when it did (within two seconds).
     async fn ask_holder_to_cancel(&self, shop_id: &str, id: &str) -> ServiceResult<bool> {
         let shop_id = &ShopId::from(shop_id);
-        let id = &DeliveryId::from(id);
+        let id = &self.delivery_id(id).await?;
         let Some(d) = self.store.delivery(shop_id, id).await? else {
             return Ok(false);
         };
@@ -407,7 +423,7 @@ impl Service {
                     id: a.id.into(),
                     kind: a.kind,
                     endpoint_id: a.endpoint_id.map(String::from),
-                    delivery_id: a.delivery_id.map(String::from),
+                    delivery_id: a.delivery_id,
                     message: a.message,
                     created_at: iso(a.created_at),
                     acknowledged: a.acknowledged_at.is_some(),

@@ -1,14 +1,16 @@
 //! Alerts: what an owner must see (retries exhausted, an endpoint deactivated).
 
 use super::{on_reader, on_writer, Result, Store};
-use crate::ids::{AlertId, DeliveryId, EndpointId, ShopId};
+use crate::ids::{AlertId, EndpointId, ShopId};
 
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct AlertRow {
     pub id: AlertId,
     pub kind: String,
     pub endpoint_id: Option<EndpointId>,
-    pub delivery_id: Option<DeliveryId>,
+    /// The delivery's id as text, as it was when the alert was raised (an alert from before
+    /// delivery keys names the old id, which still finds the delivery).
+    pub delivery_id: Option<String>,
     pub message: String,
     pub created_at: i64,
     pub acknowledged_at: Option<i64>,

@@ -208,7 +208,7 @@ impl Store {
                 .bind(&r.shop_id)
                 .bind(kind)
                 .bind(&r.endpoint_id)
-                .bind(&r.delivery_id)
+                .bind(r.delivery_id.as_str())
                 .bind(message)
                 .bind(r.at)
                 .bind(&r.delivery_id)

@@ -13,7 +13,7 @@
 
 use super::deliveries::{push_filter, DeliveryFilter};
 use super::{in_tx, on_reader, Result, Store, Tx};
-use crate::ids::{EndpointId, ShopId};
+use crate::ids::{DeliveryId, EndpointId, ShopId};
 use sqlx::QueryBuilder;
 
 /// Rows per slice: a slice holds SQLite's writer for a few milliseconds. A 1,000-row slice
@@ -166,8 +166,8 @@ struct PendingRow {
     kind: String,
     status: String,
     filter: String,
-    up_to: String,
-    after_id: String,
+    up_to: i64,
+    after_id: i64,
 }
 
 /// The serialisable part of a filter kept with a stored change.
@@ -207,14 +207,17 @@ impl StoredFilter {
     }
 }
 
+/// Where a change starts: below every delivery's key (keys are never negative).
+const BEFORE_EVERY_KEY: i64 = -1;
+
 /// Where one slice reaches: the deliveries after `after` (exclusive) up to `up_to`, at most
-/// [`SLICE`] of them; returns the last id reached, `None` when nothing is left.
+/// [`SLICE`] of them; returns the last key reached, `None` when nothing is left.
 async fn slice_end(
     tx: &mut Tx,
     change: &BulkChange,
-    after: &str,
-    up_to: &str,
-) -> Result<Option<String>> {
+    after: i64,
+    up_to: i64,
+) -> Result<Option<i64>> {
     let filter = DeliveryFilter {
         status: Some(change.status.clone()),
         ..change.filter.clone()
@@ -243,8 +246,8 @@ async fn slice_end(
 async fn apply_slice(
     tx: &mut Tx,
     change: &BulkChange,
-    after: &str,
-    last: &str,
+    after: i64,
+    last: i64,
     now: i64,
 ) -> Result<u64> {
     let filter = DeliveryFilter {
@@ -275,19 +278,19 @@ async fn apply_slice(
 /// more remain, writes down the rest for the engine. Returns how many deliveries the first
 /// slice changed and whether the rest was written down.
 pub async fn start(tx: &mut Tx, change: &BulkChange, total: i64, now: i64) -> Result<(u64, bool)> {
-    // A retry reaches the deliveries that existed when it was asked for (ids sort by
+    // A retry reaches the deliveries that existed when it was asked for (keys sort by
     // creation). A change of an endpoint's state reaches all of them: one published since
     // then was queued in the endpoint's new state or, on PostgreSQL, committed before it and
     // is reached all the same.
     let up_to = match change.kind {
-        BulkKind::Retry => super::retention::delivery_id_at(now + 1),
-        _ => "dlv_~".to_string(),
+        BulkKind::Retry => DeliveryId::first_key_at(now + 1) - 1,
+        _ => i64::MAX,
     };
-    let Some(last) = slice_end(tx, change, "", &up_to).await? else {
+    let Some(last) = slice_end(tx, change, BEFORE_EVERY_KEY, up_to).await? else {
         return Ok((0, false));
     };
-    let done = apply_slice(tx, change, "", &last, now).await?;
-    if (done as i64) < SLICE && slice_end(tx, change, &last, &up_to).await?.is_none() {
+    let done = apply_slice(tx, change, BEFORE_EVERY_KEY, last, now).await?;
+    if (done as i64) < SLICE && slice_end(tx, change, last, up_to).await?.is_none() {
         return Ok((done, false));
     }
     let filter = serde_json::to_string(&StoredFilter::of(change))?;
@@ -301,8 +304,8 @@ pub async fn start(tx: &mut Tx, change: &BulkChange, total: i64, now: i64) -> Re
     .bind(&change.status)
     .bind(&change.filter.endpoint_id)
     .bind(&filter)
-    .bind(&up_to)
-    .bind(&last)
+    .bind(up_to)
+    .bind(last)
     .bind(total.max(done as i64))
     .bind(done as i64)
     .bind(now)
@@ -355,9 +358,9 @@ impl Store {
             filter: stored.into_filter(row.status.clone()),
             status: row.status.clone(),
         };
-        let last = slice_end(&mut tx, &change, &row.after_id, &row.up_to).await?;
-        let changed = match &last {
-            Some(last) => apply_slice(&mut tx, &change, &row.after_id, last, now).await?,
+        let last = slice_end(&mut tx, &change, row.after_id, row.up_to).await?;
+        let changed = match last {
+            Some(last) => apply_slice(&mut tx, &change, row.after_id, last, now).await?,
             None => 0,
         };
         let finished = last.is_none();
@@ -365,12 +368,12 @@ impl Store {
             "UPDATE bulk_changes SET after_id = ?, done = done + ?, updated_at = ?,
              finished_at = ? WHERE id = ? AND after_id = ?"
         ))
-        .bind(last.as_deref().unwrap_or(&row.after_id))
+        .bind(last.unwrap_or(row.after_id))
         .bind(changed as i64)
         .bind(now)
         .bind(finished.then_some(now))
         .bind(&row.id)
-        .bind(&row.after_id)
+        .bind(row.after_id)
         .execute(c)
         .await?
         .rows_affected());

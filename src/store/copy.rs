@@ -150,7 +150,7 @@ const TABLES: &[Table] = &[
         name: "deliveries",
         key: &["id"],
         columns: &[
-            ("id", Text),
+            ("id", Int),
             ("shop_id", Text),
             ("event_id", Text),
             ("endpoint_id", Text),
@@ -170,12 +170,17 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "delivery_legacy_ids",
+        key: &["legacy_id"],
+        columns: &[("legacy_id", Text), ("id", Int)],
+    },
+    Table {
         name: "attempts",
         key: &["id"],
         columns: &[
             ("id", Int),
             ("shop_id", Text),
-            ("delivery_id", Text),
+            ("delivery_id", Int),
             ("endpoint_id", Text),
             ("number", Int),
             ("status_code", Int),

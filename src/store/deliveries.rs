@@ -98,6 +98,16 @@ pub struct Claimed {
 /// A lease to end: (delivery id, the token its claim wrote).
 pub type LeaseRef = (DeliveryId, String);
 
+/// Leases as one JSON array of `[key, token]` pairs, bound to one statement whatever their
+/// number.
+fn leases_json(leases: &[LeaseRef]) -> String {
+    let pairs: Vec<(i64, &str)> = leases
+        .iter()
+        .map(|(id, owner)| (id.key().unwrap_or(-1), owner.as_str()))
+        .collect();
+    serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".into())
+}
+
 impl Claimed {
     pub fn lease(&self) -> LeaseRef {
         (self.id.clone(), self.lease_owner.clone())
@@ -187,6 +197,47 @@ pub async fn hold_waiting(
     .await
 }
 
+/// Keys for `n` new deliveries created at `now`, in the order they are made (see
+/// [`DeliveryId`]).
+///
+/// On SQLite, inside the one writer's transaction: past the highest key there is, and at
+/// least the first key of `now`. On PostgreSQL, where nodes write at once, the low bits come
+/// from the `delivery_keys` sequence: two nodes in the same millisecond draw different ones.
+pub(super) async fn new_keys(tx: &mut Tx, n: usize, now: i64) -> Result<Vec<DeliveryId>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let first = DeliveryId::first_key_at(now);
+    let keys: Vec<i64> = match tx {
+        Tx::Sqlite(t, _) => {
+            let highest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM deliveries")
+                .fetch_one(&mut **t)
+                .await?;
+            let start = highest.map_or(first, |h| first.max(h + 1));
+            (start..start + n as i64).collect()
+        }
+        Tx::Postgres(t) => {
+            sqlx::query_scalar(
+                "SELECT $1::bigint | (nextval('delivery_keys') & $2::bigint)
+                 FROM generate_series(1, $3::bigint)",
+            )
+            .bind(first)
+            .bind((1_i64 << DeliveryId::TIME_SHIFT) - 1)
+            .bind(n as i64)
+            .fetch_all(&mut **t)
+            .await?
+        }
+    };
+    Ok(keys.into_iter().map(DeliveryId::from_key).collect())
+}
+
+/// Delivery ids as a JSON array of their keys: how an event lists its deliveries, and how a
+/// list of them is bound to one statement.
+pub(super) fn keys_json<'a>(ids: impl IntoIterator<Item = &'a DeliveryId>) -> String {
+    let keys: Vec<i64> = ids.into_iter().map(|id| id.key().unwrap_or(-1)).collect();
+    serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into())
+}
+
 impl Store {
     /// Newest first; `before` is the last id of the previous page.
     ///
@@ -198,7 +249,7 @@ impl Store {
         &self,
         shop_id: &ShopId,
         filter: &DeliveryFilter,
-        before: Option<&str>,
+        before: Option<&DeliveryId>,
         limit: i64,
     ) -> Result<Vec<DeliveryRow>> {
         let branches: Vec<DeliveryFilter> = match &filter.status {
@@ -265,6 +316,22 @@ impl Store {
             qb.push(" LIMIT ").push_bind(cap + 1).push(") AS matched");
             Ok(qb.build_query_scalar().fetch_one(pool).await?)
         })
+    }
+
+    /// The id that finds a delivery: itself when it spells a key; for the id of a delivery
+    /// made before keys, the id its key spells now (an unknown id comes back as it is, and
+    /// finds nothing).
+    pub async fn canonical_delivery_id(&self, id: &DeliveryId) -> Result<DeliveryId> {
+        if id.key().is_some() {
+            return Ok(id.clone());
+        }
+        let key: Option<i64> = on_reader!(self, |pool, d| {
+            sqlx::query_scalar(&d.sql("SELECT id FROM delivery_legacy_ids WHERE legacy_id = ?"))
+                .bind(id.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(key.map_or_else(|| id.clone(), DeliveryId::from_key))
     }
 
     pub async fn delivery(&self, shop_id: &ShopId, id: &DeliveryId) -> Result<Option<DeliveryRow>> {
@@ -504,16 +571,22 @@ impl Store {
     async fn end_leases(&self, set: &str, leases: &[LeaseRef], now: i64) -> Result<()> {
         on_writer!(self, |pool, d| {
             // The (id, owner) pairs go as one JSON array, whatever their number.
-            let pairs = d.pick("json_each(?2)", "jsonb_array_elements(CAST(?2 AS jsonb))");
+            let (pairs, key) = d.pick(
+                ("json_each(?2)", "value ->> 0"),
+                (
+                    "jsonb_array_elements(CAST(?2 AS jsonb))",
+                    "CAST(value ->> 0 AS bigint)",
+                ),
+            );
             let sql = format!(
                 "UPDATE deliveries SET {set}, lease_until = NULL, lease_owner = NULL
-             FROM (SELECT value ->> 0 AS id, value ->> 1 AS owner FROM {pairs}) AS l
+             FROM (SELECT {key} AS id, value ->> 1 AS owner FROM {pairs}) AS l
              WHERE deliveries.id = l.id AND deliveries.status = 'delivering'
              AND deliveries.lease_owner = l.owner"
             );
             sqlx::query(&d.sql(&sql))
                 .bind(now)
-                .bind(serde_json::to_string(leases).unwrap_or_else(|_| "[]".into()))
+                .bind(leases_json(leases))
                 .execute(pool)
                 .await?;
             Ok(())

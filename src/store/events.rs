@@ -50,10 +50,11 @@ pub struct EventRow {
 /// Rows per multi-row INSERT (SQLite allows 32,766 bound parameters per statement).
 const CHUNK: usize = 200;
 
-/// The delivery ids an event lists (its `deliveries` column, JSON).
+/// The delivery ids an event lists (its `deliveries` column: a JSON array of their keys).
 pub(super) fn listed_deliveries(json: &str, event: &EventId) -> Result<Vec<DeliveryId>> {
-    serde_json::from_str(json)
-        .map_err(|e| super::Error::Corrupt(format!("deliveries of event {event}: {e}")))
+    let keys: Vec<i64> = serde_json::from_str(json)
+        .map_err(|e| super::Error::Corrupt(format!("deliveries of event {event}: {e}")))?;
+    Ok(keys.into_iter().map(DeliveryId::from_key).collect())
 }
 
 /// The first result of an event id published before: its deliveries, nothing new.
@@ -80,14 +81,15 @@ async fn insert_bulk(
     events: &[NewEvent],
     now: i64,
 ) -> Result<Vec<Published>> {
+    let wanted = events.iter().map(|e| e.targets.len()).sum();
+    let mut keys = super::deliveries::new_keys(tx, wanted, now)
+        .await?
+        .into_iter();
     let ids: Vec<Vec<DeliveryId>> = events
         .iter()
-        .map(|e| e.targets.iter().map(|_| DeliveryId::generate()).collect())
+        .map(|e| keys.by_ref().take(e.targets.len()).collect())
         .collect();
-    let delivery_lists: Vec<String> = ids
-        .iter()
-        .map(|l| serde_json::to_string(l).unwrap_or_else(|_| "[]".into()))
-        .collect();
+    let delivery_lists: Vec<String> = ids.iter().map(super::deliveries::keys_json).collect();
     let event_rows: Vec<(&NewEvent, &String)> = events.iter().zip(&delivery_lists).collect();
     let inserted = match tx {
         Tx::Sqlite(t, _) => insert_events_sqlite(t, shop_id, &event_rows, now).await?,
@@ -249,7 +251,7 @@ async fn set_event_deliveries(
     in_tx!(tx, |c, d| sqlx::query(&d.sql(
         "UPDATE events SET deliveries = ? WHERE shop_id = ? AND id = ?"
     ))
-    .bind(serde_json::to_string(deliveries).unwrap_or_else(|_| "[]".into()))
+    .bind(super::deliveries::keys_json(deliveries))
     .bind(shop_id)
     .bind(id)
     .execute(c)
@@ -269,9 +271,9 @@ async fn forget_unqueued(tx: &mut Tx, shop_id: &ShopId, out: &mut [Published]) -
     let existing: Vec<DeliveryId> = in_tx!(&mut *tx, |c, d| sqlx::query_scalar(d.pick(
         "SELECT id FROM deliveries WHERE id IN (SELECT value FROM json_each(?))",
         "SELECT id FROM deliveries WHERE id IN
-         (SELECT jsonb_array_elements_text(CAST($1 AS jsonb)))",
+         (SELECT CAST(jsonb_array_elements(CAST($1 AS jsonb)) AS bigint))",
     ))
-    .bind(serde_json::to_string(&all).unwrap_or_else(|_| "[]".into()))
+    .bind(super::deliveries::keys_json(all))
     .fetch_all(c)
     .await?);
     let existing: HashSet<DeliveryId> = existing.into_iter().collect();
@@ -366,7 +368,9 @@ async fn insert_one(tx: &mut Tx, shop_id: &ShopId, ev: &NewEvent, now: i64) -> R
                 continue;
             }
         }
-        let id = DeliveryId::generate();
+        let Some(id) = super::deliveries::new_keys(tx, 1, now).await?.pop() else {
+            continue;
+        };
         // Held or pending read inside the write; an endpoint deleted meanwhile gets nothing
         // (see `insert_bulk`).
         let queued = in_tx!(&mut *tx, |c, d| sqlx::query(&d.sql(
