@@ -262,6 +262,39 @@ async fn a_publish_is_answered_after_its_commit_is_synced_to_disk_unless_normal(
     }
 }
 
+/// SQLite never shrinks its WAL file by itself: once writes pause, the engine empties it, so
+/// a burst does not keep its disk while the queue is quiet.
+#[tokio::test]
+async fn the_wal_file_is_emptied_once_writes_pause() {
+    if common::on_postgres() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let (_, key) = app.api_shop().await;
+    let api = app.api(&key);
+    let batch: Vec<serde_json::Value> = (0..500)
+        .map(|i| json!({"type": "order.created", "data": {"i": i, "pad": "x".repeat(200)}}))
+        .collect();
+    let (code, published) = api.post("/events/batch", json!(batch)).await;
+    assert_eq!(code, 202);
+    let wal = app.config.data_dir.join("herald.db-wal");
+    let size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert!(size() > 0, "the batch went through the WAL");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while size() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the WAL still holds {} bytes",
+            size()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // What was written is in the database file.
+    let last = published["items"][499]["id"].as_str().unwrap();
+    let (code, _) = api.get(&format!("/events/{last}")).await;
+    assert_eq!(code, 200);
+}
+
 /// Publishing keeps what it knows of a shop in memory; every change committed before a
 /// publish is seen by it: a new endpoint, a changed subscription, webhooks switched off, a
 /// revoked key.

@@ -490,20 +490,43 @@ async fn recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver<(AttemptRecord
     }
 }
 
+/// The WAL is emptied once nothing was written for this long.
+const WAL_IDLE: Duration = Duration::from_secs(1);
+
 /// Checkpoints SQLite's WAL every [`crate::store::CHECKPOINT_EVERY`], off the writer's path
-/// (see the store); returns at once on PostgreSQL.
+/// (see the store), and empties the WAL file once writes have paused: a burst that grew it
+/// does not keep its disk while the queue is quiet. Returns at once on PostgreSQL.
 async fn checkpointer(engine: Engine) {
     if engine.inner.store.dialect() != crate::store::Dialect::Sqlite {
         return;
     }
     let mut shutdown = engine.inner.shutdown.subscribe();
+    // The WAL's length when last seen fully copied, and since when it has not changed.
+    let mut unchanged: Option<(i64, std::time::Instant)> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(crate::store::CHECKPOINT_EVERY) => {}
             _ = shutdown.changed() => return,
         }
-        if let Err(e) = engine.inner.store.checkpoint().await {
-            tracing::warn!(error = %e, "could not checkpoint the WAL");
+        let frames = match engine.inner.store.checkpoint().await {
+            Ok(frames) => frames,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not checkpoint the WAL");
+                None
+            }
+        };
+        unchanged = match (frames, unchanged) {
+            (Some(n), Some((m, since))) if n == m => Some((m, since)),
+            (Some(n), _) => Some((n, std::time::Instant::now())),
+            (None, _) => None,
+        };
+        if let Some((n, since)) = unchanged {
+            if n > 0 && since.elapsed() >= WAL_IDLE {
+                if let Err(e) = engine.inner.store.truncate_wal().await {
+                    tracing::warn!(error = %e, "could not empty the WAL");
+                }
+                unchanged = None;
+            }
         }
     }
 }

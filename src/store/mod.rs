@@ -103,6 +103,13 @@ pub enum SqliteSync {
 /// safety net for when nothing else does (the command line, a stalled checkpointer).
 const WRITER_CHECKPOINT_PAGES: u32 = 16_384;
 
+/// How long an SQLite connection waits for a lock before it fails.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long emptying the WAL ([`Store::truncate_wal`]) may hold writers back waiting for
+/// readers before it gives up.
+const WAL_TRUNCATE_WAIT: Duration = Duration::from_millis(50);
+
 /// A statement on SQLite's writer taking longer than this is logged (at debug, target
 /// `sqlx::query`): every other write waited for it.
 const WRITER_SLOW_STATEMENT: Duration = Duration::from_millis(50);
@@ -535,7 +542,7 @@ impl Store {
             // `full` is NORMAL plus a sync of the WAL after each commit, off the writer
             // (`wal_sync`): SQLite's own FULL would sync inside the commit, holding the writer.
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(SQLITE_BUSY_TIMEOUT)
             .foreign_keys(true);
         if let Some(parent) = options.get_filename().parent() {
             if !parent.as_os_str().is_empty() {
@@ -623,12 +630,38 @@ impl Store {
     /// Copies what the WAL holds into the database file, without waiting for readers or
     /// blocking the writer (SQLite's passive checkpoint, from a reader connection); the WAL
     /// starts again from its beginning once all of it is copied. Nothing to do on PostgreSQL.
-    pub async fn checkpoint(&self) -> Result<()> {
-        if let Db::Sqlite { pool, .. } = &self.db {
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(pool)
+    /// Copies what it can of SQLite's WAL into the database file without waiting for anyone;
+    /// returns the WAL's frames when every one of them is in the file (None when some are
+    /// not yet, and on PostgreSQL).
+    pub async fn checkpoint(&self) -> Result<Option<i64>> {
+        let Db::Sqlite { pool, .. } = &self.db else {
+            return Ok(None);
+        };
+        let (_busy, frames, copied): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(pool)
                 .await?;
-        }
+        Ok((frames == copied).then_some(frames))
+    }
+
+    /// Empties SQLite's WAL file. SQLite reuses the file from its start but never shrinks
+    /// it: after a burst it keeps its largest size (up to the writer's checkpoint limit,
+    /// 64 MiB) for good. It waits for readers to leave the WAL and holds writers meanwhile:
+    /// the engine calls it only when nothing was written for a while, and it gives up (the
+    /// file stays as it is) after [`WAL_TRUNCATE_WAIT`].
+    pub async fn truncate_wal(&self) -> Result<()> {
+        let Db::Sqlite { pool, .. } = &self.db else {
+            return Ok(());
+        };
+        let mut conn = pool.acquire().await?;
+        let wait = format!("PRAGMA busy_timeout = {}", WAL_TRUNCATE_WAIT.as_millis());
+        sqlx::query(&wait).execute(&mut *conn).await?;
+        let done = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut *conn)
+            .await;
+        let usual = format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis());
+        sqlx::query(&usual).execute(&mut *conn).await?;
+        done?;
         Ok(())
     }
 

@@ -380,9 +380,14 @@ async fn scale_run(
     println!("    received {received} requests for {n} deliveries ({resent} sent again)");
     let disk_delivered = run.disk_bytes().await;
     let per_event = (disk_delivered.saturating_sub(disk_empty)) as f64 / n as f64;
+    let wal = match &run.pg {
+        None => std::fs::metadata(run.dir.join("herald.db-wal")).map_or(0, |m| m.len()),
+        Some(_) => 0,
+    };
     println!(
-        "    delivered: {} MiB on disk, {per_event:.0} B per delivered event",
-        mib(disk_delivered)
+        "    delivered: {} MiB on disk (of which the WAL {} MiB), {per_event:.0} B per delivered event",
+        mib(disk_delivered),
+        mib(wal)
     );
     let (done_pages, done_slowest) = run.pages().await;
     println!(
