@@ -1,7 +1,7 @@
 //! Attempts: every HTTP request of a delivery, recorded together with the delivery's new
 //! state, the endpoint's health and any alert, in batched transactions.
 
-use super::{in_tx, on_reader, Result, Store};
+use super::{in_tx, on_reader, Result, Store, SHOP_NUM};
 use crate::engine::recorded::{self, Origin, Stored};
 use crate::engine::template::envelope_of;
 use crate::ids::{AlertId, DeliveryId, EndpointId, EventId, ShopId};
@@ -136,7 +136,7 @@ const STORED_ATTEMPT: &str = "SELECT a.id, a.delivery_id, d.endpoint_id, a.numbe
     a.request_body, a.response_headers, a.response_body, a.at, d.event_id, d.event_type,
     e.channels AS event_channels, e.data AS event_data, e.created_at AS event_created_at
     FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-    LEFT JOIN events e ON a.request_form IN (2, 6) AND e.shop_id = d.shop_id AND e.id = d.event_id";
+    LEFT JOIN events e ON a.request_form IN (2, 6) AND e.shop = a.shop AND e.id = d.event_id";
 
 impl StoredAttempt {
     /// The attempt with its request exactly as sent.
@@ -229,10 +229,12 @@ impl Store {
         for chunk in batch.chunks(150) {
             in_tx!(&mut tx, |c, _d| {
                 let mut qb = QueryBuilder::new(
-                "INSERT INTO attempts (shop_id, delivery_id, endpoint_id, number, status_code, error_kind,
+                "INSERT INTO attempts (shop, delivery_id, endpoint_id, number, status_code, error_kind,
                  error_message, duration_ms, request_form, request_headers, request_body, response_headers,
                  response_body, at)
-                 SELECT v.* FROM (",
+                 SELECT (SELECT num FROM shops s WHERE s.id = v.column1), v.column2, v.column3,
+                 v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, v.column10,
+                 v.column11, v.column12, v.column13, v.column14 FROM (",
             );
                 qb.push_values(chunk, |mut b, r| {
                     // The endpoint is the delivery's, read through it: not stored again with
@@ -379,7 +381,7 @@ impl Store {
     ) -> Result<Vec<AttemptRow>> {
         let rows: Vec<StoredAttempt> = on_reader!(self, |pool, d| {
             sqlx::query_as(&d.sql(&format!(
-                "{STORED_ATTEMPT} WHERE a.shop_id = ? AND a.delivery_id = ? ORDER BY a.number, a.id"
+                "{STORED_ATTEMPT} WHERE a.shop = {SHOP_NUM} AND a.delivery_id = ? ORDER BY a.number, a.id"
             )))
             .bind(shop_id)
             .bind(delivery_id)
@@ -407,7 +409,7 @@ impl Store {
     ) -> Result<Vec<AttemptLogRow>> {
         let rows: Vec<StoredAttempt> = on_reader!(self, |pool, d| {
             sqlx::query_as(&d.sql(&format!(
-                "{STORED_ATTEMPT} WHERE a.shop_id = ? AND (? IS NULL OR a.id < ?)
+                "{STORED_ATTEMPT} WHERE a.shop = {SHOP_NUM} AND (? IS NULL OR a.id < ?)
                  ORDER BY a.id DESC LIMIT ?"
             )))
             .bind(shop_id)
@@ -423,7 +425,7 @@ impl Store {
     pub async fn attempt(&self, shop_id: &ShopId, id: i64) -> Result<Option<AttemptLogRow>> {
         let row: Option<StoredAttempt> = on_reader!(self, |pool, d| {
             sqlx::query_as(&d.sql(&format!(
-                "{STORED_ATTEMPT} WHERE a.shop_id = ? AND a.id = ?"
+                "{STORED_ATTEMPT} WHERE a.shop = {SHOP_NUM} AND a.id = ?"
             )))
             .bind(shop_id)
             .bind(id)

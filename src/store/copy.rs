@@ -33,6 +33,7 @@ const TABLES: &[Table] = &[
         key: &["id"],
         columns: &[
             ("id", Text),
+            ("num", Int),
             ("name", Text),
             ("webhooks_enabled", Bool),
             ("require_https", Bool),
@@ -133,9 +134,9 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "events",
-        key: &["shop_id", "id"],
+        key: &["shop", "id"],
         columns: &[
-            ("shop_id", Text),
+            ("shop", Int),
             ("id", Text),
             ("type", Text),
             ("channels", J),
@@ -179,7 +180,7 @@ const TABLES: &[Table] = &[
         key: &["id"],
         columns: &[
             ("id", Int),
-            ("shop_id", Text),
+            ("shop", Int),
             ("delivery_id", Int),
             ("endpoint_id", Text),
             ("number", Int),
@@ -293,6 +294,12 @@ impl Store {
             sqlx::query(
                 "SELECT setval(pg_get_serial_sequence('attempts', 'id'),
                  COALESCE((SELECT MAX(id) FROM attempts), 0) + 1, false)",
+            )
+            .execute(&mut **t)
+            .await?;
+            // And shop numbers after the shops'.
+            sqlx::query(
+                "SELECT setval('shop_numbers', COALESCE((SELECT MAX(num) FROM shops), 0) + 1, false)",
             )
             .execute(&mut **t)
             .await?;

@@ -1,7 +1,7 @@
 //! Publishing: an event and its deliveries are written in one transaction, so an accepted
 //! event always has its deliveries queued, and a repeated event id queues nothing new.
 
-use super::{in_tx, on_reader, Result, Store, Tx, Unsynced};
+use super::{in_tx, on_reader, Result, Store, Tx, Unsynced, SHOP_NUM};
 use crate::ids::{DeliveryId, EndpointId, EventId, ShopId};
 use sqlx::types::Json;
 use sqlx::QueryBuilder;
@@ -57,12 +57,30 @@ pub(super) fn listed_deliveries(json: &str, event: &EventId) -> Result<Vec<Deliv
     Ok(keys.into_iter().map(DeliveryId::from_key).collect())
 }
 
-/// The first result of an event id published before: its deliveries, nothing new.
-async fn already_published(tx: &mut Tx, shop_id: &ShopId, id: &EventId) -> Result<Published> {
-    let existing: String = in_tx!(tx, |c, d| sqlx::query_scalar(
-        &d.sql("SELECT deliveries FROM events WHERE shop_id = ? AND id = ?")
+/// The shop a publish writes for: its id (deliveries name it) and its number (events do).
+#[derive(Clone, Copy)]
+struct Shop<'a> {
+    id: &'a ShopId,
+    num: i64,
+}
+
+/// A shop's number, read in the publishing transaction.
+async fn shop_of<'a>(tx: &mut Tx, id: &'a ShopId) -> Result<Shop<'a>> {
+    let num: i64 = in_tx!(tx, |c, d| sqlx::query_scalar(
+        &d.sql("SELECT num FROM shops WHERE id = ?")
     )
-    .bind(shop_id)
+    .bind(id)
+    .fetch_one(c)
+    .await?);
+    Ok(Shop { id, num })
+}
+
+/// The first result of an event id published before: its deliveries, nothing new.
+async fn already_published(tx: &mut Tx, shop: Shop<'_>, id: &EventId) -> Result<Published> {
+    let existing: String = in_tx!(tx, |c, d| sqlx::query_scalar(
+        &d.sql("SELECT deliveries FROM events WHERE shop = ? AND id = ?")
+    )
+    .bind(shop.num)
     .bind(id)
     .fetch_one(c)
     .await?);
@@ -77,10 +95,11 @@ async fn already_published(tx: &mut Tx, shop_id: &ShopId, id: &EventId) -> Resul
 /// deliveries of the events that were new.
 async fn insert_bulk(
     tx: &mut Tx,
-    shop_id: &ShopId,
+    shop: Shop<'_>,
     events: &[NewEvent],
     now: i64,
 ) -> Result<Vec<Published>> {
+    let shop_id = shop.id;
     let wanted = events.iter().map(|e| e.targets.len()).sum();
     let mut keys = super::deliveries::new_keys(tx, wanted, now)
         .await?
@@ -92,8 +111,8 @@ async fn insert_bulk(
     let delivery_lists: Vec<String> = ids.iter().map(super::deliveries::keys_json).collect();
     let event_rows: Vec<(&NewEvent, &String)> = events.iter().zip(&delivery_lists).collect();
     let inserted = match tx {
-        Tx::Sqlite(t, _) => insert_events_sqlite(t, shop_id, &event_rows, now).await?,
-        Tx::Postgres(t) => insert_events_postgres(t, shop_id, &event_rows, now).await?,
+        Tx::Sqlite(t, _) => insert_events_sqlite(t, shop.num, &event_rows, now).await?,
+        Tx::Postgres(t) => insert_events_postgres(t, shop.num, &event_rows, now).await?,
     };
     // An id seen twice in one batch is new only the first time.
     let mut first_seen = std::collections::HashSet::new();
@@ -110,7 +129,7 @@ async fn insert_bulk(
                 duplicate: false,
             });
         } else {
-            out.push(already_published(tx, shop_id, &ev.id).await?);
+            out.push(already_published(tx, shop, &ev.id).await?);
         }
     }
     let mut queued = 0;
@@ -143,7 +162,7 @@ async fn insert_bulk(
         });
     }
     if queued < rows.len() {
-        forget_unqueued(tx, shop_id, &mut out).await?;
+        forget_unqueued(tx, shop, &mut out).await?;
     }
     Ok(out)
 }
@@ -156,7 +175,7 @@ async fn insert_bulk(
 /// from this call's first insert on: SQLite gives a new row a rowid above every existing one.
 async fn insert_events_sqlite(
     conn: &mut sqlx::SqliteConnection,
-    shop_id: &ShopId,
+    shop: i64,
     rows: &[(&NewEvent, &String)],
     now: i64,
 ) -> Result<HashSet<String>> {
@@ -164,8 +183,8 @@ async fn insert_events_sqlite(
     let mut first_rowid = None;
     for chunk in rows.chunks(CHUNK) {
         let mut qb = QueryBuilder::<sqlx::Sqlite>::new(INSERT_EVENTS);
-        push_event_values(&mut qb, shop_id, chunk, now);
-        qb.push(" ON CONFLICT (shop_id, id) DO NOTHING");
+        push_event_values(&mut qb, shop, chunk, now);
+        qb.push(" ON CONFLICT (shop, id) DO NOTHING");
         let done = qb.build().execute(&mut *conn).await?;
         if first_rowid.is_none() && done.rows_affected() > 0 {
             first_rowid = Some(done.last_insert_rowid() - done.rows_affected() as i64 + 1);
@@ -180,9 +199,9 @@ async fn insert_events_sqlite(
         None => Default::default(),
         Some(first) => sqlx::query_scalar::<_, String>(
             "SELECT id FROM events
-             WHERE shop_id = ? AND id IN (SELECT value FROM json_each(?)) AND rowid >= ?",
+             WHERE shop = ? AND id IN (SELECT value FROM json_each(?)) AND rowid >= ?",
         )
-        .bind(shop_id)
+        .bind(shop)
         .bind(serde_json::to_string(&distinct).unwrap_or_else(|_| "[]".into()))
         .bind(first)
         .fetch_all(&mut *conn)
@@ -196,31 +215,30 @@ async fn insert_events_sqlite(
 /// cheap next to the round trip the statement costs anyway).
 async fn insert_events_postgres(
     conn: &mut sqlx::PgConnection,
-    shop_id: &ShopId,
+    shop: i64,
     rows: &[(&NewEvent, &String)],
     now: i64,
 ) -> Result<HashSet<String>> {
     let mut inserted = HashSet::new();
     for chunk in rows.chunks(CHUNK) {
         let mut qb = QueryBuilder::<sqlx::Postgres>::new(INSERT_EVENTS);
-        push_event_values(&mut qb, shop_id, chunk, now);
-        qb.push(" ON CONFLICT (shop_id, id) DO NOTHING RETURNING id");
+        push_event_values(&mut qb, shop, chunk, now);
+        qb.push(" ON CONFLICT (shop, id) DO NOTHING RETURNING id");
         let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
         inserted.extend(ids);
     }
     Ok(inserted)
 }
 
-const INSERT_EVENTS: &str = "INSERT INTO events (shop_id, id, type, channels, data, entity_key,
+const INSERT_EVENTS: &str = "INSERT INTO events (shop, id, type, channels, data, entity_key,
     priority, deliveries, created_at) ";
 
 fn push_event_values<'a, DB: sqlx::Database>(
     qb: &mut QueryBuilder<'a, DB>,
-    shop_id: &'a ShopId,
+    shop: i64,
     rows: &'a [(&'a NewEvent, &'a String)],
     now: i64,
 ) where
-    &'a ShopId: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     &'a EventId: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     &'a String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     &'a Option<String>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
@@ -229,7 +247,7 @@ fn push_event_values<'a, DB: sqlx::Database>(
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
     qb.push_values(rows, |mut b, (ev, deliveries)| {
-        b.push_bind(shop_id)
+        b.push_bind(shop)
             .push_bind(&ev.id)
             .push_bind(&ev.event_type)
             .push_bind(&ev.channels)
@@ -244,15 +262,15 @@ fn push_event_values<'a, DB: sqlx::Database>(
 /// Sets the delivery ids an event lists.
 async fn set_event_deliveries(
     tx: &mut Tx,
-    shop_id: &ShopId,
+    shop: Shop<'_>,
     id: &EventId,
     deliveries: &[DeliveryId],
 ) -> Result<()> {
     in_tx!(tx, |c, d| sqlx::query(&d.sql(
-        "UPDATE events SET deliveries = ? WHERE shop_id = ? AND id = ?"
+        "UPDATE events SET deliveries = ? WHERE shop = ? AND id = ?"
     ))
     .bind(super::deliveries::keys_json(deliveries))
-    .bind(shop_id)
+    .bind(shop.num)
     .bind(id)
     .execute(c)
     .await?
@@ -262,7 +280,7 @@ async fn set_event_deliveries(
 
 /// Some endpoints went while publishing: the events' records and answers list only the
 /// deliveries that were queued.
-async fn forget_unqueued(tx: &mut Tx, shop_id: &ShopId, out: &mut [Published]) -> Result<()> {
+async fn forget_unqueued(tx: &mut Tx, shop: Shop<'_>, out: &mut [Published]) -> Result<()> {
     let all: Vec<&DeliveryId> = out
         .iter()
         .filter(|p| !p.duplicate)
@@ -281,7 +299,7 @@ async fn forget_unqueued(tx: &mut Tx, shop_id: &ShopId, out: &mut [Published]) -
         let before = p.deliveries.len();
         p.deliveries.retain(|d| existing.contains(d));
         if p.deliveries.len() < before {
-            set_event_deliveries(tx, shop_id, &p.id, &p.deliveries).await?;
+            set_event_deliveries(tx, shop, &p.id, &p.deliveries).await?;
         }
     }
     Ok(())
@@ -291,7 +309,7 @@ async fn forget_unqueued(tx: &mut Tx, shop_id: &ShopId, out: &mut [Published]) -
 /// with the new event; returns its id. The event it carried before no longer lists it.
 async fn replace_unsent(
     tx: &mut Tx,
-    shop_id: &ShopId,
+    shop: Shop<'_>,
     ev: &NewEvent,
     key: &str,
     t: &Target,
@@ -324,46 +342,47 @@ async fn replace_unsent(
     .await?
     .rows_affected());
     let old: String = in_tx!(&mut *tx, |c, d| sqlx::query_scalar(
-        &d.sql("SELECT deliveries FROM events WHERE shop_id = ? AND id = ?")
+        &d.sql("SELECT deliveries FROM events WHERE shop = ? AND id = ?")
     )
-    .bind(shop_id)
+    .bind(shop.num)
     .bind(&old_event)
     .fetch_one(c)
     .await?);
     let mut kept = listed_deliveries(&old, &old_event)?;
     kept.retain(|d| *d != id);
-    set_event_deliveries(tx, shop_id, &old_event, &kept).await?;
+    set_event_deliveries(tx, shop, &old_event, &kept).await?;
     Ok(Some(id))
 }
 
 /// One event, its deliveries replacing unsent ones of the same entity where the endpoint
 /// asks for unique pending deliveries.
-async fn insert_one(tx: &mut Tx, shop_id: &ShopId, ev: &NewEvent, now: i64) -> Result<Published> {
+async fn insert_one(tx: &mut Tx, shop: Shop<'_>, ev: &NewEvent, now: i64) -> Result<Published> {
+    let shop_id = shop.id;
     let inserted = in_tx!(&mut *tx, |c, d| {
         sqlx::query(&d.sql(
-        "INSERT INTO events (shop_id, id, type, channels, data, entity_key, priority, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (shop_id, id) DO NOTHING",
-    ))
-    .bind(shop_id)
-    .bind(&ev.id)
-    .bind(&ev.event_type)
-    .bind(&ev.channels)
-    .bind(&ev.data)
-    .bind(&ev.entity_key)
-    .bind(ev.priority)
-    .bind(now)
-    .execute(c)
-    .await?
-    .rows_affected()
+            "INSERT INTO events (shop, id, type, channels, data, entity_key, priority, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (shop, id) DO NOTHING",
+        ))
+        .bind(shop.num)
+        .bind(&ev.id)
+        .bind(&ev.event_type)
+        .bind(&ev.channels)
+        .bind(&ev.data)
+        .bind(&ev.entity_key)
+        .bind(ev.priority)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected()
     }) == 1;
     if !inserted {
-        return already_published(tx, shop_id, &ev.id).await;
+        return already_published(tx, shop, &ev.id).await;
     }
     let mut ids = Vec::with_capacity(ev.targets.len());
     for t in &ev.targets {
         let priority = ev.priority.unwrap_or(t.priority);
         if let Some(key) = ev.entity_key.as_deref().filter(|_| t.unique_pending) {
-            if let Some(id) = replace_unsent(tx, shop_id, ev, key, t, priority, now).await? {
+            if let Some(id) = replace_unsent(tx, shop, ev, key, t, priority, now).await? {
                 ids.push(id);
                 continue;
             }
@@ -397,7 +416,7 @@ async fn insert_one(tx: &mut Tx, shop_id: &ShopId, ev: &NewEvent, now: i64) -> R
             ids.push(id);
         }
     }
-    set_event_deliveries(tx, shop_id, &ev.id, &ids).await?;
+    set_event_deliveries(tx, shop, &ev.id, &ids).await?;
     Ok(Published {
         id: ev.id.clone(),
         deliveries: ids,
@@ -406,9 +425,11 @@ async fn insert_one(tx: &mut Tx, shop_id: &ShopId, ev: &NewEvent, now: i64) -> R
 }
 
 /// Writes one shop's events, their deliveries and newly seen event types.
+/// `num` is the shop's number when the caller has read it in this transaction already.
 async fn write_events(
     tx: &mut Tx,
     shop_id: &ShopId,
+    num: Option<i64>,
     events: &[NewEvent],
     discovered: &[(String, String)],
     now: i64,
@@ -416,14 +437,18 @@ async fn write_events(
     let replaces = events
         .iter()
         .any(|e| e.entity_key.is_some() && e.targets.iter().any(|t| t.unique_pending));
+    let shop = match num {
+        Some(num) => Shop { id: shop_id, num },
+        None => shop_of(tx, shop_id).await?,
+    };
     let mut out = Vec::with_capacity(events.len());
     if !replaces {
-        out = insert_bulk(tx, shop_id, events, now).await?;
+        out = insert_bulk(tx, shop, events, now).await?;
     }
     // With unique-pending replacement in play, one event at a time.
     let one_by_one: &[NewEvent] = if replaces { events } else { &[] };
     for ev in one_by_one {
-        out.push(insert_one(tx, shop_id, ev, now).await?);
+        out.push(insert_one(tx, shop, ev, now).await?);
     }
     let new_events = out.iter().filter(|p| !p.duplicate).count() as i64;
     if new_events > 0 {
@@ -470,18 +495,19 @@ pub enum GroupOutcome {
     Stale,
 }
 
-/// The configuration versions of these shops, read inside the transaction that publishes.
+/// The configuration versions of these shops, with their numbers, read inside the
+/// transaction that publishes.
 async fn config_versions(
     tx: &mut Tx,
     shops: &[&ShopId],
-) -> Result<std::collections::HashMap<ShopId, i64>> {
+) -> Result<std::collections::HashMap<ShopId, (i64, i64)>> {
     let marks = vec!["?"; shops.len()].join(",");
-    let rows: Vec<(ShopId, i64)> = in_tx!(&mut *tx, |c, d| {
+    let rows: Vec<(ShopId, i64, i64)> = in_tx!(&mut *tx, |c, d| {
         // On PostgreSQL the rows are locked for share: a change to the shop's configuration
         // (its trigger writes this row) then either waits for this publish to commit, so it
         // sees its deliveries, or commits first, and this read sees its new version.
         let sql = format!(
-            "SELECT id, config_version FROM shops WHERE id IN ({marks}){}",
+            "SELECT id, config_version, num FROM shops WHERE id IN ({marks}){}",
             d.pick("", " FOR SHARE")
         );
         let sql = d.sql(&sql);
@@ -491,7 +517,10 @@ async fn config_versions(
         }
         q.fetch_all(c).await?
     });
-    Ok(rows.into_iter().collect())
+    Ok(rows
+        .into_iter()
+        .map(|(id, version, num)| (id, (version, num)))
+        .collect())
 }
 
 impl Store {
@@ -556,7 +585,7 @@ impl Store {
         };
         let fresh = |r: &PublishRequest| {
             r.config_version
-                .is_none_or(|v| versions.get(&r.shop_id) == Some(&v))
+                .is_none_or(|v| versions.get(&r.shop_id).map(|(v, _)| *v) == Some(v))
         };
         let mut outcomes = vec![GroupOutcome::Stale; requests.len()];
         // The fresh requests of each shop, shops in the order they first appear.
@@ -581,7 +610,8 @@ impl Store {
                     discovered.push((name.clone(), sample.clone()));
                 }
             }
-            let mut published = write_events(&mut tx, shop_id, &events, &discovered, now)
+            let num = versions.get(shop_id).map(|(_, num)| *num);
+            let mut published = write_events(&mut tx, shop_id, num, &events, &discovered, now)
                 .await?
                 .into_iter();
             for &i in &mine {
@@ -623,10 +653,10 @@ impl Store {
 
     pub async fn event(&self, shop_id: &ShopId, id: &EventId) -> Result<Option<EventRow>> {
         on_reader!(self, |pool, d| {
-            Ok(sqlx::query_as(&d.sql(
+            Ok(sqlx::query_as(&d.sql(&format!(
                 "SELECT id, type, channels, data, entity_key, deliveries, created_at
-             FROM events WHERE shop_id = ? AND id = ?",
-            ))
+             FROM events WHERE shop = {SHOP_NUM} AND id = ?"
+            )))
             .bind(shop_id)
             .bind(id)
             .fetch_optional(pool)
@@ -651,7 +681,7 @@ impl Store {
                 let marks = vec!["?"; ids.len()].join(",");
                 let sql = format!(
                     "SELECT id, type, channels, data, entity_key, deliveries, created_at
-                 FROM events WHERE shop_id = ? AND id IN ({marks})"
+                 FROM events WHERE shop = {SHOP_NUM} AND id IN ({marks})"
                 );
                 let sql = d.sql(&sql);
                 let mut q = sqlx::query_as::<_, EventRow>(&sql).bind(shop);

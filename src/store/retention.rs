@@ -122,25 +122,27 @@ impl Store {
             out.attempts = self
                 .purge_batch(
                     "DELETE FROM attempts WHERE id IN (SELECT id FROM (SELECT id, at FROM attempts
-                 WHERE shop_id = ?1 ORDER BY id LIMIT ?3) AS oldest WHERE at < ?2)",
+                 WHERE shop = (SELECT num FROM shops WHERE id = ?1) ORDER BY id LIMIT ?3) AS oldest
+                 WHERE at < ?2)",
                     shop_id,
                     logs_cutoff,
                     &mut out.more,
                 )
                 .await?;
             out.events = self
-            .purge_batch(
-                &format!(
-                    "DELETE FROM events WHERE {rowid} IN (SELECT e.{rowid} FROM events e
-                     WHERE e.shop_id = ?1 AND e.created_at < ?2 AND NOT EXISTS (SELECT 1 FROM deliveries d
+                .purge_batch(
+                    &format!(
+                        "DELETE FROM events WHERE {rowid} IN (SELECT e.{rowid} FROM events e
+                     WHERE e.shop = (SELECT num FROM shops WHERE id = ?1) AND e.created_at < ?2
+                     AND NOT EXISTS (SELECT 1 FROM deliveries d
                        WHERE d.id IN ({listed}))
                      ORDER BY e.created_at LIMIT ?3)"
-                ),
-                shop_id,
-                now - r.logs_ms.min(r.failed_ms),
-                &mut out.more,
-            )
-            .await?;
+                    ),
+                    shop_id,
+                    now - r.logs_ms.min(r.failed_ms),
+                    &mut out.more,
+                )
+                .await?;
             out.alerts = self
                 .purge_batch(
                     &format!(
