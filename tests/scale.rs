@@ -19,8 +19,8 @@ async fn counted(
     let store = &app.service.store;
     let by_status: Vec<(String, String, i64)> = herald::with_raw_pool!(store, |pool, d| {
         sqlx::query_as(&d.sql(
-            "SELECT status, endpoint_id, COUNT(*) FROM deliveries WHERE shop_id = ?
-             GROUP BY status, endpoint_id",
+            "SELECT status, endpoint_id, COUNT(*) FROM deliveries
+             WHERE shop = (SELECT num FROM shops WHERE id = ?) GROUP BY status, endpoint_id",
         ))
         .bind(shop)
         .fetch_all(pool)
@@ -30,9 +30,9 @@ async fn counted(
     let by_channel: Vec<(String, i64)> = herald::with_raw_pool!(store, |pool, d| {
         sqlx::query_as(d.pick(
             "SELECT j.value, COUNT(*) FROM deliveries d, json_each(d.channels) j
-             WHERE d.shop_id = ? GROUP BY j.value",
+             WHERE d.shop = (SELECT num FROM shops WHERE id = ?) GROUP BY j.value",
             "SELECT j.value, COUNT(*) FROM deliveries d, jsonb_array_elements_text(d.channels) j
-             WHERE d.shop_id = $1 GROUP BY j.value",
+             WHERE d.shop = (SELECT num FROM shops WHERE id = $1) GROUP BY j.value",
         ))
         .bind(shop)
         .fetch_all(pool)

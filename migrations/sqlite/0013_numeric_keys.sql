@@ -8,9 +8,9 @@
 -- old ids' order within a millisecond), and their old ids still find them through
 -- delivery_legacy_ids.
 --
--- Shops are numbered too (shops.num, set on insert by a trigger), and events and attempts,
--- the rows written for every event, name their shop by that number: three indexes and two
--- tables no longer repeat a 30-character shop id in every entry.
+-- Shops are numbered too (shops.num, set on insert by a trigger), and events, deliveries and
+-- attempts, the rows written for every event, name their shop by that number (`shop`): four
+-- indexes and three tables no longer repeat a 30-character shop id in every entry.
 ALTER TABLE shops ADD COLUMN num INTEGER;
 UPDATE shops SET num = rowid;
 CREATE UNIQUE INDEX shops_num ON shops(num);
@@ -47,7 +47,7 @@ INSERT INTO delivery_legacy_ids (legacy_id, id)
 
 CREATE TABLE deliveries_keyed (
     id               INTEGER PRIMARY KEY,
-    shop_id          TEXT NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    shop             INTEGER NOT NULL REFERENCES shops(num) ON DELETE CASCADE,
     event_id         TEXT NOT NULL,
     endpoint_id      TEXT NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
     event_type       TEXT NOT NULL,
@@ -64,10 +64,10 @@ CREATE TABLE deliveries_keyed (
     updated_at       INTEGER NOT NULL,
     lease_owner      TEXT
 );
-INSERT INTO deliveries_keyed (id, shop_id, event_id, endpoint_id, event_type, channels,
+INSERT INTO deliveries_keyed (id, shop, event_id, endpoint_id, event_type, channels,
     entity_key, status, priority, attempt_count, next_attempt_at, lease_until,
     last_status_code, last_error, created_at, updated_at, lease_owner)
-    SELECT l.id, d.shop_id, d.event_id, d.endpoint_id, d.event_type, d.channels, d.entity_key,
+    SELECT l.id, (SELECT num FROM shops s WHERE s.id = d.shop_id), d.event_id, d.endpoint_id, d.event_type, d.channels, d.entity_key,
     d.status, d.priority, d.attempt_count, d.next_attempt_at, d.lease_until,
     d.last_status_code, d.last_error, d.created_at, d.updated_at, d.lease_owner
     FROM deliveries d JOIN delivery_legacy_ids l ON l.legacy_id = d.id;
@@ -107,7 +107,7 @@ ALTER TABLE attempts_keyed RENAME TO attempts;
 CREATE INDEX deliveries_leased ON deliveries(lease_until) WHERE status = 'delivering';
 -- Entries sort by (shop, status, rowid), and the rowid is the key: a shop's deliveries of a
 -- status, newest first, without the key stored twice.
-CREATE INDEX deliveries_shop_status ON deliveries(shop_id, status);
+CREATE INDEX deliveries_shop_status ON deliveries(shop, status);
 CREATE INDEX deliveries_endpoint ON deliveries(endpoint_id);
 CREATE INDEX deliveries_endpoint_due ON deliveries(endpoint_id, priority, next_attempt_at)
     WHERE status IN ('pending', 'retrying');
@@ -117,22 +117,27 @@ CREATE INDEX deliveries_entity ON deliveries(endpoint_id, entity_key)
 CREATE INDEX attempts_delivery ON attempts(delivery_id, number);
 CREATE INDEX attempts_shop ON attempts(shop, id);
 
+-- The counters name shops by id.
 CREATE TRIGGER deliveries_count_insert AFTER INSERT ON deliveries BEGIN
-    INSERT INTO counters (shop_id, name, n) VALUES (NEW.shop_id, 'q:' || NEW.status || ':' || NEW.endpoint_id, 1)
+    INSERT INTO counters (shop_id, name, n)
+        SELECT id, 'q:' || NEW.status || ':' || NEW.endpoint_id, 1 FROM shops WHERE num = NEW.shop
         ON CONFLICT (shop_id, name) DO UPDATE SET n = n + 1;
     INSERT INTO counters (shop_id, name, n)
-        SELECT NEW.shop_id, 'c:' || value, 1 FROM json_each(NEW.channels) WHERE true
+        SELECT s.id, 'c:' || j.value, 1 FROM shops s, json_each(NEW.channels) j WHERE s.num = NEW.shop
         ON CONFLICT (shop_id, name) DO UPDATE SET n = n + 1;
 END;
 CREATE TRIGGER deliveries_count_status AFTER UPDATE OF status ON deliveries
 WHEN OLD.status <> NEW.status BEGIN
-    UPDATE counters SET n = n - 1 WHERE shop_id = OLD.shop_id AND name = 'q:' || OLD.status || ':' || OLD.endpoint_id;
-    INSERT INTO counters (shop_id, name, n) VALUES (NEW.shop_id, 'q:' || NEW.status || ':' || NEW.endpoint_id, 1)
+    UPDATE counters SET n = n - 1 WHERE shop_id = (SELECT id FROM shops WHERE num = OLD.shop)
+        AND name = 'q:' || OLD.status || ':' || OLD.endpoint_id;
+    INSERT INTO counters (shop_id, name, n)
+        SELECT id, 'q:' || NEW.status || ':' || NEW.endpoint_id, 1 FROM shops WHERE num = NEW.shop
         ON CONFLICT (shop_id, name) DO UPDATE SET n = n + 1;
 END;
 CREATE TRIGGER deliveries_count_delete AFTER DELETE ON deliveries BEGIN
-    UPDATE counters SET n = n - 1 WHERE shop_id = OLD.shop_id AND name = 'q:' || OLD.status || ':' || OLD.endpoint_id;
-    UPDATE counters SET n = n - 1 WHERE shop_id = OLD.shop_id
+    UPDATE counters SET n = n - 1 WHERE shop_id = (SELECT id FROM shops WHERE num = OLD.shop)
+        AND name = 'q:' || OLD.status || ':' || OLD.endpoint_id;
+    UPDATE counters SET n = n - 1 WHERE shop_id = (SELECT id FROM shops WHERE num = OLD.shop)
         AND name IN (SELECT 'c:' || value FROM json_each(OLD.channels));
 END;
 

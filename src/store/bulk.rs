@@ -225,10 +225,10 @@ async fn slice_end(
     in_tx!(tx, |c, d| {
         let mut qb = QueryBuilder::new(d.pick(
             "SELECT MAX(id) FROM (SELECT id FROM deliveries INDEXED BY deliveries_shop_status
-             WHERE shop_id = ",
-            "SELECT MAX(id) FROM (SELECT id FROM deliveries WHERE shop_id = ",
+             WHERE shop = (SELECT num FROM shops WHERE id = ",
+            "SELECT MAX(id) FROM (SELECT id FROM deliveries WHERE shop = (SELECT num FROM shops WHERE id = ",
         ));
-        qb.push_bind(&change.shop_id);
+        qb.push_bind(&change.shop_id).push(")");
         push_filter(&mut qb, &filter, d);
         qb.push(" AND id > ")
             .push_bind(after)
@@ -263,7 +263,9 @@ async fn apply_slice(
             qb.push("UPDATE deliveries SET ");
             change.kind.push_set(&mut qb, now);
         }
-        qb.push(" WHERE shop_id = ").push_bind(&change.shop_id);
+        qb.push(" WHERE shop = (SELECT num FROM shops WHERE id = ")
+            .push_bind(&change.shop_id)
+            .push(")");
         push_filter(&mut qb, &filter, d);
         qb.push(" AND id > ")
             .push_bind(after)
@@ -457,8 +459,10 @@ pub async fn count_reached(tx: &mut Tx, change: &BulkChange) -> Result<i64> {
             ..f.clone()
         };
         return in_tx!(tx, |c, d| {
-            let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM deliveries WHERE shop_id = ");
-            qb.push_bind(&change.shop_id);
+            let mut qb = QueryBuilder::new(
+                "SELECT COUNT(*) FROM deliveries WHERE shop = (SELECT num FROM shops WHERE id = ",
+            );
+            qb.push_bind(&change.shop_id).push(")");
             push_filter(&mut qb, &filter, d);
             change.push_scope(&mut qb);
             Ok(qb.build_query_scalar().fetch_one(c).await?)

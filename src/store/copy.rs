@@ -152,7 +152,7 @@ const TABLES: &[Table] = &[
         key: &["id"],
         columns: &[
             ("id", Int),
-            ("shop_id", Text),
+            ("shop", Int),
             ("event_id", Text),
             ("endpoint_id", Text),
             ("event_type", Text),

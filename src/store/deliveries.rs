@@ -1,7 +1,7 @@
 //! The queue: deliveries are claimed with a lease, listed newest first with keyset
 //! pagination, and retried or cancelled by hand.
 
-use super::{on_reader, on_writer, Db, Dialect, Result, Store, Tx};
+use super::{on_reader, on_writer, Db, Dialect, Result, Store, Tx, SHOP_NUM, SHOP_NUM_OPEN};
 use crate::ids::{DeliveryId, EndpointId, EventId, ShopId};
 use sqlx::{PgPool, QueryBuilder, SqlitePool};
 
@@ -23,8 +23,19 @@ pub struct DeliveryRow {
     pub updated_at: i64,
 }
 
-const COLUMNS: &str = "id, shop_id, event_id, endpoint_id, event_type, channels, status, priority,
-    attempt_count, next_attempt_at, last_status_code, last_error, created_at, updated_at";
+/// A delivery names its shop by number (`shop`); rows read back carry the shop's id.
+macro_rules! shop_id_of_row {
+    () => {
+        "(SELECT s.id FROM shops s WHERE s.num = deliveries.shop) AS shop_id"
+    };
+}
+
+const COLUMNS: &str = concat!(
+    "id, ",
+    shop_id_of_row!(),
+    ", event_id, endpoint_id, event_type, channels, status, priority,
+    attempt_count, next_attempt_at, last_status_code, last_error, created_at, updated_at"
+);
 
 /// What the queue page and `GET /deliveries` filter by. Every field is optional.
 #[derive(Debug, Clone, Default)]
@@ -263,15 +274,17 @@ impl Store {
                 .collect(),
         };
         on_reader!(self, |pool, d| {
-            let mut qb = QueryBuilder::new(format!("SELECT {COLUMNS} FROM ("));
+            let mut qb = QueryBuilder::new("SELECT * FROM (");
             for (i, branch) in branches.iter().enumerate() {
                 if i > 0 {
                     qb.push(" UNION ALL ");
                 }
                 qb.push(format!(
-                    "SELECT * FROM (SELECT {COLUMNS} FROM deliveries WHERE shop_id = "
+                    "SELECT * FROM (SELECT {COLUMNS} FROM deliveries WHERE shop = "
                 ))
-                .push_bind(shop_id);
+                .push(SHOP_NUM_OPEN)
+                .push_bind(shop_id)
+                .push(")");
                 push_filter(&mut qb, branch, d);
                 if let Some(b) = before {
                     qb.push(" AND id < ").push_bind(b);
@@ -308,10 +321,9 @@ impl Store {
                 .sum());
         }
         on_reader!(self, |pool, d| {
-            let mut qb = QueryBuilder::new(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE shop_id = ",
-            );
-            qb.push_bind(shop_id);
+            let mut qb =
+                QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE shop = ");
+            qb.push(SHOP_NUM_OPEN).push_bind(shop_id).push(")");
             push_filter(&mut qb, filter, d);
             qb.push(" LIMIT ").push_bind(cap + 1).push(") AS matched");
             Ok(qb.build_query_scalar().fetch_one(pool).await?)
@@ -337,7 +349,7 @@ impl Store {
     pub async fn delivery(&self, shop_id: &ShopId, id: &DeliveryId) -> Result<Option<DeliveryRow>> {
         on_reader!(self, |pool, d| {
             Ok(sqlx::query_as(&d.sql(&format!(
-                "SELECT {COLUMNS} FROM deliveries WHERE shop_id = ? AND id = ?"
+                "SELECT {COLUMNS} FROM deliveries WHERE shop = {SHOP_NUM} AND id = ?"
             )))
             .bind(shop_id)
             .bind(id)
@@ -358,8 +370,10 @@ impl Store {
         for chunk in ids.chunks(500) {
             on_reader!(self, |pool, _d| {
                 let mut qb =
-                    QueryBuilder::new(format!("SELECT {COLUMNS} FROM deliveries WHERE shop_id = "));
-                qb.push_bind(shop_id).push(" AND id IN (");
+                    QueryBuilder::new(format!("SELECT {COLUMNS} FROM deliveries WHERE shop = "));
+                qb.push(SHOP_NUM_OPEN)
+                    .push_bind(shop_id)
+                    .push(") AND id IN (");
                 let mut list = qb.separated(", ");
                 for id in chunk {
                     list.push_bind(id);
@@ -382,15 +396,18 @@ impl Store {
         now: i64,
     ) -> Result<Option<bool>> {
         on_writer!(self, |pool, d| {
-            let done = sqlx::query(&d.sql("UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
-             WHERE shop_id = ? AND id = ? AND status IN ('succeeded', 'failed', 'cancelled', 'retrying')
-             AND endpoint_id IN (SELECT id FROM endpoints WHERE enabled)"))
-        .bind(now)
-        .bind(now)
-        .bind(shop_id)
-        .bind(id)
-        .execute(pool)
-        .await?;
+            let done = sqlx::query(&d.sql(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
+             WHERE shop = (SELECT num FROM shops WHERE id = ?) AND id = ?
+             AND status IN ('succeeded', 'failed', 'cancelled', 'retrying')
+             AND endpoint_id IN (SELECT id FROM endpoints WHERE enabled)",
+            ))
+            .bind(now)
+            .bind(now)
+            .bind(shop_id)
+            .bind(id)
+            .execute(pool)
+            .await?;
             if done.rows_affected() == 1 {
                 return Ok(Some(true));
             }
@@ -401,7 +418,8 @@ impl Store {
     /// The token of a delivery's lease, if it is leased.
     pub async fn lease_owner(&self, shop_id: &ShopId, id: &DeliveryId) -> Result<Option<String>> {
         on_reader!(self, |pool, d| Ok(sqlx::query_scalar(&d.sql(
-            "SELECT lease_owner FROM deliveries WHERE shop_id = ? AND id = ?"
+            "SELECT lease_owner FROM deliveries WHERE shop = (SELECT num FROM shops WHERE id = ?)
+             AND id = ?"
         ))
         .bind(shop_id)
         .bind(id)
@@ -420,7 +438,8 @@ impl Store {
         on_writer!(self, |pool, d| {
             let done = sqlx::query(&d.sql(
                 "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = ?
-             WHERE shop_id = ? AND id = ? AND status IN ('pending', 'retrying', 'held')",
+             WHERE shop = (SELECT num FROM shops WHERE id = ?) AND id = ?
+             AND status IN ('pending', 'retrying', 'held')",
             ))
             .bind(now)
             .bind(shop_id)
@@ -692,10 +711,13 @@ async fn claim_sqlite(
                 .push_bind(*n as i64)
                 .push(")");
         }
-        qb.push(
-            ") RETURNING id, shop_id, event_id, endpoint_id, attempt_count, created_at,
-                 priority, lease_owner, lease_until",
-        );
+        qb.push(concat!(
+            ") RETURNING id, ",
+            shop_id_of_row!(),
+            ",
+                 event_id, endpoint_id, attempt_count, created_at,
+                 priority, lease_owner, lease_until"
+        ));
         claimed.extend(qb.build_query_as().fetch_all(writer).await?);
     }
     Ok(claimed)
@@ -729,12 +751,13 @@ async fn claim_postgres(
              WHERE e.id = deliveries.endpoint_id), 0),
            updated_at = $3
          FROM picked WHERE deliveries.id = picked.id
-         RETURNING deliveries.id, deliveries.shop_id, deliveries.event_id, deliveries.endpoint_id,
+         RETURNING deliveries.id, deliveries.shop, deliveries.event_id, deliveries.endpoint_id,
            deliveries.attempt_count, deliveries.created_at, deliveries.priority,
            deliveries.lease_owner, deliveries.lease_until, deliveries.next_attempt_at)
          -- In queue order, as the engine sends them (RETURNING alone has no order).
-         SELECT id, shop_id, event_id, endpoint_id, attempt_count, created_at, priority,
-           lease_owner, lease_until FROM leased ORDER BY priority, next_attempt_at, id",
+         SELECT id, (SELECT s.id FROM shops s WHERE s.num = leased.shop) AS shop_id, event_id,
+           endpoint_id, attempt_count, created_at, priority, lease_owner, lease_until
+         FROM leased ORDER BY priority, next_attempt_at, id",
     )
     .bind(&endpoints)
     .bind(&counts)

@@ -57,30 +57,24 @@ pub(super) fn listed_deliveries(json: &str, event: &EventId) -> Result<Vec<Deliv
     Ok(keys.into_iter().map(DeliveryId::from_key).collect())
 }
 
-/// The shop a publish writes for: its id (deliveries name it) and its number (events do).
-#[derive(Clone, Copy)]
-struct Shop<'a> {
-    id: &'a ShopId,
-    num: i64,
-}
-
-/// A shop's number, read in the publishing transaction.
-async fn shop_of<'a>(tx: &mut Tx, id: &'a ShopId) -> Result<Shop<'a>> {
+/// A shop's number (events and deliveries name their shop by it), read in the publishing
+/// transaction.
+async fn shop_number(tx: &mut Tx, id: &ShopId) -> Result<i64> {
     let num: i64 = in_tx!(tx, |c, d| sqlx::query_scalar(
         &d.sql("SELECT num FROM shops WHERE id = ?")
     )
     .bind(id)
     .fetch_one(c)
     .await?);
-    Ok(Shop { id, num })
+    Ok(num)
 }
 
 /// The first result of an event id published before: its deliveries, nothing new.
-async fn already_published(tx: &mut Tx, shop: Shop<'_>, id: &EventId) -> Result<Published> {
+async fn already_published(tx: &mut Tx, shop: i64, id: &EventId) -> Result<Published> {
     let existing: String = in_tx!(tx, |c, d| sqlx::query_scalar(
         &d.sql("SELECT deliveries FROM events WHERE shop = ? AND id = ?")
     )
-    .bind(shop.num)
+    .bind(shop)
     .bind(id)
     .fetch_one(c)
     .await?);
@@ -95,11 +89,10 @@ async fn already_published(tx: &mut Tx, shop: Shop<'_>, id: &EventId) -> Result<
 /// deliveries of the events that were new.
 async fn insert_bulk(
     tx: &mut Tx,
-    shop: Shop<'_>,
+    shop: i64,
     events: &[NewEvent],
     now: i64,
 ) -> Result<Vec<Published>> {
-    let shop_id = shop.id;
     let wanted = events.iter().map(|e| e.targets.len()).sum();
     let mut keys = super::deliveries::new_keys(tx, wanted, now)
         .await?
@@ -111,8 +104,8 @@ async fn insert_bulk(
     let delivery_lists: Vec<String> = ids.iter().map(super::deliveries::keys_json).collect();
     let event_rows: Vec<(&NewEvent, &String)> = events.iter().zip(&delivery_lists).collect();
     let inserted = match tx {
-        Tx::Sqlite(t, _) => insert_events_sqlite(t, shop.num, &event_rows, now).await?,
-        Tx::Postgres(t) => insert_events_postgres(t, shop.num, &event_rows, now).await?,
+        Tx::Sqlite(t, _) => insert_events_sqlite(t, shop, &event_rows, now).await?,
+        Tx::Postgres(t) => insert_events_postgres(t, shop, &event_rows, now).await?,
     };
     // An id seen twice in one batch is new only the first time.
     let mut first_seen = std::collections::HashSet::new();
@@ -138,8 +131,7 @@ async fn insert_bulk(
         // caller saw before it: a disable racing the publish cannot leave a pending delivery
         // to a disabled endpoint. An endpoint deleted meanwhile gets no delivery (and the
         // publish no foreign-key failure).
-        let sql =
-            "INSERT INTO deliveries (id, shop_id, event_id, endpoint_id, event_type, channels,
+        let sql = "INSERT INTO deliveries (id, shop, event_id, endpoint_id, event_type, channels,
              entity_key, status, priority, next_attempt_at, created_at, updated_at)
              SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7,
              CASE WHEN e.enabled THEN 'pending' ELSE 'held' END, v.column8, v.column9,
@@ -148,7 +140,7 @@ async fn insert_bulk(
             let mut qb = QueryBuilder::new(sql);
             qb.push_values(chunk, |mut b, (id, ev, t)| {
                 b.push_bind(*id)
-                    .push_bind(shop_id)
+                    .push_bind(shop)
                     .push_bind(&ev.id)
                     .push_bind(&t.endpoint_id)
                     .push_bind(&ev.event_type)
@@ -262,7 +254,7 @@ fn push_event_values<'a, DB: sqlx::Database>(
 /// Sets the delivery ids an event lists.
 async fn set_event_deliveries(
     tx: &mut Tx,
-    shop: Shop<'_>,
+    shop: i64,
     id: &EventId,
     deliveries: &[DeliveryId],
 ) -> Result<()> {
@@ -270,7 +262,7 @@ async fn set_event_deliveries(
         "UPDATE events SET deliveries = ? WHERE shop = ? AND id = ?"
     ))
     .bind(super::deliveries::keys_json(deliveries))
-    .bind(shop.num)
+    .bind(shop)
     .bind(id)
     .execute(c)
     .await?
@@ -280,7 +272,7 @@ async fn set_event_deliveries(
 
 /// Some endpoints went while publishing: the events' records and answers list only the
 /// deliveries that were queued.
-async fn forget_unqueued(tx: &mut Tx, shop: Shop<'_>, out: &mut [Published]) -> Result<()> {
+async fn forget_unqueued(tx: &mut Tx, shop: i64, out: &mut [Published]) -> Result<()> {
     let all: Vec<&DeliveryId> = out
         .iter()
         .filter(|p| !p.duplicate)
@@ -309,7 +301,7 @@ async fn forget_unqueued(tx: &mut Tx, shop: Shop<'_>, out: &mut [Published]) -> 
 /// with the new event; returns its id. The event it carried before no longer lists it.
 async fn replace_unsent(
     tx: &mut Tx,
-    shop: Shop<'_>,
+    shop: i64,
     ev: &NewEvent,
     key: &str,
     t: &Target,
@@ -344,7 +336,7 @@ async fn replace_unsent(
     let old: String = in_tx!(&mut *tx, |c, d| sqlx::query_scalar(
         &d.sql("SELECT deliveries FROM events WHERE shop = ? AND id = ?")
     )
-    .bind(shop.num)
+    .bind(shop)
     .bind(&old_event)
     .fetch_one(c)
     .await?);
@@ -356,14 +348,13 @@ async fn replace_unsent(
 
 /// One event, its deliveries replacing unsent ones of the same entity where the endpoint
 /// asks for unique pending deliveries.
-async fn insert_one(tx: &mut Tx, shop: Shop<'_>, ev: &NewEvent, now: i64) -> Result<Published> {
-    let shop_id = shop.id;
+async fn insert_one(tx: &mut Tx, shop: i64, ev: &NewEvent, now: i64) -> Result<Published> {
     let inserted = in_tx!(&mut *tx, |c, d| {
         sqlx::query(&d.sql(
             "INSERT INTO events (shop, id, type, channels, data, entity_key, priority, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (shop, id) DO NOTHING",
         ))
-        .bind(shop.num)
+        .bind(shop)
         .bind(&ev.id)
         .bind(&ev.event_type)
         .bind(&ev.channels)
@@ -393,13 +384,13 @@ async fn insert_one(tx: &mut Tx, shop: Shop<'_>, ev: &NewEvent, now: i64) -> Res
         // Held or pending read inside the write; an endpoint deleted meanwhile gets nothing
         // (see `insert_bulk`).
         let queued = in_tx!(&mut *tx, |c, d| sqlx::query(&d.sql(
-            "INSERT INTO deliveries (id, shop_id, event_id, endpoint_id, event_type, channels,
+            "INSERT INTO deliveries (id, shop, event_id, endpoint_id, event_type, channels,
              entity_key, status, priority, next_attempt_at, created_at, updated_at)
              SELECT ?, ?, ?, id, ?, ?, ?, CASE WHEN enabled THEN 'pending' ELSE 'held' END,
              ?, ?, ?, ? FROM endpoints WHERE id = ?",
         ))
         .bind(&id)
-        .bind(shop_id)
+        .bind(shop)
         .bind(&ev.id)
         .bind(&ev.event_type)
         .bind(&ev.channels)
@@ -438,8 +429,8 @@ async fn write_events(
         .iter()
         .any(|e| e.entity_key.is_some() && e.targets.iter().any(|t| t.unique_pending));
     let shop = match num {
-        Some(num) => Shop { id: shop_id, num },
-        None => shop_of(tx, shop_id).await?,
+        Some(num) => num,
+        None => shop_number(tx, shop_id).await?,
     };
     let mut out = Vec::with_capacity(events.len());
     if !replaces {

@@ -126,9 +126,13 @@ const READER_CACHE_KIB: u32 = 1024;
 /// and no faster.
 const READERS: u32 = 4;
 
-/// A shop's number from its id, in SQL (`?` its id): events and attempts name their shop by
-/// its number (`shops.num`), a few bytes in every row and index entry instead of the id.
+/// A shop's number from its id, in SQL (`?` its id): events, deliveries and attempts name
+/// their shop by its number (`shops.num`), a few bytes in every row and index entry instead
+/// of the id.
 pub(crate) const SHOP_NUM: &str = "(SELECT num FROM shops WHERE id = ?)";
+
+/// [`SHOP_NUM`] up to its placeholder, for a query builder: push this, bind the id, push ")".
+pub(crate) const SHOP_NUM_OPEN: &str = "(SELECT num FROM shops WHERE id = ";
 
 /// How often the engine checkpoints SQLite's WAL into the database file.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);

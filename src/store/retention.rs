@@ -107,7 +107,8 @@ impl Store {
                 // Their attempts go with them (ON DELETE CASCADE). `status` is one of the above.
                 let sql = format!(
                     "DELETE FROM deliveries WHERE {rowid} IN (SELECT {rowid} FROM deliveries
-                 WHERE shop_id = ?1 AND status = '{status}' AND id < ?2 ORDER BY id LIMIT ?3)"
+                 WHERE shop = (SELECT num FROM shops WHERE id = ?1) AND status = '{status}'
+                 AND id < ?2 ORDER BY id LIMIT ?3)"
                 );
                 out.deliveries += self
                     .purge_batch(
