@@ -7,12 +7,12 @@
 //! complete when its request answers. What remains is written down in `bulk_changes` (in the
 //! same transaction: a change asked for is never lost) and the engine works through it
 //! ([`Store::next_bulk_slice`]); the panel shows its progress. A slice walks the
-//! `(shop_id, status, id)` index upward from where the last one ended, up to the last id
+//! `(shop, status, id)` index upward from where the last one ended, up to the last key
 //! that existed when the change was asked for, and re-checks the endpoint's state, so a
 //! change overtaken by a later one (enabled again before the hold finished) does nothing more.
 
 use super::deliveries::{push_filter, DeliveryFilter};
-use super::{in_tx, on_reader, Result, Store, Tx};
+use super::{in_tx, on_reader, Result, Store, Tx, SHOP_NUM_OPEN};
 use crate::ids::{DeliveryId, EndpointId, ShopId};
 use sqlx::QueryBuilder;
 
@@ -225,10 +225,12 @@ async fn slice_end(
     in_tx!(tx, |c, d| {
         let mut qb = QueryBuilder::new(d.pick(
             "SELECT MAX(id) FROM (SELECT id FROM deliveries INDEXED BY deliveries_shop_status
-             WHERE shop = (SELECT num FROM shops WHERE id = ",
-            "SELECT MAX(id) FROM (SELECT id FROM deliveries WHERE shop = (SELECT num FROM shops WHERE id = ",
+             WHERE shop = ",
+            "SELECT MAX(id) FROM (SELECT id FROM deliveries WHERE shop = ",
         ));
-        qb.push_bind(&change.shop_id).push(")");
+        qb.push(SHOP_NUM_OPEN)
+            .push_bind(&change.shop_id)
+            .push(")");
         push_filter(&mut qb, &filter, d);
         qb.push(" AND id > ")
             .push_bind(after)
@@ -263,7 +265,8 @@ async fn apply_slice(
             qb.push("UPDATE deliveries SET ");
             change.kind.push_set(&mut qb, now);
         }
-        qb.push(" WHERE shop = (SELECT num FROM shops WHERE id = ")
+        qb.push(" WHERE shop = ")
+            .push(SHOP_NUM_OPEN)
             .push_bind(&change.shop_id)
             .push(")");
         push_filter(&mut qb, &filter, d);
@@ -459,10 +462,10 @@ pub async fn count_reached(tx: &mut Tx, change: &BulkChange) -> Result<i64> {
             ..f.clone()
         };
         return in_tx!(tx, |c, d| {
-            let mut qb = QueryBuilder::new(
-                "SELECT COUNT(*) FROM deliveries WHERE shop = (SELECT num FROM shops WHERE id = ",
-            );
-            qb.push_bind(&change.shop_id).push(")");
+            let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM deliveries WHERE shop = ");
+            qb.push(SHOP_NUM_OPEN)
+                .push_bind(&change.shop_id)
+                .push(")");
             push_filter(&mut qb, &filter, d);
             change.push_scope(&mut qb);
             Ok(qb.build_query_scalar().fetch_one(c).await?)

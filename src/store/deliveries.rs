@@ -253,9 +253,9 @@ impl Store {
     /// Newest first; `before` is the last id of the previous page.
     ///
     /// Without a status, the newest of each status are merged in one statement: every
-    /// branch walks the `(shop_id, status, id)` index from the top, so a page reads at most
-    /// `limit` rows per status however large the queue (an index on `(shop_id, id)` alone
-    /// would cost ~80 bytes per delivery to answer this one list).
+    /// branch walks the `(shop, status, id)` index from the top, so a page reads at most
+    /// `limit` rows per status however large the queue (an index on `(shop, id)` alone
+    /// would cost an entry per delivery to answer this one list).
     pub async fn list_deliveries(
         &self,
         shop_id: &ShopId,
@@ -396,12 +396,12 @@ impl Store {
         now: i64,
     ) -> Result<Option<bool>> {
         on_writer!(self, |pool, d| {
-            let done = sqlx::query(&d.sql(
+            let done = sqlx::query(&d.sql(&format!(
                 "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
-             WHERE shop = (SELECT num FROM shops WHERE id = ?) AND id = ?
+             WHERE shop = {SHOP_NUM} AND id = ?
              AND status IN ('succeeded', 'failed', 'cancelled', 'retrying')
-             AND endpoint_id IN (SELECT id FROM endpoints WHERE enabled)",
-            ))
+             AND endpoint_id IN (SELECT id FROM endpoints WHERE enabled)"
+            )))
             .bind(now)
             .bind(now)
             .bind(shop_id)
@@ -417,10 +417,9 @@ impl Store {
 
     /// The token of a delivery's lease, if it is leased.
     pub async fn lease_owner(&self, shop_id: &ShopId, id: &DeliveryId) -> Result<Option<String>> {
-        on_reader!(self, |pool, d| Ok(sqlx::query_scalar(&d.sql(
-            "SELECT lease_owner FROM deliveries WHERE shop = (SELECT num FROM shops WHERE id = ?)
-             AND id = ?"
-        ))
+        on_reader!(self, |pool, d| Ok(sqlx::query_scalar(&d.sql(&format!(
+            "SELECT lease_owner FROM deliveries WHERE shop = {SHOP_NUM} AND id = ?"
+        )))
         .bind(shop_id)
         .bind(id)
         .fetch_optional(pool)
@@ -436,11 +435,10 @@ impl Store {
         now: i64,
     ) -> Result<Option<bool>> {
         on_writer!(self, |pool, d| {
-            let done = sqlx::query(&d.sql(
+            let done = sqlx::query(&d.sql(&format!(
                 "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = ?
-             WHERE shop = (SELECT num FROM shops WHERE id = ?) AND id = ?
-             AND status IN ('pending', 'retrying', 'held')",
-            ))
+             WHERE shop = {SHOP_NUM} AND id = ? AND status IN ('pending', 'retrying', 'held')"
+            )))
             .bind(now)
             .bind(shop_id)
             .bind(id)

@@ -9,7 +9,7 @@
 //! Events go once nothing refers to them and they are older than the shorter of the two (a
 //! repeated event id is recognised as long as the event is kept). The ages compared are
 //! creation times; a delivery's key starts with its creation time (see
-//! [`crate::ids::DeliveryId`]), so "created before" is a range of the `(shop_id, status, id)`
+//! [`crate::ids::DeliveryId`]), so "created before" is a range of the `(shop, status, id)`
 //! index.
 
 use super::{on_reader, on_writer, Result, Store};
