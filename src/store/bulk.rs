@@ -228,9 +228,7 @@ async fn slice_end(
              WHERE shop = ",
             "SELECT MAX(id) FROM (SELECT id FROM deliveries WHERE shop = ",
         ));
-        qb.push(SHOP_NUM_OPEN)
-            .push_bind(&change.shop_id)
-            .push(")");
+        qb.push(SHOP_NUM_OPEN).push_bind(&change.shop_id).push(")");
         push_filter(&mut qb, &filter, d);
         qb.push(" AND id > ")
             .push_bind(after)
@@ -463,9 +461,7 @@ pub async fn count_reached(tx: &mut Tx, change: &BulkChange) -> Result<i64> {
         };
         return in_tx!(tx, |c, d| {
             let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM deliveries WHERE shop = ");
-            qb.push(SHOP_NUM_OPEN)
-                .push_bind(&change.shop_id)
-                .push(")");
+            qb.push(SHOP_NUM_OPEN).push_bind(&change.shop_id).push(")");
             push_filter(&mut qb, &filter, d);
             change.push_scope(&mut qb);
             Ok(qb.build_query_scalar().fetch_one(c).await?)

@@ -770,6 +770,52 @@ async fn claim_postgres(
 mod tests {
     use super::*;
 
+    /// New keys start at their millisecond's first key, follow the highest key there is
+    /// (also when the clock went back), and spell ids that sort as they were made.
+    #[tokio::test]
+    async fn new_keys_start_at_their_millisecond_and_follow_the_highest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let at = 1_765_000_000_000;
+        let first = DeliveryId::first_key_at(at);
+        let mut tx = store.begin().await.unwrap();
+        let keys: Vec<i64> = new_keys(&mut tx, 3, at)
+            .await
+            .unwrap()
+            .iter()
+            .map(|id| id.key().unwrap())
+            .collect();
+        assert_eq!(keys, [first, first + 1, first + 2]);
+        let Tx::Sqlite(t, _) = &mut tx else {
+            unreachable!("a sqlite:// URL opens SQLite")
+        };
+        for sql in [
+            "INSERT INTO shops (id, name, created_at, updated_at) VALUES ('shp_a', 'A', 1, 1)",
+            "INSERT INTO endpoints (id, shop_id, url, secret_enc, created_at, updated_at)
+             VALUES ('ep_a', 'shp_a', 'http://127.0.0.1:9/', 'x', 1, 1)",
+        ] {
+            sqlx::query(sql).execute(&mut **t).await.unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO deliveries (id, shop, event_id, endpoint_id, event_type, status,
+             created_at, updated_at) SELECT ?, num, 'evt_1', 'ep_a', 't', 'held', 1, 1
+             FROM shops WHERE id = 'shp_a'",
+        )
+        .bind(first + 5)
+        .execute(&mut **t)
+        .await
+        .unwrap();
+        let earlier_clock = new_keys(&mut tx, 2, at - 1_000).await.unwrap();
+        let later_clock = new_keys(&mut tx, 1, at + 1).await.unwrap();
+        assert_eq!(earlier_clock[0].key(), Some(first + 6), "after the highest");
+        assert_eq!(earlier_clock[1].key(), Some(first + 7));
+        assert_eq!(later_clock[0].key(), Some(DeliveryId::first_key_at(at + 1)));
+        assert!(earlier_clock[1] < later_clock[0], "ids sort as made");
+    }
+
     /// What a metrics scrape runs never scans the deliveries table (a table scan shows in the
     /// plan as `SCAN deliveries` with no index; `SCAN shops` walks the few shops).
     #[tokio::test]
