@@ -19,8 +19,9 @@ async fn counted(
     let store = &app.service.store;
     let by_status: Vec<(String, String, i64)> = herald::with_raw_pool!(store, |pool, d| {
         sqlx::query_as(&d.sql(
-            "SELECT status, endpoint_id, COUNT(*) FROM deliveries
-             WHERE shop = (SELECT num FROM shops WHERE id = ?) GROUP BY status, endpoint_id",
+            "SELECT status, (SELECT e.id FROM endpoints e WHERE e.num = endpoint), COUNT(*)
+             FROM deliveries WHERE shop = (SELECT num FROM shops WHERE id = ?)
+             GROUP BY status, endpoint",
         ))
         .bind(shop)
         .fetch_all(pool)
@@ -311,6 +312,14 @@ async fn changes_to_thousands_of_deliveries_go_in_slices_and_finish() {
     );
 
     // Deleting the endpoint removes its deliveries and attempts in slices, then the endpoint.
+    let store = &app.service.store;
+    let num: i64 = herald::with_raw_pool!(store, |pool, d| sqlx::query_scalar(
+        &d.sql("SELECT num FROM endpoints WHERE id = ?")
+    )
+    .bind(&id)
+    .fetch_one(pool)
+    .await
+    .unwrap());
     let (code, _) = api
         .call(reqwest::Method::DELETE, &format!("/endpoints/{id}"), None)
         .await;
@@ -318,13 +327,12 @@ async fn changes_to_thousands_of_deliveries_go_in_slices_and_finish() {
     let (code, _) = api.get(&format!("/endpoints/{id}")).await;
     assert_eq!(code, 404, "gone for the shop at once");
     wait_bulk_done(&app, &shop, 30).await;
-    let store = &app.service.store;
     let left: i64 = herald::with_raw_pool!(store, |pool, d| sqlx::query_scalar(&d.sql(
-        "SELECT (SELECT COUNT(*) FROM deliveries WHERE endpoint_id = ?)
+        "SELECT (SELECT COUNT(*) FROM deliveries WHERE endpoint = ?)
               + (SELECT COUNT(*) FROM attempts WHERE endpoint_id = ?)
               + (SELECT COUNT(*) FROM endpoints WHERE id = ?)"
     ))
-    .bind(&id)
+    .bind(num)
     .bind(&id)
     .bind(&id)
     .fetch_one(pool)

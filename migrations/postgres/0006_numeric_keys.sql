@@ -6,6 +6,9 @@ CREATE SEQUENCE delivery_keys;
 CREATE SEQUENCE shop_numbers;
 ALTER TABLE shops ADD COLUMN num BIGINT NOT NULL DEFAULT nextval('shop_numbers');
 ALTER TABLE shops ADD CONSTRAINT shops_num UNIQUE (num);
+CREATE SEQUENCE endpoint_numbers;
+ALTER TABLE endpoints ADD COLUMN num BIGINT NOT NULL DEFAULT nextval('endpoint_numbers');
+ALTER TABLE endpoints ADD CONSTRAINT endpoints_num UNIQUE (num);
 
 CREATE TABLE events_numbered (
     shop       BIGINT NOT NULL REFERENCES shops(num) ON DELETE CASCADE,
@@ -40,7 +43,7 @@ CREATE TABLE deliveries_keyed (
     id               BIGINT PRIMARY KEY,
     shop             BIGINT NOT NULL REFERENCES shops(num) ON DELETE CASCADE,
     event_id         TEXT COLLATE "C" NOT NULL,
-    endpoint_id      TEXT COLLATE "C" NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+    endpoint         BIGINT NOT NULL REFERENCES endpoints(num) ON DELETE CASCADE,
     event_type       TEXT COLLATE "C" NOT NULL,
     channels         JSONB NOT NULL DEFAULT '[]',
     entity_key       TEXT,
@@ -55,10 +58,11 @@ CREATE TABLE deliveries_keyed (
     created_at       BIGINT NOT NULL,
     updated_at       BIGINT NOT NULL
 );
-INSERT INTO deliveries_keyed (id, shop, event_id, endpoint_id, event_type, channels,
+INSERT INTO deliveries_keyed (id, shop, event_id, endpoint, event_type, channels,
     entity_key, status, priority, attempt_count, next_attempt_at, lease_until, lease_owner,
     last_status_code, last_error, created_at, updated_at)
-    SELECT l.id, (SELECT num FROM shops s WHERE s.id = d.shop_id), d.event_id, d.endpoint_id, d.event_type, d.channels, d.entity_key,
+    SELECT l.id, (SELECT num FROM shops s WHERE s.id = d.shop_id), d.event_id,
+    (SELECT num FROM endpoints e WHERE e.id = d.endpoint_id), d.event_type, d.channels, d.entity_key,
     d.status, d.priority, d.attempt_count, d.next_attempt_at, d.lease_until, d.lease_owner,
     d.last_status_code, d.last_error, d.created_at, d.updated_at
     FROM deliveries d JOIN delivery_legacy_ids l ON l.legacy_id = d.id;
@@ -99,21 +103,22 @@ ALTER INDEX attempts_keyed_pkey RENAME TO attempts_pkey;
 
 CREATE INDEX deliveries_leased ON deliveries(lease_until) WHERE status = 'delivering';
 CREATE INDEX deliveries_shop_status ON deliveries(shop, status, id);
-CREATE INDEX deliveries_endpoint ON deliveries(endpoint_id);
-CREATE INDEX deliveries_endpoint_due ON deliveries(endpoint_id, priority, next_attempt_at)
+CREATE INDEX deliveries_endpoint ON deliveries(endpoint);
+CREATE INDEX deliveries_endpoint_due ON deliveries(endpoint, priority, next_attempt_at)
     WHERE status IN ('pending', 'retrying');
 CREATE INDEX deliveries_waiting ON deliveries(next_attempt_at) WHERE status IN ('pending', 'retrying');
-CREATE INDEX deliveries_entity ON deliveries(endpoint_id, entity_key)
+CREATE INDEX deliveries_entity ON deliveries(endpoint, entity_key)
     WHERE entity_key IS NOT NULL AND status IN ('pending', 'retrying', 'held');
 CREATE INDEX attempts_delivery ON attempts(delivery_id, number);
 CREATE INDEX attempts_shop ON attempts(shop, id);
 
--- The counters name shops by id.
+-- The counters name shops and endpoints by id.
 CREATE OR REPLACE FUNCTION herald_count_inserted_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO count_deltas (shop_id, name, n)
-        SELECT s.id, 'q:' || d.status || ':' || d.endpoint_id, COUNT(*)
-        FROM new_rows d JOIN shops s ON s.num = d.shop GROUP BY 1, 2;
+        SELECT s.id, 'q:' || d.status || ':' || e.id, COUNT(*)
+        FROM new_rows d JOIN shops s ON s.num = d.shop JOIN endpoints e ON e.num = d.endpoint
+        GROUP BY 1, 2;
     INSERT INTO count_deltas (shop_id, name, n)
         SELECT s.id, 'c:' || j.value, COUNT(*)
         FROM new_rows d JOIN shops s ON s.num = d.shop, jsonb_array_elements_text(d.channels) j
@@ -124,13 +129,13 @@ END $$;
 CREATE OR REPLACE FUNCTION herald_count_updated_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO count_deltas (shop_id, name, n)
-        SELECT s.id, x.name, SUM(x.n) FROM (
-            SELECT o.shop, 'q:' || o.status || ':' || o.endpoint_id AS name, -1 AS n
+        SELECT s.id, x.name || e.id, SUM(x.n) FROM (
+            SELECT o.shop, o.endpoint, 'q:' || o.status || ':' AS name, -1 AS n
             FROM old_rows o JOIN new_rows w ON w.id = o.id WHERE o.status <> w.status
             UNION ALL
-            SELECT w.shop, 'q:' || w.status || ':' || w.endpoint_id, 1
+            SELECT w.shop, w.endpoint, 'q:' || w.status || ':', 1
             FROM old_rows o JOIN new_rows w ON w.id = o.id WHERE o.status <> w.status) x
-        JOIN shops s ON s.num = x.shop
+        JOIN shops s ON s.num = x.shop JOIN endpoints e ON e.num = x.endpoint
         GROUP BY 1, 2 HAVING SUM(x.n) <> 0;
     RETURN NULL;
 END $$;
@@ -138,8 +143,9 @@ END $$;
 CREATE OR REPLACE FUNCTION herald_count_deleted_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO count_deltas (shop_id, name, n)
-        SELECT s.id, 'q:' || d.status || ':' || d.endpoint_id, -COUNT(*)
-        FROM old_rows d JOIN shops s ON s.num = d.shop GROUP BY 1, 2;
+        SELECT s.id, 'q:' || d.status || ':' || e.id, -COUNT(*)
+        FROM old_rows d JOIN shops s ON s.num = d.shop JOIN endpoints e ON e.num = d.endpoint
+        GROUP BY 1, 2;
     INSERT INTO count_deltas (shop_id, name, n)
         SELECT s.id, 'c:' || j.value, -COUNT(*)
         FROM old_rows d JOIN shops s ON s.num = d.shop, jsonb_array_elements_text(d.channels) j

@@ -8,14 +8,22 @@
 -- old ids' order within a millisecond), and their old ids still find them through
 -- delivery_legacy_ids.
 --
--- Shops are numbered too (shops.num, set on insert by a trigger), and events, deliveries and
--- attempts, the rows written for every event, name their shop by that number (`shop`): four
--- indexes and three tables no longer repeat a 30-character shop id in every entry.
+-- Shops and endpoints are numbered too (`num`, set on insert by a trigger). Events,
+-- deliveries and attempts, the rows written for every event, name their shop by that number
+-- (`shop`), and deliveries their endpoint (`endpoint`): their tables and indexes no longer
+-- repeat 30-character ids in every entry.
 ALTER TABLE shops ADD COLUMN num INTEGER;
 UPDATE shops SET num = rowid;
 CREATE UNIQUE INDEX shops_num ON shops(num);
 CREATE TRIGGER shops_number AFTER INSERT ON shops WHEN NEW.num IS NULL BEGIN
     UPDATE shops SET num = (SELECT COALESCE(MAX(num), 0) + 1 FROM shops) WHERE id = NEW.id;
+END;
+ALTER TABLE endpoints ADD COLUMN num INTEGER;
+UPDATE endpoints SET num = rowid;
+CREATE UNIQUE INDEX endpoints_num ON endpoints(num);
+CREATE TRIGGER endpoints_number AFTER INSERT ON endpoints WHEN NEW.num IS NULL BEGIN
+    UPDATE endpoints SET num = (SELECT COALESCE(MAX(num), 0) + 1 FROM endpoints)
+    WHERE id = NEW.id;
 END;
 
 CREATE TABLE events_numbered (
@@ -49,7 +57,7 @@ CREATE TABLE deliveries_keyed (
     id               INTEGER PRIMARY KEY,
     shop             INTEGER NOT NULL REFERENCES shops(num) ON DELETE CASCADE,
     event_id         TEXT NOT NULL,
-    endpoint_id      TEXT NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+    endpoint         INTEGER NOT NULL REFERENCES endpoints(num) ON DELETE CASCADE,
     event_type       TEXT NOT NULL,
     channels         TEXT NOT NULL DEFAULT '[]',
     entity_key       TEXT,
@@ -64,10 +72,11 @@ CREATE TABLE deliveries_keyed (
     updated_at       INTEGER NOT NULL,
     lease_owner      TEXT
 );
-INSERT INTO deliveries_keyed (id, shop, event_id, endpoint_id, event_type, channels,
+INSERT INTO deliveries_keyed (id, shop, event_id, endpoint, event_type, channels,
     entity_key, status, priority, attempt_count, next_attempt_at, lease_until,
     last_status_code, last_error, created_at, updated_at, lease_owner)
-    SELECT l.id, (SELECT num FROM shops s WHERE s.id = d.shop_id), d.event_id, d.endpoint_id, d.event_type, d.channels, d.entity_key,
+    SELECT l.id, (SELECT num FROM shops s WHERE s.id = d.shop_id), d.event_id,
+    (SELECT num FROM endpoints e WHERE e.id = d.endpoint_id), d.event_type, d.channels, d.entity_key,
     d.status, d.priority, d.attempt_count, d.next_attempt_at, d.lease_until,
     d.last_status_code, d.last_error, d.created_at, d.updated_at, d.lease_owner
     FROM deliveries d JOIN delivery_legacy_ids l ON l.legacy_id = d.id;
@@ -108,19 +117,20 @@ CREATE INDEX deliveries_leased ON deliveries(lease_until) WHERE status = 'delive
 -- Entries sort by (shop, status, rowid), and the rowid is the key: a shop's deliveries of a
 -- status, newest first, without the key stored twice.
 CREATE INDEX deliveries_shop_status ON deliveries(shop, status);
-CREATE INDEX deliveries_endpoint ON deliveries(endpoint_id);
-CREATE INDEX deliveries_endpoint_due ON deliveries(endpoint_id, priority, next_attempt_at)
+CREATE INDEX deliveries_endpoint ON deliveries(endpoint);
+CREATE INDEX deliveries_endpoint_due ON deliveries(endpoint, priority, next_attempt_at)
     WHERE status IN ('pending', 'retrying');
 CREATE INDEX deliveries_waiting ON deliveries(next_attempt_at) WHERE status IN ('pending', 'retrying');
-CREATE INDEX deliveries_entity ON deliveries(endpoint_id, entity_key)
+CREATE INDEX deliveries_entity ON deliveries(endpoint, entity_key)
     WHERE entity_key IS NOT NULL AND status IN ('pending', 'retrying', 'held');
 CREATE INDEX attempts_delivery ON attempts(delivery_id, number);
 CREATE INDEX attempts_shop ON attempts(shop, id);
 
--- The counters name shops by id.
+-- The counters name shops and endpoints by id.
 CREATE TRIGGER deliveries_count_insert AFTER INSERT ON deliveries BEGIN
     INSERT INTO counters (shop_id, name, n)
-        SELECT id, 'q:' || NEW.status || ':' || NEW.endpoint_id, 1 FROM shops WHERE num = NEW.shop
+        SELECT s.id, 'q:' || NEW.status || ':' || e.id, 1 FROM shops s, endpoints e
+        WHERE s.num = NEW.shop AND e.num = NEW.endpoint
         ON CONFLICT (shop_id, name) DO UPDATE SET n = n + 1;
     INSERT INTO counters (shop_id, name, n)
         SELECT s.id, 'c:' || j.value, 1 FROM shops s, json_each(NEW.channels) j WHERE s.num = NEW.shop
@@ -129,14 +139,15 @@ END;
 CREATE TRIGGER deliveries_count_status AFTER UPDATE OF status ON deliveries
 WHEN OLD.status <> NEW.status BEGIN
     UPDATE counters SET n = n - 1 WHERE shop_id = (SELECT id FROM shops WHERE num = OLD.shop)
-        AND name = 'q:' || OLD.status || ':' || OLD.endpoint_id;
+        AND name = 'q:' || OLD.status || ':' || (SELECT id FROM endpoints WHERE num = OLD.endpoint);
     INSERT INTO counters (shop_id, name, n)
-        SELECT id, 'q:' || NEW.status || ':' || NEW.endpoint_id, 1 FROM shops WHERE num = NEW.shop
+        SELECT s.id, 'q:' || NEW.status || ':' || e.id, 1 FROM shops s, endpoints e
+        WHERE s.num = NEW.shop AND e.num = NEW.endpoint
         ON CONFLICT (shop_id, name) DO UPDATE SET n = n + 1;
 END;
 CREATE TRIGGER deliveries_count_delete AFTER DELETE ON deliveries BEGIN
     UPDATE counters SET n = n - 1 WHERE shop_id = (SELECT id FROM shops WHERE num = OLD.shop)
-        AND name = 'q:' || OLD.status || ':' || OLD.endpoint_id;
+        AND name = 'q:' || OLD.status || ':' || (SELECT id FROM endpoints WHERE num = OLD.endpoint);
     UPDATE counters SET n = n - 1 WHERE shop_id = (SELECT id FROM shops WHERE num = OLD.shop)
         AND name IN (SELECT 'c:' || value FROM json_each(OLD.channels));
 END;

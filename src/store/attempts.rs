@@ -131,7 +131,8 @@ struct StoredAttempt {
 }
 
 /// The columns of a `StoredAttempt`: attempts `a` joined to their deliveries `d`.
-const STORED_ATTEMPT: &str = "SELECT a.id, a.delivery_id, d.endpoint_id, a.number, a.status_code,
+const STORED_ATTEMPT: &str = "SELECT a.id, a.delivery_id,
+    (SELECT x.id FROM endpoints x WHERE x.num = d.endpoint) AS endpoint_id, a.number, a.status_code,
     a.error_kind, a.error_message, a.duration_ms, a.request_form, a.request_headers,
     a.request_body, a.response_headers, a.response_body, a.at, d.event_id, d.event_type,
     e.channels AS event_channels, e.data AS event_data, e.created_at AS event_created_at
@@ -275,7 +276,7 @@ impl Store {
                 qb.push(
                     ") UPDATE deliveries SET attempt_count = v.attempts,
                  status = CASE WHEN v.status = 'retrying' AND NOT EXISTS (SELECT 1 FROM endpoints e
-                   WHERE e.id = deliveries.endpoint_id AND e.enabled) THEN 'held' ELSE v.status END,
+                   WHERE e.num = deliveries.endpoint AND e.enabled) THEN 'held' ELSE v.status END,
                  next_attempt_at = v.next_at, lease_until = NULL, lease_owner = NULL,
                  last_status_code = v.code, last_error = v.error, updated_at = v.at
                  FROM v WHERE deliveries.id = v.id AND deliveries.status = 'delivering'

@@ -69,7 +69,7 @@ impl BulkKind {
             BulkKind::Retry => {
                 qb.push(
                     "status = CASE WHEN EXISTS (SELECT 1 FROM endpoints e
-                       WHERE e.id = deliveries.endpoint_id AND e.enabled) THEN 'pending' ELSE 'held' END,
+                       WHERE e.num = deliveries.endpoint AND e.enabled) THEN 'pending' ELSE 'held' END,
                      next_attempt_at = ",
                 )
                 .push_bind(now);
@@ -97,10 +97,10 @@ impl BulkKind {
         match self {
             BulkKind::Retry => "",
             BulkKind::Resume => {
-                " AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = deliveries.endpoint_id AND e.enabled)"
+                " AND EXISTS (SELECT 1 FROM endpoints e WHERE e.num = deliveries.endpoint AND e.enabled)"
             }
             BulkKind::Hold => {
-                " AND NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.id = deliveries.endpoint_id AND e.enabled)"
+                " AND NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.num = deliveries.endpoint AND e.enabled)"
             }
             BulkKind::Cancel | BulkKind::Purge => "",
         }
@@ -130,7 +130,7 @@ impl BulkChange {
         &'a EndpointId: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     {
         if let Some(endpoints) = &self.endpoints {
-            qb.push(" AND endpoint_id IN (");
+            qb.push(" AND endpoint IN (SELECT num FROM endpoints WHERE id IN (");
             let mut list = qb.separated(", ");
             for e in endpoints {
                 list.push_bind(e);
@@ -139,7 +139,7 @@ impl BulkChange {
             if endpoints.is_empty() {
                 list.push("NULL");
             }
-            qb.push(")");
+            qb.push("))");
         }
         qb.push(self.kind.endpoint_condition());
     }

@@ -86,6 +86,7 @@ const TABLES: &[Table] = &[
         key: &["id"],
         columns: &[
             ("id", Text),
+            ("num", Int),
             ("shop_id", Text),
             ("url", Text),
             ("description", Text),
@@ -154,7 +155,7 @@ const TABLES: &[Table] = &[
             ("id", Int),
             ("shop", Int),
             ("event_id", Text),
-            ("endpoint_id", Text),
+            ("endpoint", Int),
             ("event_type", Text),
             ("channels", J),
             ("entity_key", Text),
@@ -297,12 +298,14 @@ impl Store {
             )
             .execute(&mut **t)
             .await?;
-            // And shop numbers after the shops'.
-            sqlx::query(
+            // And shop and endpoint numbers after theirs.
+            for sql in [
                 "SELECT setval('shop_numbers', COALESCE((SELECT MAX(num) FROM shops), 0) + 1, false)",
-            )
-            .execute(&mut **t)
-            .await?;
+                "SELECT setval('endpoint_numbers',
+                 COALESCE((SELECT MAX(num) FROM endpoints), 0) + 1, false)",
+            ] {
+                sqlx::query(sql).execute(&mut **t).await?;
+            }
         }
         into.commit().await?;
         drop(source);

@@ -23,17 +23,25 @@ pub struct DeliveryRow {
     pub updated_at: i64,
 }
 
-/// A delivery names its shop by number (`shop`); rows read back carry the shop's id.
+/// A delivery names its shop and its endpoint by number (`shop`, `endpoint`); rows read back
+/// carry their ids.
 macro_rules! shop_id_of_row {
     () => {
         "(SELECT s.id FROM shops s WHERE s.num = deliveries.shop) AS shop_id"
+    };
+}
+macro_rules! endpoint_id_of_row {
+    () => {
+        "(SELECT e.id FROM endpoints e WHERE e.num = deliveries.endpoint) AS endpoint_id"
     };
 }
 
 const COLUMNS: &str = concat!(
     "id, ",
     shop_id_of_row!(),
-    ", event_id, endpoint_id, event_type, channels, status, priority,
+    ", event_id, ",
+    endpoint_id_of_row!(),
+    ", event_type, channels, status, priority,
     attempt_count, next_attempt_at, last_status_code, last_error, created_at, updated_at"
 );
 
@@ -61,13 +69,13 @@ impl DeliveryFilter {
 /// The state a leased delivery returns to unsent: held when its endpoint is disabled, else
 /// waiting as before.
 const RELEASED_STATUS: &str = "CASE
-    WHEN NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.id = deliveries.endpoint_id AND e.enabled) THEN 'held'
+    WHEN NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.num = deliveries.endpoint AND e.enabled) THEN 'held'
     WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END";
 
 /// A shop's oldest due time among waiting deliveries: a seek per endpoint and priority in
 /// the per-endpoint queue index, however many are waiting.
 const SHOP_OLDEST_DUE: &str = "SELECT MIN((SELECT MIN(x.next_attempt_at) FROM deliveries x
-    INDEXED BY deliveries_endpoint_due WHERE x.endpoint_id = e.id AND x.priority = p.p
+    INDEXED BY deliveries_endpoint_due WHERE x.endpoint = e.num AND x.priority = p.p
     AND x.status IN ('pending', 'retrying')))
     FROM endpoints e, (SELECT 0 AS p UNION ALL SELECT 1 UNION ALL SELECT 2) p WHERE e.shop_id = ?";
 
@@ -138,7 +146,9 @@ pub(super) fn push_filter<'a, DB: sqlx::Database>(
         qb.push(" AND status = ").push_bind(s);
     }
     if let Some(e) = &f.endpoint_id {
-        qb.push(" AND endpoint_id = ").push_bind(e);
+        qb.push(" AND endpoint = (SELECT num FROM endpoints WHERE id = ")
+            .push_bind(e)
+            .push(")");
     }
     if let Some(t) = &f.event_type {
         qb.push(" AND event_type = ").push_bind(t);
@@ -400,7 +410,7 @@ impl Store {
                 "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
              WHERE shop = {SHOP_NUM} AND id = ?
              AND status IN ('succeeded', 'failed', 'cancelled', 'retrying')
-             AND endpoint_id IN (SELECT id FROM endpoints WHERE enabled)"
+             AND endpoint IN (SELECT num FROM endpoints WHERE enabled)"
             )))
             .bind(now)
             .bind(now)
@@ -499,15 +509,16 @@ impl Store {
     /// endpoint), so its cost follows the number of endpoints, not the size of a backlog.
     pub async fn endpoints_with_due(&self, now: i64) -> Result<Vec<EndpointId>> {
         on_reader!(self, |pool, d| {
-            Ok(sqlx::query_scalar(&d.sql("WITH RECURSIVE e(id) AS (
-               SELECT (SELECT MIN(endpoint_id) FROM deliveries INDEXED BY deliveries_endpoint_due
+            Ok(sqlx::query_scalar(&d.sql("WITH RECURSIVE e(num) AS (
+               SELECT (SELECT MIN(endpoint) FROM deliveries INDEXED BY deliveries_endpoint_due
                        WHERE status IN ('pending', 'retrying'))
                UNION ALL
-               SELECT (SELECT MIN(endpoint_id) FROM deliveries INDEXED BY deliveries_endpoint_due
-                       WHERE status IN ('pending', 'retrying') AND endpoint_id > e.id)
-               FROM e WHERE e.id IS NOT NULL)
-             SELECT id FROM e WHERE id IS NOT NULL AND EXISTS (SELECT 1
-               FROM deliveries d INDEXED BY deliveries_endpoint_due WHERE d.endpoint_id = e.id AND d.status IN ('pending', 'retrying')
+               SELECT (SELECT MIN(endpoint) FROM deliveries INDEXED BY deliveries_endpoint_due
+                       WHERE status IN ('pending', 'retrying') AND endpoint > e.num)
+               FROM e WHERE e.num IS NOT NULL)
+             SELECT (SELECT x.id FROM endpoints x WHERE x.num = e.num) FROM e
+             WHERE num IS NOT NULL AND EXISTS (SELECT 1
+               FROM deliveries d INDEXED BY deliveries_endpoint_due WHERE d.endpoint = e.num AND d.status IN ('pending', 'retrying')
                AND d.next_attempt_at <= ?)"))
         .bind(now)
         .fetch_all(pool)
@@ -689,7 +700,7 @@ async fn claim_sqlite(
             .push_bind(now + lease_ms)
             .push(
                 " + COALESCE((SELECT timeout_ms FROM endpoints e
-                       WHERE e.id = deliveries.endpoint_id), 0), updated_at = ",
+                       WHERE e.num = deliveries.endpoint), 0), updated_at = ",
             )
             .push_bind(now)
             .push(" WHERE rowid IN (");
@@ -697,23 +708,29 @@ async fn claim_sqlite(
             if i > 0 {
                 qb.push(" UNION ALL ");
             }
-            qb.push("SELECT rid FROM (SELECT rowid AS rid FROM deliveries WHERE endpoint_id = ")
-                .push_bind(endpoint)
-                // A disabled endpoint's deliveries are held, not sent, whatever raced.
-                .push(" AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = ")
-                .push_bind(endpoint)
-                .push(" AND e.enabled)")
-                .push(" AND status IN ('pending', 'retrying') AND next_attempt_at <= ")
-                .push_bind(now)
-                .push(" ORDER BY priority, next_attempt_at LIMIT ")
-                .push_bind(*n as i64)
-                .push(")");
+            qb.push(
+                "SELECT rid FROM (SELECT rowid AS rid FROM deliveries
+                 WHERE endpoint = (SELECT num FROM endpoints WHERE id = ",
+            )
+            .push_bind(endpoint)
+            .push(")")
+            // A disabled endpoint's deliveries are held, not sent, whatever raced.
+            .push(" AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = ")
+            .push_bind(endpoint)
+            .push(" AND e.enabled)")
+            .push(" AND status IN ('pending', 'retrying') AND next_attempt_at <= ")
+            .push_bind(now)
+            .push(" ORDER BY priority, next_attempt_at LIMIT ")
+            .push_bind(*n as i64)
+            .push(")");
         }
         qb.push(concat!(
             ") RETURNING id, ",
             shop_id_of_row!(),
             ",
-                 event_id, endpoint_id, attempt_count, created_at,
+                 event_id, ",
+            endpoint_id_of_row!(),
+            ", attempt_count, created_at,
                  priority, lease_owner, lease_until"
         ));
         claimed.extend(qb.build_query_as().fetch_all(writer).await?);
@@ -738,7 +755,8 @@ async fn claim_postgres(
            SELECT p.id FROM unnest($1::text[], $2::bigint[]) AS t(endpoint_id, n)
            CROSS JOIN LATERAL (
              SELECT d.id FROM deliveries d
-             WHERE d.endpoint_id = t.endpoint_id AND d.status IN ('pending', 'retrying')
+             WHERE d.endpoint = (SELECT num FROM endpoints x WHERE x.id = t.endpoint_id)
+             AND d.status IN ('pending', 'retrying')
              AND d.next_attempt_at <= $3
              -- A disabled endpoint's deliveries are held, not sent, whatever raced.
              AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = t.endpoint_id AND e.enabled)
@@ -746,15 +764,16 @@ async fn claim_postgres(
              FOR UPDATE OF d SKIP LOCKED) p)
          , leased AS (UPDATE deliveries SET status = 'delivering', lease_owner = $4,
            lease_until = $5 + COALESCE((SELECT timeout_ms FROM endpoints e
-             WHERE e.id = deliveries.endpoint_id), 0),
+             WHERE e.num = deliveries.endpoint), 0),
            updated_at = $3
          FROM picked WHERE deliveries.id = picked.id
-         RETURNING deliveries.id, deliveries.shop, deliveries.event_id, deliveries.endpoint_id,
+         RETURNING deliveries.id, deliveries.shop, deliveries.event_id, deliveries.endpoint,
            deliveries.attempt_count, deliveries.created_at, deliveries.priority,
            deliveries.lease_owner, deliveries.lease_until, deliveries.next_attempt_at)
          -- In queue order, as the engine sends them (RETURNING alone has no order).
          SELECT id, (SELECT s.id FROM shops s WHERE s.num = leased.shop) AS shop_id, event_id,
-           endpoint_id, attempt_count, created_at, priority, lease_owner, lease_until
+           (SELECT e.id FROM endpoints e WHERE e.num = leased.endpoint) AS endpoint_id,
+           attempt_count, created_at, priority, lease_owner, lease_until
          FROM leased ORDER BY priority, next_attempt_at, id",
     )
     .bind(&endpoints)
@@ -800,9 +819,9 @@ mod tests {
             sqlx::query(sql).execute(&mut **t).await.unwrap();
         }
         sqlx::query(
-            "INSERT INTO deliveries (id, shop, event_id, endpoint_id, event_type, status,
-             created_at, updated_at) SELECT ?, num, 'evt_1', 'ep_a', 't', 'held', 1, 1
-             FROM shops WHERE id = 'shp_a'",
+            "INSERT INTO deliveries (id, shop, event_id, endpoint, event_type, status,
+             created_at, updated_at) SELECT ?, s.num, 'evt_1', e.num, 't', 'held', 1, 1
+             FROM shops s, endpoints e WHERE s.id = 'shp_a' AND e.id = 'ep_a'",
         )
         .bind(first + 5)
         .execute(&mut **t)

@@ -131,9 +131,9 @@ async fn insert_bulk(
         // caller saw before it: a disable racing the publish cannot leave a pending delivery
         // to a disabled endpoint. An endpoint deleted meanwhile gets no delivery (and the
         // publish no foreign-key failure).
-        let sql = "INSERT INTO deliveries (id, shop, event_id, endpoint_id, event_type, channels,
+        let sql = "INSERT INTO deliveries (id, shop, event_id, endpoint, event_type, channels,
              entity_key, status, priority, next_attempt_at, created_at, updated_at)
-             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7,
+             SELECT v.column1, v.column2, v.column3, e.num, v.column5, v.column6, v.column7,
              CASE WHEN e.enabled THEN 'pending' ELSE 'held' END, v.column8, v.column9,
              v.column9, v.column9 FROM (";
         queued += in_tx!(&mut *tx, |c, _d| {
@@ -310,7 +310,8 @@ async fn replace_unsent(
 ) -> Result<Option<DeliveryId>> {
     let found: Option<(DeliveryId, EventId)> = in_tx!(&mut *tx, |c, d| sqlx::query_as(&d.sql(
         "SELECT id, event_id FROM deliveries INDEXED BY deliveries_entity
-         WHERE endpoint_id = ? AND entity_key = ? AND entity_key IS NOT NULL
+         WHERE endpoint = (SELECT num FROM endpoints WHERE id = ?) AND entity_key = ?
+         AND entity_key IS NOT NULL
          AND status IN ('pending', 'retrying', 'held') LIMIT 1",
     ))
     .bind(&t.endpoint_id)
@@ -384,9 +385,9 @@ async fn insert_one(tx: &mut Tx, shop: i64, ev: &NewEvent, now: i64) -> Result<P
         // Held or pending read inside the write; an endpoint deleted meanwhile gets nothing
         // (see `insert_bulk`).
         let queued = in_tx!(&mut *tx, |c, d| sqlx::query(&d.sql(
-            "INSERT INTO deliveries (id, shop, event_id, endpoint_id, event_type, channels,
+            "INSERT INTO deliveries (id, shop, event_id, endpoint, event_type, channels,
              entity_key, status, priority, next_attempt_at, created_at, updated_at)
-             SELECT ?, ?, ?, id, ?, ?, ?, CASE WHEN enabled THEN 'pending' ELSE 'held' END,
+             SELECT ?, ?, ?, num, ?, ?, ?, CASE WHEN enabled THEN 'pending' ELSE 'held' END,
              ?, ?, ?, ? FROM endpoints WHERE id = ?",
         ))
         .bind(&id)

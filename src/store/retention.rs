@@ -157,7 +157,7 @@ impl Store {
                 .await?;
             sqlx::query(&d.sql(
                 "DELETE FROM endpoints WHERE shop_id = ?1 AND deleted_at < ?2
-             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.endpoint_id = endpoints.id)",
+             AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.endpoint = endpoints.num)",
             ))
             .bind(shop_id)
             .bind(logs_cutoff)
