@@ -306,12 +306,14 @@ async fn a_rate_limit_holds_across_two_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_delivery_read_ahead_on_one_node_is_cancelled_through_another() {
     let dir = tempfile::tempdir().unwrap();
-    // One attempt in flight per node at a time, each taking a second.
+    // One attempt in flight per node at a time, each taking two seconds: time enough, on a
+    // loaded machine too, for the cancel to reach the holder before it sends the delivery
+    // (with one second it once started it first, in a full `make test`).
     let env = [("HERALD_ENDPOINT_CONCURRENCY", "2")];
     let Some((nodes, key)) = cluster(dir.path(), &["node-a", "node-b"], &env).await else {
         return;
     };
-    let rx = Receiver::start(|_| (200, vec![], "ok".into(), Duration::from_secs(1))).await;
+    let rx = Receiver::start(|_| (200, vec![], "ok".into(), Duration::from_secs(2))).await;
     let client = reqwest::Client::new();
     endpoint(&client, &nodes[0], &key, json!({"url": rx.url("/hook")})).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -376,7 +378,7 @@ async fn a_delivery_read_ahead_on_one_node_is_cancelled_through_another() {
         "{body}"
     );
     // Everything else goes; the cancelled one never does.
-    rx.wait_for(7, 20).await;
+    rx.wait_for(7, 30).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(rx.count(), 7, "the cancelled delivery was never sent");
 }
