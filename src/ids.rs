@@ -211,7 +211,7 @@ impl DeliveryId {
     }
 
     /// The key as SQL binds it: -1, which no delivery has, for an id that spells none.
-    fn bound_key(&self) -> i64 {
+    pub fn bound_key(&self) -> i64 {
         self.key().unwrap_or(-1)
     }
 }

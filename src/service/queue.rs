@@ -230,9 +230,7 @@ impl Service {
 
     /// A delivery leased by another node: that node is asked to cancel it if it is still
     /// only read ahead there. True when it did (within two seconds).
-    async fn ask_holder_to_cancel(&self, shop_id: &str, id: &str) -> ServiceResult<bool> {
-        let shop_id = &ShopId::from(shop_id);
-        let id = &self.delivery_id(id).await?;
+    async fn ask_holder_to_cancel(&self, shop_id: &ShopId, id: &DeliveryId) -> ServiceResult<bool> {
         let Some(d) = self.store.delivery(shop_id, id).await? else {
             return Ok(false);
         };

@@ -122,7 +122,7 @@ pub type LeaseRef = (DeliveryId, String);
 fn leases_json(leases: &[LeaseRef]) -> String {
     let pairs: Vec<(i64, &str)> = leases
         .iter()
-        .map(|(id, owner)| (id.key().unwrap_or(-1), owner.as_str()))
+        .map(|(id, owner)| (id.bound_key(), owner.as_str()))
         .collect();
     serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".into())
 }
@@ -255,7 +255,7 @@ pub(super) async fn new_keys(tx: &mut Tx, n: usize, now: i64) -> Result<Vec<Deli
 /// Delivery ids as a JSON array of their keys: how an event lists its deliveries, and how a
 /// list of them is bound to one statement.
 pub(super) fn keys_json<'a>(ids: impl IntoIterator<Item = &'a DeliveryId>) -> String {
-    let keys: Vec<i64> = ids.into_iter().map(|id| id.key().unwrap_or(-1)).collect();
+    let keys: Vec<i64> = ids.into_iter().map(DeliveryId::bound_key).collect();
     serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into())
 }
 
@@ -789,15 +789,21 @@ async fn claim_postgres(
 mod tests {
     use super::*;
 
-    /// New keys start at their millisecond's first key, follow the highest key there is
-    /// (also when the clock went back), and spell ids that sort as they were made.
-    #[tokio::test]
-    async fn new_keys_start_at_their_millisecond_and_follow_the_highest() {
+    /// A migrated SQLite store in a directory of its own (kept while the store is used).
+    async fn migrated_sqlite() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect(&format!("sqlite://{}/t.db", dir.path().display()))
             .await
             .unwrap();
         store.migrate().await.unwrap();
+        (dir, store)
+    }
+
+    /// New keys start at their millisecond's first key, follow the highest key there is
+    /// (also when the clock went back), and spell ids that sort as they were made.
+    #[tokio::test]
+    async fn new_keys_start_at_their_millisecond_and_follow_the_highest() {
+        let (_dir, store) = migrated_sqlite().await;
         let at = 1_765_000_000_000;
         let first = DeliveryId::first_key_at(at);
         let mut tx = store.begin().await.unwrap();
@@ -839,11 +845,7 @@ mod tests {
     /// plan as `SCAN deliveries` with no index; `SCAN shops` walks the few shops).
     #[tokio::test]
     async fn metrics_queries_seek_indexes_and_scan_no_table_of_deliveries() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
+        let (_dir, store) = migrated_sqlite().await;
         for sql in [SHOP_OLDEST_DUE, NEXT_LEASE_END, OLDEST_DUE] {
             let explain = format!("EXPLAIN QUERY PLAN {sql}");
             let mut query = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
