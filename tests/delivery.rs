@@ -1705,8 +1705,8 @@ async fn each_attempt_reads_back_as_the_exact_request_while_storing_only_what_di
     }
 
     for (rx, ep, form) in [
-        (&envelope_rx, &envelope_ep, 6),
-        (&template_rx, &template_ep, 5),
+        (&envelope_rx, &envelope_ep, 14),
+        (&template_rx, &template_ep, 13),
     ] {
         let secret = ep["secret"].as_str().unwrap();
         let got = rx.wait_for(2, 5).await;
@@ -1739,7 +1739,7 @@ async fn each_attempt_reads_back_as_the_exact_request_while_storing_only_what_di
                 .filter(|(_, v)| v.as_str().unwrap().contains('•'));
             assert_eq!(
                 masked.count(),
-                if form == 6 { 2 } else { 0 },
+                if form == 14 { 2 } else { 0 },
                 "{recorded:?}"
             );
             let ts: i64 = recorded["webhook-timestamp"]
@@ -1760,12 +1760,30 @@ async fn each_attempt_reads_back_as_the_exact_request_while_storing_only_what_di
             );
         }
         assert_eq!(attempts[1]["request"]["headers"]["x-herald-attempt"], "2");
+        // The receiver's response headers read back as it sent them.
+        for attempt in attempts {
+            let response = &attempt["response"]["headers"];
+            assert_eq!(
+                response["content-type"], "text/plain; charset=utf-8",
+                "{attempt}"
+            );
+            assert_eq!(response["content-length"], "2", "{attempt}");
+            let date = response["date"].as_str().unwrap();
+            let date = httpdate::parse_http_date(date).expect("an HTTP date");
+            let apart = std::time::SystemTime::now()
+                .duration_since(date)
+                .unwrap_or_else(|e| e.duration());
+            assert!(
+                apart < Duration::from_secs(60),
+                "sent moments ago: {attempt}"
+            );
+        }
 
-        let stored: Vec<(i64, String, String)> =
+        let stored: Vec<(i64, String, String, String)> =
             herald::with_raw_pool!(app.service.store, |pool, d| {
                 sqlx::query_as(&d.sql(
-                    "SELECT request_form, request_headers, request_body FROM attempts
-                 WHERE delivery_id = ? ORDER BY number",
+                    "SELECT request_form, request_headers, request_body, response_headers
+                 FROM attempts WHERE delivery_id = ? ORDER BY number",
                 ))
                 .bind(herald::ids::DeliveryId::from(delivery))
                 .fetch_all(pool)
@@ -1773,8 +1791,14 @@ async fn each_attempt_reads_back_as_the_exact_request_while_storing_only_what_di
                 .unwrap()
             });
         assert_eq!(stored.len(), 2, "both attempts stored");
-        for (stored_form, headers, body) in &stored {
+        for (stored_form, headers, body, response) in &stored {
             assert_eq!(*stored_form, form);
+            // Packed: the date as seconds from the attempt's time, no header names.
+            assert!(
+                response.ends_with("\n2\ntext/plain; charset=utf-8"),
+                "{response}"
+            );
+            assert!(!response.contains("date"), "{response}");
             for derived in [
                 "webhook-id",
                 "x-herald-delivery",
@@ -1789,7 +1813,7 @@ async fn each_attempt_reads_back_as_the_exact_request_while_storing_only_what_di
             }
             assert!(headers.contains("v1,"), "the signature kept: {headers}");
             assert!(!headers.contains("s3cret"), "a secret stored: {headers}");
-            assert_eq!(body.is_empty(), form == 6, "{body}");
+            assert_eq!(body.is_empty(), form == 14, "{body}");
         }
     }
     assert_eq!(template_rx.requests()[1].body, "Order 7: order.created");

@@ -137,13 +137,8 @@ pub fn prepare(
     }
 }
 
-/// Headers as stored with an attempt: exactly what was sent, but the authorization value and
-/// those of `secret` (the endpoint's extra headers) are masked.
-pub fn headers_json(headers: &[(String, String)], secret: &[String]) -> String {
-    serde_json::Value::Object(masked_headers(headers, secret)).to_string()
-}
-
-/// Headers by name, the authorization value and those of `secret` masked.
+/// Headers as stored with an attempt, by name: exactly what was sent, but the authorization
+/// value and those of `secret` (the endpoint's extra headers) are masked.
 fn masked_headers(
     headers: &[(String, String)],
     secret: &[String],
@@ -182,7 +177,13 @@ pub fn display_url(url: &str) -> String {
 /// it back will name them. An event with an entity key is stored as sent: a newer event with
 /// the same key may take over its waiting delivery, and the delivery would then name another
 /// event than the one this attempt carried.
-fn recorded_request(delivery: &Claimed, event: &EventRow, number: i64, req: &Prepared) -> Stored {
+fn recorded_request(
+    delivery: &Claimed,
+    event: &EventRow,
+    number: i64,
+    req: &Prepared,
+    at: i64,
+) -> Stored {
     let headers = masked_headers(&req.headers, &req.secret_headers);
     if event.entity_key.is_some() {
         return Stored::as_sent(headers, &req.body);
@@ -192,6 +193,7 @@ fn recorded_request(delivery: &Claimed, event: &EventRow, number: i64, req: &Pre
         event_type: &event.event_type,
         delivery_id: &delivery.id,
         number,
+        at,
     };
     recorded::compact(
         headers,
@@ -234,7 +236,7 @@ pub fn decide(
     now_ms: i64,
 ) -> AttemptRecord {
     let event_type = event.event_type.as_str();
-    let request = recorded_request(delivery, event, number, req);
+    let request = recorded_request(delivery, event, number, req, now_ms);
     let mut rec = AttemptRecord {
         shop_id: delivery.shop_id.clone(),
         delivery_id: delivery.id.clone(),
@@ -248,7 +250,9 @@ pub fn decide(
         request_form: request.stored_form(),
         request_headers: request.headers,
         request_body: request.body,
-        response_headers: out.status.map(|_| headers_json(&out.headers, &[])),
+        response_headers: out
+            .status
+            .map(|_| recorded::pack_response(masked_headers(&out.headers, &[]), now_ms)),
         response_body: out.status.map(|_| out.body.clone()),
         at: now_ms,
         new_status: "succeeded",
@@ -360,8 +364,7 @@ mod tests {
             ("x-api-token".to_string(), "s3cret".to_string()),
             ("x-herald-attempt".to_string(), "1".to_string()),
         ];
-        let recorded: serde_json::Value =
-            serde_json::from_str(&headers_json(&sent, &["x-api-token".to_string()])).unwrap();
+        let recorded = masked_headers(&sent, &["x-api-token".to_string()]);
         assert_eq!(recorded["authorization"], "Basic ••••••");
         assert_eq!(recorded["x-api-token"], "••••••");
         assert_eq!(recorded["x-herald-attempt"], "1");

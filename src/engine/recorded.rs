@@ -1,4 +1,5 @@
-//! An attempt's request as it is stored: what differs per attempt, not the event again.
+//! An attempt's request and response headers as they are stored: what differs per attempt,
+//! not the event again.
 //!
 //! Every attempt of a delivery repeats the same event id, event type, delivery id and (for
 //! Herald's own envelope) content type and body; only the timestamp, the signature, the
@@ -12,6 +13,13 @@
 //! every attempt signs with: their values one per line (user agent, timestamp, signature),
 //! then the other kept headers as JSON, so their names are not stored again with every
 //! attempt (about 60 bytes of each). The stored form says which (see [`Stored::stored_form`]).
+//! Attempts written since times were made relative keep the timestamp as seconds from the
+//! attempt's own time (`0` or so instead of ten digits), and leave out an empty rest.
+//!
+//! A response's headers are packed the same way when they hold the three every HTTP server
+//! sends (`date`, as seconds from the attempt's time, `content-length` and `content-type`):
+//! about 70 of a typical response's 100 bytes are those names and the date. Packed headers
+//! start with the date's offset, JSON with `{`, so each row says which it is.
 
 use serde_json::{Map, Value};
 
@@ -31,6 +39,10 @@ pub enum RequestForm {
 /// Added to a compact form's stored value when its kept headers are packed.
 const PACKED: i64 = 4;
 
+/// Added to a packed form's stored value when its timestamp is seconds from the attempt's
+/// time, and an empty rest of kept headers is left out.
+const RELATIVE: i64 = 8;
+
 /// The headers a packed request keeps one per line, in this order.
 const PACKED_HEADERS: [&str; 3] = ["user-agent", "webhook-timestamp", "webhook-signature"];
 
@@ -40,6 +52,13 @@ pub struct Origin<'a> {
     pub event_type: &'a str,
     pub delivery_id: &'a str,
     pub number: i64,
+    /// The attempt's time (ms): packed timestamps are stored as seconds from it.
+    pub at: i64,
+}
+
+/// Seconds since the epoch of an attempt's time in ms, the base of relative times.
+fn seconds_of(at_ms: i64) -> i64 {
+    at_ms.div_euclid(1000)
 }
 
 impl Origin<'_> {
@@ -60,6 +79,8 @@ pub struct Stored {
     pub form: RequestForm,
     /// The kept headers are packed (compact forms only).
     pub packed: bool,
+    /// The packed timestamp is relative to the attempt's time (packed forms only).
+    pub relative: bool,
     pub headers: String,
     pub body: String,
 }
@@ -70,6 +91,7 @@ impl Stored {
         Stored {
             form: RequestForm::AsSent,
             packed: false,
+            relative: false,
             headers: Value::Object(headers).to_string(),
             body: body.to_string(),
         }
@@ -82,8 +104,10 @@ impl Stored {
             2 => RequestForm::CompactEnvelope,
             _ => RequestForm::AsSent,
         };
+        let packed = form != RequestForm::AsSent && stored_form & PACKED != 0;
         Stored {
-            packed: form != RequestForm::AsSent && stored_form >= PACKED,
+            packed,
+            relative: packed && stored_form & RELATIVE != 0,
             form,
             headers,
             body,
@@ -91,35 +115,64 @@ impl Stored {
     }
 
     /// The value of `attempts.request_form`: 0 as sent; 1 and 2 the compact forms, their kept
-    /// headers JSON; 5 and 6 the same, packed. Rows written before packing are 0 to 2.
+    /// headers JSON; 5 and 6 the same, packed; 13 and 14 packed with a relative timestamp.
+    /// Rows written before packing are 0 to 2, before relative times 0 to 6.
     pub fn stored_form(&self) -> i64 {
-        self.form as i64 + if self.packed { PACKED } else { 0 }
+        self.form as i64
+            + if self.packed { PACKED } else { 0 }
+            + if self.relative { RELATIVE } else { 0 }
     }
 }
 
-/// The kept headers, packed when they hold the three signing headers (values without line
-/// breaks, as HTTP header values are); otherwise JSON.
-fn pack(mut headers: Map<String, Value>) -> (bool, String) {
-    let values: Vec<String> = PACKED_HEADERS
+/// The values of `names` in `headers`, when each is there and has no line break (HTTP header
+/// values have none).
+fn line_values(headers: &Map<String, Value>, names: &[&str]) -> Option<Vec<String>> {
+    names
         .iter()
-        .filter_map(|name| headers.get(*name).and_then(Value::as_str))
-        .filter(|v| !v.contains('\n'))
-        .map(str::to_owned)
-        .collect();
-    if values.len() < PACKED_HEADERS.len() {
-        return (false, Value::Object(headers).to_string());
+        .map(|name| headers.get(*name).and_then(Value::as_str))
+        .map(|v| v.filter(|v| !v.contains('\n')).map(str::to_owned))
+        .collect()
+}
+
+/// `lines` one per line, then the rest of the headers as JSON unless there is none.
+fn lines_then_rest(lines: &[String], rest: Map<String, Value>) -> String {
+    let mut text = lines.join("\n");
+    if !rest.is_empty() {
+        text.push('\n');
+        text.push_str(&Value::Object(rest).to_string());
     }
+    text
+}
+
+/// `text` as the decimal it spells, if it spells one exactly (no sign, zeros or spaces more).
+fn exact_integer(text: &str) -> Option<i64> {
+    text.parse::<i64>().ok().filter(|n| n.to_string() == text)
+}
+
+/// The kept headers, packed when they hold the three signing headers; then, when the
+/// timestamp is a plain number of seconds, relative to the attempt's time. Returns (packed,
+/// relative, text).
+fn pack(mut headers: Map<String, Value>, at: i64) -> (bool, bool, String) {
+    let Some(mut values) = line_values(&headers, &PACKED_HEADERS) else {
+        return (false, false, Value::Object(headers).to_string());
+    };
     for name in PACKED_HEADERS {
         headers.remove(name);
     }
-    (
-        true,
-        format!("{}\n{}", values.join("\n"), Value::Object(headers)),
-    )
+    let Some(timestamp) = exact_integer(&values[1]) else {
+        return (
+            true,
+            false,
+            format!("{}\n{}", values.join("\n"), Value::Object(headers)),
+        );
+    };
+    values[1] = (timestamp - seconds_of(at)).to_string();
+    (true, true, lines_then_rest(&values, headers))
 }
 
-/// The kept headers of a stored request, packed or JSON; unreadable ones read as none.
-fn unpack(stored: &Stored) -> Map<String, Value> {
+/// The kept headers of a stored request, packed or JSON, for an attempt at `at` (ms);
+/// unreadable ones read as none.
+fn unpack(stored: &Stored, at: i64) -> Map<String, Value> {
     let json = |text: &str| match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(m)) => m,
         _ => Map::new(),
@@ -128,12 +181,83 @@ fn unpack(stored: &Stored) -> Map<String, Value> {
         return json(&stored.headers);
     }
     let mut lines = stored.headers.splitn(PACKED_HEADERS.len() + 1, '\n');
-    let values: Vec<&str> = lines.by_ref().take(PACKED_HEADERS.len()).collect();
+    let mut values: Vec<String> = lines
+        .by_ref()
+        .take(PACKED_HEADERS.len())
+        .map(str::to_owned)
+        .collect();
     let mut headers = json(lines.next().unwrap_or("{}"));
+    if stored.relative {
+        if let Some(offset) = values.get(1).and_then(|v| v.parse::<i64>().ok()) {
+            values[1] = seconds_of(at).saturating_add(offset).to_string();
+        }
+    }
     for (name, value) in PACKED_HEADERS.iter().zip(values) {
-        headers.insert(name.to_string(), Value::String(value.to_string()));
+        headers.insert(name.to_string(), Value::String(value));
     }
     headers
+}
+
+/// The response headers every HTTP server sends, packed one per line after the date.
+const RESPONSE_LINES: [&str; 2] = ["content-length", "content-type"];
+
+/// A response's headers as stored with its attempt at `at` (ms): packed when they hold a
+/// `date` that reads back exactly and the usual two, otherwise JSON.
+pub fn pack_response(mut headers: Map<String, Value>, at: i64) -> String {
+    let date = headers
+        .get("date")
+        .and_then(Value::as_str)
+        .and_then(date_seconds);
+    let (Some(date), Some(values)) = (date, line_values(&headers, &RESPONSE_LINES)) else {
+        return Value::Object(headers).to_string();
+    };
+    for name in ["date"].iter().chain(&RESPONSE_LINES) {
+        headers.remove(*name);
+    }
+    let mut lines = vec![(date - seconds_of(at)).to_string()];
+    lines.extend(values);
+    lines_then_rest(&lines, headers)
+}
+
+/// A response's headers as JSON, from their stored form (JSON as it is; packed rebuilt).
+pub fn expand_response(stored: String, at: i64) -> String {
+    if stored.starts_with('{') {
+        return stored;
+    }
+    let mut lines = stored.splitn(RESPONSE_LINES.len() + 2, '\n');
+    let date = lines
+        .next()
+        .and_then(|offset| offset.parse::<i64>().ok())
+        .and_then(|offset| http_date(seconds_of(at).saturating_add(offset)));
+    let values: Vec<&str> = lines.by_ref().take(RESPONSE_LINES.len()).collect();
+    let mut headers = match lines.next().map(serde_json::from_str::<Value>) {
+        Some(Ok(Value::Object(m))) => m,
+        _ => Map::new(),
+    };
+    if let Some(date) = date {
+        headers.insert("date".into(), Value::String(date));
+    }
+    for (name, value) in RESPONSE_LINES.iter().zip(values) {
+        headers.insert(name.to_string(), Value::String(value.to_string()));
+    }
+    Value::Object(headers).to_string()
+}
+
+/// The seconds since the epoch an HTTP date names, if formatting them gives it back exactly.
+fn date_seconds(text: &str) -> Option<i64> {
+    let at = httpdate::parse_http_date(text).ok()?;
+    let seconds = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64;
+    (http_date(seconds).as_deref() == Some(text)).then_some(seconds)
+}
+
+/// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`) of seconds since the epoch.
+fn http_date(seconds: i64) -> Option<String> {
+    // Four-digit years only (and no overflow from a damaged row).
+    if !(0..253_402_300_800).contains(&seconds) {
+        return None;
+    }
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(seconds).ok()?);
+    Some(httpdate::fmt_http_date(at))
 }
 
 /// The stored form of a request whose headers (already masked) and body were sent;
@@ -164,10 +288,11 @@ pub fn compact(
     } else {
         (RequestForm::Compact, body.to_string())
     };
-    let (packed, headers) = pack(headers);
+    let (packed, relative, headers) = pack(headers, origin.at);
     Stored {
         form,
         packed,
+        relative,
         headers,
         body,
     }
@@ -183,7 +308,7 @@ pub fn expand(
     if stored.form == RequestForm::AsSent {
         return (stored.headers, stored.body);
     }
-    let mut headers = unpack(&stored);
+    let mut headers = unpack(&stored, origin.at);
     for (name, value) in origin.derived() {
         headers.insert(name.to_string(), Value::String(value));
     }
@@ -210,6 +335,7 @@ mod tests {
             event_type: "order.created",
             delivery_id: "dlv_1",
             number: 2,
+            at: 1_700_000_001_250,
         }
     }
 
@@ -235,11 +361,12 @@ mod tests {
         assert_eq!(stored.form, RequestForm::CompactEnvelope);
         assert_eq!(stored.body, "");
         assert_eq!(
-            stored.headers, "Herald/1\n1700000000\nv1,abc\n{\"x-extra\":\"••••••\"}",
-            "the signing headers' values one per line, the rest as JSON"
+            stored.headers, "Herald/1\n-1\nv1,abc\n{\"x-extra\":\"••••••\"}",
+            "the signing headers' values one per line (the timestamp a second before the \
+             attempt's time), the rest as JSON"
         );
-        assert_eq!(stored.stored_form(), 6);
-        let stored = Stored::read(6, stored.headers, stored.body);
+        assert_eq!(stored.stored_form(), 14);
+        let stored = Stored::read(14, stored.headers, stored.body);
         let (headers, body) = expand(stored, &origin(), || envelope.to_string());
         assert_eq!(body, envelope);
         assert_eq!(
@@ -320,5 +447,98 @@ mod tests {
         let stored = compact(sent("application/json"), "{\"a\":1}", Some("{}"), &origin());
         assert_eq!(stored.form, RequestForm::Compact);
         assert_eq!(stored.body, "{\"a\":1}");
+    }
+
+    #[test]
+    fn without_other_kept_headers_the_rest_is_left_out_and_an_odd_timestamp_stays_absolute() {
+        let mut headers = sent("application/json");
+        headers.remove("x-extra");
+        let stored = compact(headers.clone(), "{}", Some("{}"), &origin());
+        assert_eq!(stored.headers, "Herald/1\n-1\nv1,abc");
+        let (read, _) = expand(stored, &origin(), || "{}".into());
+        assert_eq!(
+            serde_json::from_str::<Value>(&read).unwrap(),
+            Value::Object(headers.clone())
+        );
+        // A timestamp that is not a plain number is kept as it is (packed, not relative).
+        headers.insert("webhook-timestamp".into(), json!("01700000000"));
+        let stored = compact(headers.clone(), "{}", Some("{}"), &origin());
+        assert_eq!((stored.stored_form(), stored.relative), (6, false));
+        assert_eq!(stored.headers, "Herald/1\n01700000000\nv1,abc\n{}");
+        let (read, _) = expand(stored, &origin(), || "{}".into());
+        assert_eq!(
+            serde_json::from_str::<Value>(&read).unwrap(),
+            Value::Object(headers)
+        );
+    }
+
+    #[test]
+    fn a_packed_row_written_before_relative_times_reads_its_timestamp_as_stored() {
+        let old = Stored::read(
+            6,
+            "Herald/1\n1700000000\nv1,abc\n{\"x-extra\":\"••••••\"}".into(),
+            String::new(),
+        );
+        assert!(old.packed && !old.relative);
+        let (read, _) = expand(old, &origin(), || "{}".into());
+        assert_eq!(
+            serde_json::from_str::<Value>(&read).unwrap(),
+            Value::Object(sent("application/json"))
+        );
+    }
+
+    fn response() -> Map<String, Value> {
+        json!({"content-length": "2", "content-type": "text/plain; charset=utf-8",
+               "date": "Tue, 14 Nov 2023 22:13:20 GMT"})
+        .as_object()
+        .unwrap()
+        .clone()
+    }
+
+    #[test]
+    fn response_headers_keep_the_date_as_seconds_from_the_attempt_and_read_back_exactly() {
+        let at = origin().at;
+        let stored = pack_response(response(), at);
+        assert_eq!(stored, "-1\n2\ntext/plain; charset=utf-8");
+        let read: Value = serde_json::from_str(&expand_response(stored, at)).unwrap();
+        assert_eq!(read, Value::Object(response()));
+
+        let mut more = response();
+        more.insert("x-request-id".into(), json!("r-1"));
+        let stored = pack_response(more.clone(), at + 5_000);
+        assert_eq!(
+            stored,
+            "-6\n2\ntext/plain; charset=utf-8\n{\"x-request-id\":\"r-1\"}"
+        );
+        let read: Value = serde_json::from_str(&expand_response(stored, at + 5_000)).unwrap();
+        assert_eq!(read, Value::Object(more));
+    }
+
+    #[test]
+    fn response_headers_without_a_date_that_reads_back_exactly_stay_json() {
+        let at = origin().at;
+        let mut no_date = response();
+        no_date.remove("date");
+        let mut obsolete_date = response();
+        obsolete_date.insert("date".into(), json!("Tuesday, 14-Nov-23 22:13:20 GMT"));
+        let mut no_type = response();
+        no_type.remove("content-type");
+        for headers in [no_date, obsolete_date, no_type] {
+            let stored = pack_response(headers.clone(), at);
+            assert!(stored.starts_with('{'), "{stored}");
+            let read: Value = serde_json::from_str(&expand_response(stored, at)).unwrap();
+            assert_eq!(read, Value::Object(headers));
+        }
+        // Rows written before packing are JSON, read as they are.
+        let old = Value::Object(response()).to_string();
+        assert_eq!(expand_response(old.clone(), at), old);
+        // A damaged offset loses the date, not the row.
+        let read: Value =
+            serde_json::from_str(&expand_response("99999999999999\n2\ntext/plain".into(), at))
+                .unwrap();
+        assert_eq!(
+            read,
+            json!({"content-length": "2", "content-type": "text/plain"})
+        );
     }
 }

@@ -137,7 +137,8 @@ const STORED_ATTEMPT: &str = "SELECT a.id, a.delivery_id,
     a.request_body, a.response_headers, a.response_body, a.at, d.event_id, d.event_type,
     e.channels AS event_channels, e.data AS event_data, e.created_at AS event_created_at
     FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-    LEFT JOIN events e ON a.request_form IN (2, 6) AND e.shop = a.shop AND e.id = d.event_id";
+    -- Forms 2, 6 and 14 (engine::recorded::Stored::stored_form) left the envelope out.
+    LEFT JOIN events e ON a.request_form % 4 = 2 AND e.shop = a.shop AND e.id = d.event_id";
 
 impl StoredAttempt {
     /// The attempt with its request exactly as sent.
@@ -147,6 +148,7 @@ impl StoredAttempt {
             event_type: &self.event_type,
             delivery_id: &self.delivery_id,
             number: self.number,
+            at: self.at,
         };
         let stored = Stored::read(self.request_form, self.request_headers, self.request_body);
         let (request_headers, request_body) = recorded::expand(stored, &origin, || {
@@ -174,7 +176,9 @@ impl StoredAttempt {
                 duration_ms: self.duration_ms,
                 request_headers,
                 request_body,
-                response_headers: self.response_headers,
+                response_headers: self
+                    .response_headers
+                    .map(|h| recorded::expand_response(h, self.at)),
                 response_body: self.response_body,
                 at: self.at,
             },
