@@ -766,7 +766,9 @@ async fn claim_postgres(
            lease_until = $5 + COALESCE((SELECT timeout_ms FROM endpoints e
              WHERE e.num = deliveries.endpoint), 0),
            updated_at = $3
-         FROM picked WHERE deliveries.id = picked.id
+         -- By key, through the primary key: joined to `picked` instead, the planner (which
+         -- cannot know how few rows the LIMITs leave) hashed the whole table for every claim.
+         WHERE deliveries.id = ANY(ARRAY(SELECT id FROM picked))
          RETURNING deliveries.id, deliveries.shop, deliveries.event_id, deliveries.endpoint,
            deliveries.attempt_count, deliveries.created_at, deliveries.priority,
            deliveries.lease_owner, deliveries.lease_until, deliveries.next_attempt_at)
