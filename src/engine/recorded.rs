@@ -14,7 +14,8 @@
 //! then the other kept headers as JSON, so their names are not stored again with every
 //! attempt (about 60 bytes of each). The stored form says which (see [`Stored::stored_form`]).
 //! Attempts written since times were made relative keep the timestamp as seconds from the
-//! attempt's own time (`0` or so instead of ten digits), and leave out an empty rest.
+//! attempt's own time (`0` or so instead of ten digits), and leave out an empty rest (a
+//! packed row without the rest reads as one with `{}`, whenever it was written).
 //!
 //! A response's headers are packed the same way when they hold the three every HTTP server
 //! sends (`date`, as seconds from the attempt's time, `content-length` and `content-type`):
@@ -40,7 +41,7 @@ pub enum RequestForm {
 const PACKED: i64 = 4;
 
 /// Added to a packed form's stored value when its timestamp is seconds from the attempt's
-/// time, and an empty rest of kept headers is left out.
+/// time.
 const RELATIVE: i64 = 8;
 
 /// The headers a packed request keeps one per line, in this order.
@@ -159,15 +160,14 @@ fn pack(mut headers: Map<String, Value>, at: i64) -> (bool, bool, String) {
     for name in PACKED_HEADERS {
         headers.remove(name);
     }
-    let Some(timestamp) = exact_integer(&values[1]) else {
-        return (
-            true,
-            false,
-            format!("{}\n{}", values.join("\n"), Value::Object(headers)),
-        );
+    let relative = match exact_integer(&values[1]) {
+        Some(timestamp) => {
+            values[1] = (timestamp - seconds_of(at)).to_string();
+            true
+        }
+        None => false,
     };
-    values[1] = (timestamp - seconds_of(at)).to_string();
-    (true, true, lines_then_rest(&values, headers))
+    (true, relative, lines_then_rest(&values, headers))
 }
 
 /// The kept headers of a stored request, packed or JSON, for an attempt at `at` (ms);
@@ -464,7 +464,7 @@ mod tests {
         headers.insert("webhook-timestamp".into(), json!("01700000000"));
         let stored = compact(headers.clone(), "{}", Some("{}"), &origin());
         assert_eq!((stored.stored_form(), stored.relative), (6, false));
-        assert_eq!(stored.headers, "Herald/1\n01700000000\nv1,abc\n{}");
+        assert_eq!(stored.headers, "Herald/1\n01700000000\nv1,abc");
         let (read, _) = expand(stored, &origin(), || "{}".into());
         assert_eq!(
             serde_json::from_str::<Value>(&read).unwrap(),

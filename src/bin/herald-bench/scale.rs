@@ -461,7 +461,8 @@ async fn scale_run(
 const WARM_UP_EVENTS: usize = 20_000;
 
 /// Single-event publishing at 32 keep-alive clients on a fresh SQLite Herald whose endpoint
-/// holds what it gets (`HERALD_SQLITE_SYNCHRONOUS=full`, the default: a 202 once on disk).
+/// holds what it gets, timed after [`WARM_UP_EVENTS`] (`HERALD_SQLITE_SYNCHRONOUS=full`, the
+/// default: a 202 once on disk).
 async fn single_publish_figure(
     herald_bin: &str,
     client: &reqwest::Client,
