@@ -78,7 +78,7 @@ pub async fn add(tx: &mut Tx, counts: &[(&ShopId, String, i64)]) -> Result<()> {
 /// A shop's counters whose names start with `prefix`, at `(name, n)`, sorted by name; names
 /// between `from` and `to` (exclusive) when given instead.
 #[derive(Debug, Clone, Copy)]
-enum Names<'a> {
+pub(super) enum Names<'a> {
     Prefix(&'a str),
     Range(&'a str, &'a str),
 }
@@ -93,6 +93,32 @@ impl Names<'_> {
     }
 }
 
+/// The `(name, n)` rows of a shop's (or every shop's) counters named as `names` say, from
+/// both tables: a counter's value is their sum.
+pub(super) fn push_counter_rows<'a, DB: sqlx::Database>(
+    qb: &mut QueryBuilder<'a, DB>,
+    shop_id: Option<&'a ShopId>,
+    names: Names<'_>,
+) where
+    &'a ShopId: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let (from, to) = names.bounds();
+    for (i, table) in ["counters", "count_deltas"].iter().enumerate() {
+        if i > 0 {
+            qb.push(" UNION ALL ");
+        }
+        qb.push(format!("SELECT name, n FROM {table} WHERE "));
+        if let Some(shop) = shop_id {
+            qb.push("shop_id = ").push_bind(shop).push(" AND ");
+        }
+        qb.push("name >= ")
+            .push_bind(from.clone())
+            .push(" AND name < ")
+            .push_bind(to.clone());
+    }
+}
+
 impl Store {
     /// A shop's counters named as `names` say, summed over both tables; zeros left out.
     async fn counters(
@@ -100,26 +126,11 @@ impl Store {
         shop_id: Option<&ShopId>,
         names: Names<'_>,
     ) -> Result<Vec<(String, i64)>> {
-        let (from, to) = names.bounds();
-        on_reader!(self, |pool, d| {
-            let shop_filter = if shop_id.is_some() {
-                "shop_id = ?3 AND"
-            } else {
-                ""
-            };
-            let sql = format!(
-                "SELECT name, CAST(SUM(n) AS BIGINT) FROM (
-                   SELECT name, n FROM counters WHERE {shop_filter} name >= ?1 AND name < ?2
-                   UNION ALL
-                   SELECT name, n FROM count_deltas WHERE {shop_filter} name >= ?1 AND name < ?2) x
-                 GROUP BY name HAVING SUM(n) <> 0 ORDER BY name"
-            );
-            let sql = d.sql(&sql);
-            let mut q = sqlx::query_as(&sql).bind(&from).bind(&to);
-            if let Some(shop) = shop_id {
-                q = q.bind(shop);
-            }
-            Ok(q.fetch_all(pool).await?)
+        on_reader!(self, |pool, _d| {
+            let mut qb = QueryBuilder::new("SELECT name, CAST(SUM(n) AS BIGINT) FROM (");
+            push_counter_rows(&mut qb, shop_id, names);
+            qb.push(") x GROUP BY name HAVING SUM(n) <> 0 ORDER BY name");
+            Ok(qb.build_query_as().fetch_all(pool).await?)
         })
     }
 

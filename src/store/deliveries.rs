@@ -218,9 +218,8 @@ pub async fn hold_waiting(
     .await
 }
 
-/// `AND` the shop (or `endpoint`) has deliveries of the branch's status, by the counters
-/// (both tables, as [`Store::status_counts`] sums them). Uncorrelated, so each store checks it
-/// once, before the branch's scan.
+/// `AND` the shop (or `endpoint`) has deliveries of the branch's status, by the counters.
+/// Uncorrelated, so each store computes it once.
 fn push_status_held<'a, DB: sqlx::Database>(
     qb: &mut QueryBuilder<'a, DB>,
     shop_id: &'a ShopId,
@@ -231,24 +230,12 @@ fn push_status_held<'a, DB: sqlx::Database>(
     String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
     let status = branch.status.as_deref().unwrap_or_default();
-    let from = match endpoint {
+    let prefix = match endpoint {
         Some(e) => format!("q:{status}:{e}"),
         None => format!("q:{status}:"),
     };
-    // Every name starting with `from` sorts before it followed by U+FFFF.
-    let to = format!("{from}\u{ffff}");
     qb.push(" AND (SELECT COALESCE(SUM(n), 0) FROM (");
-    for (i, table) in ["counters", "count_deltas"].iter().enumerate() {
-        if i > 0 {
-            qb.push(" UNION ALL ");
-        }
-        qb.push(format!("SELECT n FROM {table} WHERE shop_id = "))
-            .push_bind(shop_id)
-            .push(" AND name >= ")
-            .push_bind(from.clone())
-            .push(" AND name < ")
-            .push_bind(to.clone());
-    }
+    super::counters::push_counter_rows(qb, Some(shop_id), super::counters::Names::Prefix(&prefix));
     qb.push(") AS held) > 0");
 }
 
