@@ -66,8 +66,9 @@ pub struct Config {
     )]
     pub admin_password: Option<String>,
 
-    /// Sign-in attempts allowed in a burst per email, then one every 12 s; each client
-    /// address gets six times as many.
+    /// Sign-in attempts allowed in a burst per email from one client address, then one every
+    /// 12 s; each address gets six times as many over all emails, and each email ten times as
+    /// many from all addresses (then one every 6 s).
     #[arg(long, env = "HERALD_SIGNIN_BURST", default_value_t = 5, global = true)]
     pub signin_burst: u32,
 
@@ -127,6 +128,23 @@ pub struct Config {
     #[arg(long, env = "HERALD_RETENTION_SECONDS", global = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub retention_seconds: Option<u64>,
 
+    /// Seconds a connection may take to send a request's headers, counted from when it is
+    /// opened or, kept alive, from its last response: a client that sends a header line now
+    /// and then, or an idle keep-alive connection, is closed then.
+    #[arg(long, env = "HERALD_HEADER_TIMEOUT_SECONDS", default_value_t = 30, global = true, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout_seconds: u64,
+
+    /// Seconds a request may take until its response starts (reading its body included);
+    /// past it the request is answered 408 and its work stops. A live activity stream's
+    /// response starts at once and then runs for as long as it is open.
+    #[arg(long, env = "HERALD_REQUEST_TIMEOUT_SECONDS", default_value_t = 60, global = true, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout_seconds: u64,
+
+    /// Live activity streams (the Activity page, `GET /api/v1/activity`) one user or API key
+    /// may hold open at once on a node; past it a new one is refused with 429.
+    #[arg(long, env = "HERALD_STREAMS_PER_CLIENT", default_value_t = crate::engine::activity::DEFAULT_STREAMS_PER_HOLDER, global = true, value_parser = parse_streams)]
+    pub streams_per_client: usize,
+
     /// Reverse proxies whose `X-Forwarded-For` is believed, as addresses or networks
     /// (`10.0.0.1,10.1.0.0/16`). Without it the client address is the connection's peer.
     #[arg(long, env = "HERALD_TRUSTED_PROXIES", global = true, value_delimiter = ',', value_parser = parse_net)]
@@ -155,6 +173,13 @@ pub struct Config {
     /// Log filter in tracing's syntax, e.g. `info` or `herald=debug,tower_http=info`.
     #[arg(long, env = "HERALD_LOG", default_value = "info", global = true)]
     pub log: String,
+}
+
+fn parse_streams(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err(format!("`{s}` is not a number of streams from 1 to 1000")),
+    }
 }
 
 impl Config {

@@ -9,7 +9,7 @@ use crate::service::{Limits, Service};
 use crate::store::Store;
 use crate::web::{router, AppState};
 use leptos::prelude::LeptosOptions;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -20,6 +20,8 @@ pub struct Server {
     pub service: Service,
     /// How long a stop may take, from the signal to the end (`HERALD_SHUTDOWN_GRACE_SECONDS`).
     grace: std::time::Duration,
+    /// `HERALD_HEADER_TIMEOUT_SECONDS`.
+    header_timeout: std::time::Duration,
 }
 
 /// Opens the store (migrated) and the service with its engine, not yet started.
@@ -55,6 +57,8 @@ pub async fn open_service(config: &Config) -> anyhow::Result<Service> {
             allow_private_targets: config.allow_private_targets,
             retention_override: config.retention_seconds.map(std::time::Duration::from_secs),
             node_id: config.node_name(),
+            max_body_bytes: crate::engine::template::body_limit(config.max_event_bytes),
+            streams_per_holder: config.streams_per_client,
         },
     );
     Ok(Service::new(
@@ -134,8 +138,7 @@ impl Server {
         let state = AppState::new(crate::web::AppStateInner {
             leptos_options: leptos_options(addr),
             service: service.clone(),
-            email_throttle: SignInThrottle::new(config.signin_burst),
-            ip_throttle: SignInThrottle::new(config.signin_burst.saturating_mul(6)),
+            signin_throttle: SignInThrottle::new(config.signin_burst),
             metrics_token: config.metrics_token.clone().filter(|t| !t.is_empty()),
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             public_origin: config.public_url.as_deref().and_then(crate::web::origin_of),
@@ -148,6 +151,7 @@ impl Server {
             router,
             service,
             grace: std::time::Duration::from_secs(config.shutdown_grace_seconds),
+            header_timeout: std::time::Duration::from_secs(config.header_timeout_seconds),
         })
     }
 
@@ -168,12 +172,7 @@ impl Server {
         let engine = self.service.engine.clone();
         // When the signal came; the grace counts from then.
         let signalled = Arc::new((std::sync::OnceLock::new(), tokio::sync::Notify::new()));
-        let serve = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown({
+        let serve = crate::web::serve::serve(self.listener, self.router, self.header_timeout, {
             let (engine, signalled) = (engine.clone(), signalled.clone());
             async move {
                 shutdown.await;
@@ -181,11 +180,10 @@ impl Server {
                 signalled.1.notify_one();
                 engine.stop_claiming();
             }
-        })
-        .into_future();
+        });
         let grace = self.grace;
         tokio::select! {
-            result = serve => result?,
+            _ = serve => {}
             _ = async {
                 signalled.1.notified().await;
                 tokio::time::sleep(grace).await;

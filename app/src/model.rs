@@ -296,6 +296,8 @@ pub enum ServiceError {
     Conflict(String),
     /// A body or a value over its size limit.
     TooLarge(String),
+    /// More at once than the caller may have (open live streams): 429.
+    TooMany(String),
     Internal,
 }
 
@@ -336,6 +338,7 @@ impl ServiceError {
             ServiceError::BadRequest { .. } => 400,
             ServiceError::Conflict(_) => 409,
             ServiceError::TooLarge(_) => 413,
+            ServiceError::TooMany(_) => 429,
             ServiceError::Internal => 500,
         }
     }
@@ -349,6 +352,7 @@ impl ServiceError {
             ServiceError::BadRequest { .. } => "bad_request",
             ServiceError::Conflict(_) => "conflict",
             ServiceError::TooLarge(_) => "too_large",
+            ServiceError::TooMany(_) => "too_many",
             ServiceError::Internal => "internal",
         }
     }
@@ -370,7 +374,8 @@ impl std::fmt::Display for ServiceError {
             ServiceError::Forbidden(m)
             | ServiceError::NotFound(m)
             | ServiceError::Conflict(m)
-            | ServiceError::TooLarge(m) => {
+            | ServiceError::TooLarge(m)
+            | ServiceError::TooMany(m) => {
                 write!(f, "{m}")
             }
             ServiceError::Invalid { field, message }

@@ -430,6 +430,5 @@ pub async fn acknowledge_alert(
 
 /// `GET /activity`: server-sent events, one per published event, attempt and state change.
 pub async fn activity(State(s): State<AppState>, auth: ApiAuth) -> Response {
-    let engine = &s.service.engine;
-    crate::web::activity::sse(engine.activity().stream(auth.shop_id), engine.stopping())
+    crate::web::activity::shop_stream(&s.service.engine, &auth.principal, auth.shop_id)
 }

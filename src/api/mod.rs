@@ -24,6 +24,11 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+/// An error as the API answers it: its status and `{"error": {"code", "message", "field"}}`.
+pub fn error_response(e: ServiceError) -> Response {
+    ApiError(e).into_response()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
@@ -101,8 +106,7 @@ impl FromRequestParts<AppState> for ApiAuth {
         let shop = state.service.existing_shop(&row.shop_id).await?;
         if !shop.webhooks_enabled {
             return Err(ApiError(ServiceError::Forbidden(
-                "Webhooks are not enabled for this shop: an operator must enable them first."
-                    .into(),
+                crate::service::WEBHOOKS_OFF.into(),
             )));
         }
         Ok(ApiAuth {

@@ -50,49 +50,73 @@ pub struct Body {
     pub envelope: bool,
 }
 
-/// The request body for an event at an endpoint: its template rendered, or the default envelope.
-pub fn body_for(endpoint: &EndpointRow, event: &EventRow) -> Body {
-    match endpoint
-        .template
-        .as_deref()
-        .filter(|t| !t.trim().is_empty())
-    {
-        Some(t) => {
-            let ct = ContentType::parse(&endpoint.content_type).unwrap_or_default();
-            let text = with_event(
-                &event.id,
-                &event.event_type,
-                event.created_at,
-                &event.channels,
-                &event.data,
-                |ctx| render(t, ct, ctx),
-            );
-            Body {
-                content_type: ct,
-                text,
-                envelope: false,
+/// The error kind of an attempt whose template could not be rendered: nothing was sent, and
+/// nothing would change if it were tried again.
+pub const TEMPLATE_ERROR: &str = "template";
+
+/// The request body for an event at an endpoint: its template rendered (at most `max_bytes`),
+/// or the default envelope. `Err` says why the template could not make a body.
+pub fn body_for(
+    endpoint: &EndpointRow,
+    event: &EventRow,
+    max_bytes: usize,
+) -> Result<Body, String> {
+    Ok(
+        match endpoint
+            .template
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
+        {
+            Some(t) => {
+                let ct = ContentType::parse(&endpoint.content_type).unwrap_or_default();
+                let text = with_event(
+                    &event.id,
+                    &event.event_type,
+                    event.created_at,
+                    &event.channels,
+                    &event.data,
+                    |ctx| render(t, ct, ctx, max_bytes),
+                )
+                .map_err(|e| format!("the endpoint's template {e}"))?;
+                Body {
+                    content_type: ct,
+                    text,
+                    envelope: false,
+                }
             }
-        }
-        None => Body {
-            content_type: ContentType::Json,
-            text: envelope_of(
-                &event.id,
-                &event.event_type,
-                event.created_at,
-                &event.channels,
-                &event.data,
-            ),
-            envelope: true,
+            None => Body {
+                content_type: ContentType::Json,
+                text: envelope_of(
+                    &event.id,
+                    &event.event_type,
+                    event.created_at,
+                    &event.channels,
+                    &event.data,
+                ),
+                envelope: true,
+            },
         },
+    )
+}
+
+/// The body of an attempt that sends nothing (its template failed): empty, as recorded.
+pub fn no_body(endpoint: &EndpointRow) -> Body {
+    Body {
+        content_type: ContentType::parse(&endpoint.content_type).unwrap_or_default(),
+        text: String::new(),
+        envelope: false,
     }
 }
 
+/// The request of one attempt: `body` with Herald's headers, its signatures and the
+/// endpoint's credentials.
 pub fn prepare(
     endpoint: &EndpointRow,
     event: &EventRow,
     delivery: &Claimed,
     number: i64,
     secrets: &Secrets,
+    body: Body,
     now_ms: i64,
 ) -> Prepared {
     use base64::Engine as _;
@@ -100,7 +124,7 @@ pub fn prepare(
         content_type,
         text: body,
         envelope,
-    } = body_for(endpoint, event);
+    } = body;
     let ts = now_ms / 1000;
     let mut headers = vec![
         ("content-type".to_string(), content_type.mime().to_string()),
@@ -281,6 +305,11 @@ pub fn decide(
         return rec;
     }
     rec.effect = EndpointEffect::Failed;
+    // A body the template cannot make fails the same way every time: no retry.
+    if out.error_kind == Some(TEMPLATE_ERROR) {
+        rec.new_status = "failed";
+        return rec;
+    }
     let what = match (out.status, out.error_kind) {
         (_, Some(kind)) => kind.to_string(),
         (Some(code), None) => format!("HTTP {code}"),

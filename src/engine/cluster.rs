@@ -159,14 +159,18 @@ pub(super) async fn heartbeats(engine: Engine) {
     let mut shutdown = engine.inner.shutdown.subscribe();
     loop {
         if let Err(e) = engine.beat().await {
-            tracing::warn!(error = %e, "could not write this node's heartbeat");
+            tracing::warn!(error = %e, node = %engine.node_id(), "could not write this node's heartbeat");
         }
         tokio::select! {
             _ = tokio::time::sleep(HEARTBEAT) => {}
             _ = engine.inner.activity.changed() => {
                 // Others should know at once that this node now wants their activity.
-                let _ = engine.beat().await;
-                let _ = engine.inner.store.notify_listeners().await;
+                if let Err(e) = engine.beat().await {
+                    tracing::warn!(error = %e, node = %engine.node_id(), "could not write this node's heartbeat");
+                }
+                if let Err(e) = engine.inner.store.notify_listeners().await {
+                    tracing::warn!(error = %e, node = %engine.node_id(), "could not tell other nodes that this node's activity streams changed");
+                }
             }
             _ = shutdown.changed() => return,
         }
@@ -210,6 +214,7 @@ pub(super) async fn listener(engine: Engine) {
                     }
                 }
             }
+            Ok(Signal::ShopPaused(shop_id)) => engine.give_back_shop(&shop_id).await,
             Ok(Signal::Activity(payload)) => {
                 let Ok(relayed) = serde_json::from_str::<Relayed>(&payload) else {
                     continue;

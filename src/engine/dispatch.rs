@@ -332,7 +332,10 @@ async fn claim_round(
         Err(e) => {
             // Give them back rather than wait for their lease.
             let leases: Vec<_> = claimed.iter().map(Claimed::lease).collect();
-            let _ = store.release(&leases, now_ms()).await;
+            if let Err(release) = store.release(&leases, now_ms()).await {
+                tracing::warn!(error = %release, deliveries = leases.len(), node = %engine.node_id(),
+                    "could not give back deliveries whose endpoints or events could not be read; their leases will run out");
+            }
             engine.state().forget_leased(&leases);
             return Err(e);
         }
@@ -462,6 +465,16 @@ async fn worker(engine: &Engine, endpoint: &str, tx: &RecorderTx) {
     }
 }
 
+/// No secrets: for an attempt that sends nothing.
+fn unsigned() -> attempt::Secrets {
+    attempt::Secrets {
+        signing_keys: Vec::new(),
+        basic_auth: None,
+        client_certificate: None,
+        headers: Vec::new(),
+    }
+}
+
 /// Waits until the wall-clock time `at` (ms), if it is still ahead.
 async fn sleep_until_ms(at: i64) {
     let wait = at - now_ms();
@@ -482,16 +495,20 @@ async fn run(engine: &Engine, job: Job, tx: &RecorderTx) -> bool {
     } = job;
     let lease_ms = engine.inner.config.lease.as_millis() as i64;
     if !lease_covers(&c, &ep, lease_ms, now_ms()) {
-        let _ = engine.inner.store.release(&[c.lease()], now_ms()).await;
+        if let Err(e) = engine.inner.store.release(&[c.lease()], now_ms()).await {
+            tracing::warn!(error = %e, delivery_id = %c.id, node = %engine.node_id(),
+                "could not give back a delivery whose lease ran short; the lease will run out");
+        }
         engine.inner.announced.store(true, Ordering::SeqCst);
         return false;
     }
     let number = c.attempt_count + 1;
     let now = now_ms();
     let mut secret_alert = None;
-    let (req, out) = match engine.open_secrets(&ep, now) {
-        Ok(secrets) => {
-            let req = attempt::prepare(&ep, &ev, &c, number, &secrets, now);
+    let body = attempt::body_for(&ep, &ev, engine.inner.config.max_body_bytes);
+    let (req, out) = match (engine.open_secrets(&ep, now), body) {
+        (Ok(secrets), Ok(body)) => {
+            let req = attempt::prepare(&ep, &ev, &c, number, &secrets, body, now);
             let cert = secrets
                 .client_certificate
                 .as_deref()
@@ -499,16 +516,31 @@ async fn run(engine: &Engine, job: Job, tx: &RecorderTx) -> bool {
             let out = engine.inner.sender.send(&req, cert).await;
             (req, out)
         }
-        Err(why) => {
+        (Ok(_), Err(why)) => {
+            // The template cannot make this event's body: nothing is sent, and the delivery
+            // fails at once (the same render would fail again).
+            let req = attempt::prepare(
+                &ep,
+                &ev,
+                &c,
+                number,
+                &unsigned(),
+                attempt::no_body(&ep),
+                now,
+            );
+            tracing::warn!(endpoint_id = %ep.id, delivery_id = %c.id, "{why}");
+            let out = super::sender::Outcome {
+                error_kind: Some(attempt::TEMPLATE_ERROR),
+                error_message: Some(why),
+                ..Default::default()
+            };
+            (req, out)
+        }
+        (Err(why), body) => {
             // Nothing is sent: the attempt fails (and retries by the policy, in case the key
             // is put right), and the owner is told once per endpoint and process.
-            let unsigned = attempt::Secrets {
-                signing_keys: Vec::new(),
-                basic_auth: None,
-                client_certificate: None,
-                headers: Vec::new(),
-            };
-            let req = attempt::prepare(&ep, &ev, &c, number, &unsigned, now);
+            let body = body.unwrap_or_else(|_| attempt::no_body(&ep));
+            let req = attempt::prepare(&ep, &ev, &c, number, &unsigned(), body, now);
             tracing::error!(endpoint_id = %ep.id, "{why}");
             if engine.first_secret_failure(&ep.id) {
                 secret_alert = Some((

@@ -19,7 +19,7 @@ mod state;
 pub mod template;
 
 use crate::crypto::SecretBox;
-use crate::ids::now_ms;
+use crate::ids::{now_ms, ShopId};
 use crate::store::attempts::{AttemptRecord, EndpointEffect};
 use crate::store::deliveries::LeaseRef;
 use crate::store::endpoints::EndpointRow;
@@ -42,6 +42,11 @@ pub struct EngineConfig {
     pub retention_override: Option<Duration>,
     /// This node's name (`HERALD_NODE_ID`).
     pub node_id: String,
+    /// The largest body a template may render to ([`template::body_limit`] of the event size
+    /// limit): past it the attempt fails without sending.
+    pub max_body_bytes: usize,
+    /// Live activity streams one principal may hold open (`HERALD_STREAMS_PER_CLIENT`).
+    pub streams_per_holder: usize,
 }
 
 /// Handle to the running engine. Cheap to clone.
@@ -99,11 +104,11 @@ impl Engine {
             inner: Arc::new(Inner {
                 sender: sender::Sender::new(config.allow_private_targets),
                 global: Arc::new(Semaphore::new(config.concurrency.max(1))),
+                activity: ActivityHub::new(config.streams_per_holder),
                 store,
                 secrets,
                 config,
                 wake: Notify::new(),
-                activity: ActivityHub::default(),
                 metrics,
                 state: Mutex::default(),
                 gates: Mutex::new(HashMap::new()),
@@ -276,6 +281,31 @@ impl Engine {
             tracing::error!(error = %e, "could not give back deliveries; their leases will run out");
         }
         self.wake();
+    }
+
+    /// A shop's webhooks were turned off: its deliveries leased but not yet started go back
+    /// to the queue (held), on this node and, told through PostgreSQL, on every other.
+    pub async fn shop_paused(&self, shop_id: &ShopId) {
+        self.give_back_shop(shop_id).await;
+        if let Err(e) = self.inner.store.notify_shop_paused(shop_id).await {
+            tracing::warn!(error = %e, %shop_id,
+                "could not tell other nodes that a shop's webhooks are off; what they read ahead goes out");
+        }
+    }
+
+    /// Gives back this node's read-ahead of a shop (held, as its webhooks are off). Under
+    /// the claim lock: a claim round in progress queues its jobs first, then they are taken.
+    pub(crate) async fn give_back_shop(&self, shop_id: &str) {
+        let leases = {
+            let _round = self.inner.claiming.lock().await;
+            self.state().take_shop_jobs(shop_id)
+        };
+        if leases.is_empty() {
+            return;
+        }
+        if let Err(e) = self.inner.store.release(&leases, now_ms()).await {
+            tracing::warn!(error = %e, %shop_id, "could not give back a paused shop's deliveries; their leases will run out");
+        }
     }
 
     /// Takes a leased delivery of this shop out of its ready queue, if it waits there (read

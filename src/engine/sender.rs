@@ -70,6 +70,19 @@ fn builder(allow_private: bool) -> reqwest::ClientBuilder {
 }
 
 /// Finds the most specific kind for a transport error.
+/// A transport error as an attempt records it: the endpoint's URL in it without its query
+/// string (tokens live there) or credentials, as viewers and alerts are shown it.
+fn error_text(err: reqwest::Error, url: &str) -> String {
+    if err.url().is_none() {
+        return err.to_string();
+    }
+    format!(
+        "{} for url ({})",
+        err.without_url(),
+        super::attempt::display_url(url)
+    )
+}
+
 fn classify(err: &reqwest::Error) -> &'static str {
     if guard::error_is_blocked(err) {
         return "blocked";
@@ -161,7 +174,7 @@ impl Sender {
         }
         let resp = match builder.send().await {
             Ok(r) => r,
-            Err(e) => return fail(classify(&e), e.to_string()),
+            Err(e) => return fail(classify(&e), error_text(e, &req.url)),
         };
         let status = resp.status().as_u16();
         let headers = resp
@@ -204,7 +217,7 @@ impl Sender {
         if let Some(e) = error {
             if e.is_timeout() {
                 out.error_kind = Some("timeout");
-                out.error_message = Some(e.to_string());
+                out.error_message = Some(error_text(e, &req.url));
             }
         }
         out

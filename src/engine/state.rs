@@ -260,6 +260,24 @@ impl State {
         leases
     }
 
+    /// A shop's jobs not yet started, taken out of every ready queue (its webhooks were
+    /// turned off).
+    pub fn take_shop_jobs(&mut self, shop_id: &str) -> Vec<LeaseRef> {
+        let mut leases = Vec::new();
+        for queue in self.ready.values_mut() {
+            queue.retain(|j| {
+                let mine = j.delivery.shop_id == shop_id;
+                if mine {
+                    leases.push(j.delivery.lease());
+                }
+                !mine
+            });
+        }
+        self.ready.retain(|_, queue| !queue.is_empty());
+        self.forget_leased(&leases);
+        leases
+    }
+
     /// Takes a leased delivery of this shop out of its ready queue, if it waits there (read
     /// ahead, not yet being sent), and returns its lease.
     pub fn take_queued(&mut self, shop_id: &str, delivery_id: &str) -> Option<LeaseRef> {

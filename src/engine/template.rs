@@ -14,6 +14,41 @@ use serde_json::Value;
 /// Longest template accepted, so a stored template cannot make every delivery expensive.
 pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
 
+/// The largest body a template may render to, for an installation whose events are at most
+/// `max_event_bytes`: one event's worth of data plus one template's worth of text. A template
+/// that carries the event once always fits; one that repeats it (`{data}{data}…`) does not.
+pub fn body_limit(max_event_bytes: usize) -> usize {
+    max_event_bytes.saturating_add(MAX_TEMPLATE_BYTES)
+}
+
+/// A template whose body would pass its limit: rendering stopped there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLarge {
+    pub limit: usize,
+}
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "renders to more than {} bytes, the most a body may have (the event size limit \
+             plus {MAX_TEMPLATE_BYTES} bytes)",
+            self.limit
+        )
+    }
+}
+
+/// Refuses a template longer than [`MAX_TEMPLATE_BYTES`]; checked before anything renders.
+pub fn check_length(template: &str) -> Result<(), String> {
+    if template.len() > MAX_TEMPLATE_BYTES {
+        return Err(format!(
+            "is too long ({} bytes; the limit is {MAX_TEMPLATE_BYTES})",
+            template.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Tags that Herald fills from the event itself rather than from its data, in the order the
 /// panel lists them.
 const BUILTIN_TAGS: [&str; 8] = [
@@ -202,7 +237,17 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 /// literals: inside one, the value's text is string-escaped; outside, the value is inserted as
 /// a JSON value (`null` when missing). A valid JSON template therefore always renders valid
 /// JSON.
-pub fn render(template: &str, content_type: ContentType, ctx: &EventContext) -> String {
+///
+/// A template may name the whole data many times (`{data}{data}…`): rendering stops with
+/// [`TooLarge`] once the body passes `max_bytes`, so no template can make one event cost
+/// more memory than that ([`body_limit`]).
+pub fn render(
+    template: &str,
+    content_type: ContentType,
+    ctx: &EventContext,
+    max_bytes: usize,
+) -> Result<String, TooLarge> {
+    let too_large = TooLarge { limit: max_bytes };
     let bytes = template.as_bytes();
     let mut out = String::with_capacity(template.len() + 64);
     let mut json = JsonScan::default();
@@ -222,6 +267,11 @@ pub fn render(template: &str, content_type: ContentType, ctx: &EventContext) -> 
                     json.in_string,
                     lookup(tag, ctx).as_deref(),
                 );
+                // Checked after every value: one value is at most an event's data (escaped),
+                // so the body never grows far past the limit before rendering stops.
+                if out.len() > max_bytes {
+                    return Err(too_large);
+                }
                 i += len + 2;
                 literal_start = i;
                 continue;
@@ -231,30 +281,29 @@ pub fn render(template: &str, content_type: ContentType, ctx: &EventContext) -> 
         i += 1;
     }
     out.push_str(&template[literal_start..]);
-    out
+    if out.len() > max_bytes {
+        return Err(too_large);
+    }
+    Ok(out)
 }
 
 /// Checks a template before it is saved, so a broken body is caught in the panel rather than
-/// by the receiver. `Err` holds a sentence fragment describing the problem, meant to follow
-/// "template ...".
+/// by the receiver: its length first (before anything is rendered), then what it renders to
+/// against the sample, at most `max_bytes` of it. `Err` holds a sentence fragment describing
+/// the problem, meant to follow "template ...".
 pub fn validate(
     template: &str,
     content_type: ContentType,
     sample: &EventContext,
+    max_bytes: usize,
 ) -> Result<(), String> {
-    if template.len() > MAX_TEMPLATE_BYTES {
-        return Err(format!(
-            "is too long ({} bytes; the limit is {MAX_TEMPLATE_BYTES})",
-            template.len()
-        ));
-    }
+    check_length(template)?;
+    let rendered = render(template, content_type, sample, max_bytes)
+        .map_err(|e| format!("{e} with the sample event"))?;
     match content_type {
-        ContentType::Json => {
-            let rendered = render(template, content_type, sample);
-            serde_json::from_str::<Value>(&rendered)
-                .map(drop)
-                .map_err(|err| format!("does not render to valid JSON: {err}"))
-        }
+        ContentType::Json => serde_json::from_str::<Value>(&rendered)
+            .map(drop)
+            .map_err(|err| format!("does not render to valid JSON: {err}")),
         ContentType::Xml => {
             let trimmed = template.trim();
             if trimmed.is_empty() {
@@ -267,6 +316,32 @@ pub fn validate(
         }
         ContentType::Text => Ok(()),
     }
+}
+
+/// What the panel's preview shows for a template against a sample: the body (pretty when it
+/// is JSON) and the problem, if any. The length is checked before anything renders, and the
+/// render stops at `max_bytes`, so a preview costs at most that whatever is posted.
+pub fn preview(
+    template: &str,
+    content_type: ContentType,
+    sample: &EventContext,
+    max_bytes: usize,
+) -> (String, Option<String>) {
+    if let Err(error) = check_length(template) {
+        return (String::new(), Some(error));
+    }
+    let body = match render(template, content_type, sample, max_bytes) {
+        Ok(body) => body,
+        Err(e) => return (String::new(), Some(format!("{e} with the sample event"))),
+    };
+    let error = validate(template, content_type, sample, max_bytes).err();
+    let body = match (content_type, &error) {
+        (ContentType::Json, None) => serde_json::from_str::<Value>(&body)
+            .and_then(|v| serde_json::to_string_pretty(&v))
+            .unwrap_or(body),
+        _ => body,
+    };
+    (body, error)
 }
 
 /// The merge fields the panel offers for an event: the built-in tags, then every leaf path of
@@ -454,6 +529,19 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Renders without a size limit (the tests' templates and data are small).
+    fn render_all(template: &str, content_type: ContentType, ctx: &EventContext) -> String {
+        render(template, content_type, ctx, usize::MAX).expect("no limit")
+    }
+
+    fn validate_all(
+        template: &str,
+        content_type: ContentType,
+        ctx: &EventContext,
+    ) -> Result<(), String> {
+        validate(template, content_type, ctx, usize::MAX)
+    }
+
     fn ctx<'a>(channels: &'a [String], data: &'a Value) -> EventContext<'a> {
         EventContext {
             event_id: "evt_1",
@@ -543,7 +631,7 @@ mod tests {
         let template = "{event_id}|{event_type}|{family}|{action}|{timestamp}|{timestamp_unix}|\
                         {channel}|{channels}";
         assert_eq!(
-            render(template, ContentType::Text, &ctx(&chans, &data)),
+            render_all(template, ContentType::Text, &ctx(&chans, &data)),
             "evt_1|order.created|order|order.created|2021-02-25T15:02:10Z|1614265330|billing|\
              billing,ops"
         );
@@ -553,7 +641,7 @@ mod tests {
     fn channel_is_empty_when_the_event_has_no_channels() {
         let data = order();
         assert_eq!(
-            render(
+            render_all(
                 "[{channel}][{channels}]",
                 ContentType::Text,
                 &ctx(&[], &data)
@@ -566,18 +654,21 @@ mod tests {
     fn nested_paths_and_array_indexes_reach_into_data() {
         let (chans, data) = (channels(), order());
         let c = ctx(&chans, &data);
-        assert_eq!(render("{ticket_ref}", ContentType::Text, &c), "T-42");
+        assert_eq!(render_all("{ticket_ref}", ContentType::Text, &c), "T-42");
         assert_eq!(
-            render("{order.customer.email}", ContentType::Text, &c),
+            render_all("{order.customer.email}", ContentType::Text, &c),
             "a@b.c"
         );
         assert_eq!(
-            render("{items.1.sku}/{items.0.qty}", ContentType::Text, &c),
+            render_all("{items.1.sku}/{items.0.qty}", ContentType::Text, &c),
             "B-2/2"
         );
-        assert_eq!(render("{data.order.total}", ContentType::Text, &c), "12.5");
         assert_eq!(
-            render("{items.9.sku}{order.total.x}", ContentType::Text, &c),
+            render_all("{data.order.total}", ContentType::Text, &c),
+            "12.5"
+        );
+        assert_eq!(
+            render_all("{items.9.sku}{order.total.x}", ContentType::Text, &c),
             ""
         );
     }
@@ -588,7 +679,7 @@ mod tests {
         let data = json!({"channel": "from-data"});
         let c = ctx(&chans, &data);
         assert_eq!(
-            render("{channel} {data.channel}", ContentType::Text, &c),
+            render_all("{channel} {data.channel}", ContentType::Text, &c),
             "billing from-data"
         );
     }
@@ -597,7 +688,7 @@ mod tests {
     fn json_strings_get_quotes_newlines_and_backslashes_escaped() {
         let chans = channels();
         let data = json!({"note": "He said \"hi\"\nC:\\path\u{1}"});
-        let body = render(
+        let body = render_all(
             r#"{"note": "> {note}"}"#,
             ContentType::Json,
             &ctx(&chans, &data),
@@ -611,7 +702,7 @@ mod tests {
     fn json_strings_get_scalars_as_text_and_objects_as_escaped_json() {
         let (chans, data) = (channels(), order());
         let template = r#"{"s": "{count}/{order.total}/{missing}/{order.customer}"}"#;
-        let body = render(template, ContentType::Json, &ctx(&chans, &data));
+        let body = render_all(template, ContentType::Json, &ctx(&chans, &data));
         assert_eq!(body, r#"{"s": "3/12.5//{\"email\":\"a@b.c\"}"}"#);
     }
 
@@ -620,7 +711,7 @@ mod tests {
         let (chans, data) = (channels(), order());
         let template =
             r#"{"n": {count}, "c": {order.customer}, "gone": {missing}, "id": {event_id}}"#;
-        let body = render(template, ContentType::Json, &ctx(&chans, &data));
+        let body = render_all(template, ContentType::Json, &ctx(&chans, &data));
         assert_eq!(
             body,
             r#"{"n": 3, "c": {"email":"a@b.c"}, "gone": null, "id": "evt_1"}"#
@@ -631,7 +722,7 @@ mod tests {
     fn escaped_quotes_in_the_template_do_not_end_the_string() {
         let chans = channels();
         let data = json!({"q": "\""});
-        let body = render(r#"{"a": "x\"{q}"}"#, ContentType::Json, &ctx(&chans, &data));
+        let body = render_all(r#"{"a": "x\"{q}"}"#, ContentType::Json, &ctx(&chans, &data));
         assert_eq!(body, r#"{"a": "x\"\""}"#);
     }
 
@@ -639,7 +730,7 @@ mod tests {
     fn xml_values_are_entity_escaped() {
         let chans = channels();
         let data = json!({"name": "Tom & \"Jerry\" <'cat'>"});
-        let body = render(
+        let body = render_all(
             "<n a='{name}'>{name}{missing}</n>",
             ContentType::Xml,
             &ctx(&chans, &data),
@@ -657,7 +748,7 @@ mod tests {
         let data = json!({"msg": "a \"b\" & <c>\n"});
         let c = ctx(&chans, &data);
         assert_eq!(
-            render("Note: {msg}{missing}", ContentType::Text, &c),
+            render_all("Note: {msg}{missing}", ContentType::Text, &c),
             "Note: a \"b\" & <c>\n"
         );
     }
@@ -668,12 +759,12 @@ mod tests {
         let c = ctx(&chans, &data);
         let text = r#"{"a": 1} { x } {} {a..b} {.a} {a.} {a-b} {{ticket_ref}} {ticket_ref"#;
         assert_eq!(
-            render(text, ContentType::Text, &c),
+            render_all(text, ContentType::Text, &c),
             r#"{"a": 1} { x } {} {a..b} {.a} {a.} {a-b} {T-42} {ticket_ref"#
         );
         let json_template = r#"{"outer": {"inner": {count}}, "ref": "{ticket_ref}"}"#;
         assert_eq!(
-            render(json_template, ContentType::Json, &c),
+            render_all(json_template, ContentType::Json, &c),
             r#"{"outer": {"inner": 3}, "ref": "T-42"}"#
         );
     }
@@ -682,7 +773,7 @@ mod tests {
     fn non_ascii_text_survives_rendering() {
         let chans = channels();
         let data = json!({"city": "Zürich"});
-        let body = render("«{city}» ✓", ContentType::Text, &ctx(&chans, &data));
+        let body = render_all("«{city}» ✓", ContentType::Text, &ctx(&chans, &data));
         assert_eq!(body, "«Zürich» ✓");
     }
 
@@ -691,7 +782,7 @@ mod tests {
         let (chans, data) = (channels(), order());
         let template = r#"{"id": "{event_id}", "total": {order.total}, "who": {order.customer}}"#;
         assert_eq!(
-            validate(template, ContentType::Json, &ctx(&chans, &data)),
+            validate_all(template, ContentType::Json, &ctx(&chans, &data)),
             Ok(())
         );
     }
@@ -700,7 +791,7 @@ mod tests {
     fn validate_rejects_a_broken_json_template_and_says_why() {
         let (chans, data) = (channels(), order());
         let err =
-            validate(r#"{"a": 1 "b": 2}"#, ContentType::Json, &ctx(&chans, &data)).unwrap_err();
+            validate_all(r#"{"a": 1 "b": 2}"#, ContentType::Json, &ctx(&chans, &data)).unwrap_err();
         assert!(err.starts_with("does not render to valid JSON: "), "{err}");
         assert!(err.contains("line 1 column"), "{err}");
     }
@@ -710,12 +801,15 @@ mod tests {
         let (chans, data) = (channels(), order());
         let c = ctx(&chans, &data);
         assert_eq!(
-            validate("  <a>{event_id}</a>", ContentType::Xml, &c),
+            validate_all("  <a>{event_id}</a>", ContentType::Xml, &c),
             Ok(())
         );
-        assert!(validate("   ", ContentType::Xml, &c).is_err());
-        assert!(validate("a<b/>", ContentType::Xml, &c).is_err());
-        assert_eq!(validate("anything {at all", ContentType::Text, &c), Ok(()));
+        assert!(validate_all("   ", ContentType::Xml, &c).is_err());
+        assert!(validate_all("a<b/>", ContentType::Xml, &c).is_err());
+        assert_eq!(
+            validate_all("anything {at all", ContentType::Text, &c),
+            Ok(())
+        );
     }
 
     #[test]
@@ -723,9 +817,73 @@ mod tests {
         let (chans, data) = (channels(), order());
         let c = ctx(&chans, &data);
         let long = "x".repeat(MAX_TEMPLATE_BYTES + 1);
-        let err = validate(&long, ContentType::Text, &c).unwrap_err();
+        let err = validate_all(&long, ContentType::Text, &c).unwrap_err();
         assert!(err.contains("too long"), "{err}");
-        assert_eq!(validate(&long[1..], ContentType::Text, &c), Ok(()));
+        assert_eq!(validate_all(&long[1..], ContentType::Text, &c), Ok(()));
+    }
+
+    #[test]
+    fn rendering_stops_once_the_body_passes_its_limit() {
+        // 100 KiB of data named by every tag of a 64 KiB template would be a 1 GiB body.
+        let chans = channels();
+        let data = json!({"blob": "x".repeat(100 * 1024)});
+        let c = ctx(&chans, &data);
+        let template = "{data}".repeat(MAX_TEMPLATE_BYTES / 6);
+        let limit = body_limit(1024 * 1024);
+        for ct in [ContentType::Text, ContentType::Json, ContentType::Xml] {
+            let err = render(&template, ct, &c, limit).unwrap_err();
+            assert_eq!(err, TooLarge { limit });
+            assert!(err.to_string().contains("renders to more than"), "{err}");
+        }
+        // The same event once fits, with the template's own text around it.
+        let once = format!("{}{{data}}", " ".repeat(MAX_TEMPLATE_BYTES - 6));
+        let body = render(&once, ContentType::Text, &c, limit).unwrap();
+        assert!(body.len() > 100 * 1024 && body.len() <= limit);
+        // Literal text counts too: a limit below the template alone is passed at the end.
+        assert!(render("abcdef", ContentType::Text, &c, 5).is_err());
+        assert_eq!(render("abcde", ContentType::Text, &c, 5).unwrap(), "abcde");
+    }
+
+    #[test]
+    fn validate_checks_the_length_before_rendering_and_bounds_the_render() {
+        let chans = channels();
+        let data = json!({"blob": "x".repeat(10 * 1024)});
+        let c = ctx(&chans, &data);
+        // Too long: refused for its length, whatever it would render to.
+        let long = "{data}".repeat(MAX_TEMPLATE_BYTES / 6 + 1);
+        let err = validate(&long, ContentType::Text, &c, usize::MAX).unwrap_err();
+        assert!(err.starts_with("is too long"), "{err}");
+        // Short enough, but it renders past the limit against the sample.
+        let many = "{data}".repeat(100);
+        let err = validate(&many, ContentType::Text, &c, 64 * 1024).unwrap_err();
+        assert!(err.contains("renders to more than 65536 bytes"), "{err}");
+        assert_eq!(validate("{data}", ContentType::Text, &c, 64 * 1024), Ok(()));
+    }
+
+    #[test]
+    fn the_preview_refuses_a_long_template_before_rendering_it() {
+        let chans = channels();
+        let data = json!({"blob": "x".repeat(64 * 1024)});
+        let c = ctx(&chans, &data);
+        // 2 MiB of `{data}` tags: rendered, 350,000 copies of the sample (22 GiB).
+        let huge = "{data}".repeat(2 * 1024 * 1024 / 6);
+        let started = std::time::Instant::now();
+        let (body, error) = preview(&huge, ContentType::Text, &c, usize::MAX);
+        assert!(body.is_empty());
+        assert!(error.unwrap().starts_with("is too long"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // Within the length limit, the render stops at its limit.
+        let many = "{data}".repeat(1000);
+        let (body, error) = preview(&many, ContentType::Text, &c, 1024 * 1024);
+        assert!(body.is_empty());
+        assert!(error.unwrap().contains("renders to more than"));
+        let (body, error) = preview(
+            r#"{"a": {count}}"#,
+            ContentType::Json,
+            &ctx(&chans, &order()),
+            1024,
+        );
+        assert_eq!((body.as_str(), error), ("{\n  \"a\": 3\n}", None));
     }
 
     #[test]

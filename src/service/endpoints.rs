@@ -126,6 +126,61 @@ fn parse_url(s: &str, require_https: bool) -> ServiceResult<String> {
     Ok(url.to_string())
 }
 
+/// A URL's origin: scheme, host and port (the default port when none is written).
+fn origin(url: &str) -> Option<(String, String, u16)> {
+    let u = url::Url::parse(url).ok()?;
+    Some((
+        u.scheme().to_string(),
+        u.host_str()?.to_ascii_lowercase(),
+        u.port_or_known_default()?,
+    ))
+}
+
+/// Which write-only credentials a change gives again (or removes).
+struct CredentialsGiven {
+    password: bool,
+    headers: bool,
+}
+
+impl CredentialsGiven {
+    fn of(input: &EndpointInput) -> Self {
+        CredentialsGiven {
+            password: match &input.basic_auth {
+                Some(Some(auth)) => auth.password.is_some(),
+                Some(None) => true,
+                None => false,
+            },
+            headers: input.headers.is_some(),
+        }
+    }
+
+    /// A change of origin keeps no credential it did not give again: the basic-auth password
+    /// and the extra headers' values were set for the old host, and would otherwise go to
+    /// the new one with its next delivery. Refused (nothing is written), naming `url`.
+    fn check_kept(&self, row: &EndpointRow) -> ServiceResult<()> {
+        let mut kept = Vec::new();
+        if row.basic_auth_password_enc.is_some() && !self.password {
+            kept.push("basic_auth (its password)");
+        }
+        if !row.headers.is_empty() && !self.headers {
+            kept.push("headers (their values)");
+        }
+        if kept.is_empty() {
+            return Ok(());
+        }
+        Err(ServiceError::invalid(
+            "url",
+            format!(
+                "moves the endpoint to another origin (scheme, host or port), and the \
+                 credentials set for the old one would go with it: give {} again in the same \
+                 change, or remove {}",
+                kept.join(" and "),
+                if kept.len() == 1 { "it" } else { "them" }
+            ),
+        ))
+    }
+}
+
 fn valid_header_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 100
@@ -158,6 +213,8 @@ impl Service {
         input: EndpointInput,
         require_https: bool,
     ) -> ServiceResult<()> {
+        let old_origin = (!row.url.is_empty()).then(|| origin(&row.url));
+        let credentials_given = CredentialsGiven::of(&input);
         if let Some(url) = input.url {
             row.url = parse_url(&url, require_https)?;
         } else if row.url.is_empty() {
@@ -280,7 +337,8 @@ impl Service {
                 data: &sample,
             };
             let ct = ContentType::parse(&row.content_type).unwrap_or_default();
-            template::validate(t, ct, &ctx).map_err(|m| ServiceError::invalid("template", m))?;
+            template::validate(t, ct, &ctx, self.limits.max_body_bytes())
+                .map_err(|m| ServiceError::invalid("template", m))?;
         }
         if let Some(r) = input.retry {
             let policy: RetryPolicy = serde_json::from_value(r).map_err(|e| {
@@ -371,6 +429,9 @@ impl Service {
             }
             row.rate_limit_per_second = r;
         }
+        if old_origin.is_some_and(|o| o != origin(&row.url)) {
+            credentials_given.check_kept(row)?;
+        }
         Ok(())
     }
 
@@ -404,7 +465,8 @@ impl Service {
         self.endpoint_view_as(row, secret, true)
     }
 
-    /// The view of an endpoint for a reader who may (`reveal`) or may not see header values.
+    /// The view of an endpoint for a reader who may (`reveal`) or may not see header values
+    /// and the URL's query string.
     pub fn endpoint_view_as(
         &self,
         row: &EndpointRow,
@@ -413,7 +475,12 @@ impl Service {
     ) -> EndpointView {
         EndpointView {
             id: row.id.to_string(),
-            url: row.url.clone(),
+            // Tokens live in query strings: only those who manage the shop see them.
+            url: if reveal {
+                row.url.clone()
+            } else {
+                crate::engine::attempt::display_url(&row.url)
+            },
             description: row.description.clone(),
             enabled: row.enabled,
             disabled_reason: row.disabled_reason.clone(),

@@ -33,6 +33,12 @@ pub struct EventInput {
     pub entity_key: Option<String>,
 }
 
+pub use crate::store::event_types::MAX_EVENT_TYPES;
+
+/// Largest sample payload (and schema) an event type may keep, as compact JSON. A type
+/// discovered on publish keeps its first payload as its sample only when it fits.
+pub const MAX_SAMPLE_BYTES: usize = 64 * 1024;
+
 /// Event ids given by the publisher: 1–200 characters of letters, digits and `_-.:`.
 fn valid_event_id(id: &str) -> bool {
     (1..=200).contains(&id.len())
@@ -70,7 +76,7 @@ fn fan_out(
 ) -> (Vec<NewEvent>, Vec<(String, String)>) {
     let mut discovered: Vec<(String, String)> = Vec::new();
     let mut events = Vec::with_capacity(parsed.len());
-    for (ev, data) in parsed {
+    for (ev, _) in parsed {
         let mut ev = ev.clone();
         ev.targets = config
             .subscribers
@@ -86,11 +92,61 @@ fn fan_out(
             || config.knows_type(&ev.event_type)
             || discovered.iter().any(|(n, _)| *n == ev.event_type);
         if !is_known {
-            discovered.push((ev.event_type.clone(), data.to_string()));
+            let sample = if ev.data.len() <= MAX_SAMPLE_BYTES {
+                ev.data.clone()
+            } else {
+                "{}".to_string()
+            };
+            discovered.push((ev.event_type.clone(), sample));
         }
         events.push(ev);
     }
     (events, discovered)
+}
+
+/// Refuses a publish that would take the shop past [`MAX_EVENT_TYPES`], naming the first
+/// event of a new type.
+fn check_type_room(
+    config: &PublishConfig,
+    events: &[NewEvent],
+    discovered: &[(String, String)],
+    batch: bool,
+) -> ServiceResult<()> {
+    let Some((first_new, _)) = discovered.first() else {
+        return Ok(());
+    };
+    if config.type_count() + discovered.len() <= MAX_EVENT_TYPES {
+        return Ok(());
+    }
+    let i = events
+        .iter()
+        .position(|e| &e.event_type == first_new)
+        .unwrap_or_default();
+    let field = if batch {
+        format!("[{i}].type")
+    } else {
+        "type".to_string()
+    };
+    Err(ServiceError::invalid(
+        &field,
+        format!(
+            "{first_new} would be a new event type, and the shop already has {} of the \
+             {MAX_EVENT_TYPES} it may have: delete unused types in the catalog first",
+            config.type_count()
+        ),
+    ))
+}
+
+/// Refuses a sample or schema larger than [`MAX_SAMPLE_BYTES`], naming the field.
+fn check_json_size(field: &str, value: &serde_json::Value) -> ServiceResult<()> {
+    let len = value.to_string().len();
+    if len > MAX_SAMPLE_BYTES {
+        return Err(ServiceError::invalid(
+            field,
+            format!("is {len} bytes as JSON; the most it may have is {MAX_SAMPLE_BYTES}"),
+        ));
+    }
+    Ok(())
 }
 
 impl Service {
@@ -191,6 +247,31 @@ impl Service {
             self.check_publisher(who, &config)?;
         }
         let parsed = self.parse_events(inputs, batch)?;
+        // The commit and what follows it (waking the senders, metrics, the activity feed) run
+        // in a task of their own: a producer that hangs up while its request waits for the
+        // group commit drops this future, but its events may be committed all the same, and
+        // then they must be sent as promptly as any other.
+        let (this, who, shop_id) = (self.clone(), who.clone(), shop_id.clone());
+        tokio::spawn(async move {
+            this.commit_publish(&who, &shop_id, config, parsed, batch)
+                .await
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "a publish task failed");
+            ServiceError::Internal
+        })?
+    }
+
+    /// Commits parsed events with the shop's configuration and runs what follows the commit.
+    async fn commit_publish(
+        &self,
+        who: &Principal,
+        shop_id: &ShopId,
+        mut config: Arc<PublishConfig>,
+        parsed: Vec<(NewEvent, serde_json::Value)>,
+        batch: bool,
+    ) -> ServiceResult<Vec<Published>> {
         // A configuration that changed since it was read is read again; it changes only when
         // someone edits the shop, so a second round is rare and a fifth means something is
         // wrong.
@@ -200,6 +281,7 @@ impl Service {
                 self.check_publisher(who, &config)?;
             }
             let (events, discovered) = fan_out(&config, &parsed);
+            check_type_room(&config, &events, &discovered, batch)?;
             let committed = self
                 .group
                 .submit(PublishRequest {
@@ -230,10 +312,7 @@ impl Service {
             }
         }
         if !config.webhooks_enabled {
-            return Err(ServiceError::Forbidden(
-                "Webhooks are not enabled for this shop: an operator must enable them first."
-                    .into(),
-            ));
+            return Err(ServiceError::Forbidden(crate::service::WEBHOOKS_OFF.into()));
         }
         Ok(())
     }
@@ -470,6 +549,7 @@ impl Service {
             if !s.is_object() {
                 return Err(ServiceError::invalid("sample", "must be a JSON object"));
             }
+            check_json_size("sample", s)?;
         }
         if let Some(s) = &schema {
             if !s.is_object() && !s.is_boolean() {
@@ -478,6 +558,18 @@ impl Service {
                     "must be a JSON Schema object",
                 ));
             }
+            check_json_size("schema", s)?;
+        }
+        let own = self.store.event_types_of_shop(shop_id).await?;
+        if !own.iter().any(|t| t.name == name) && own.len() >= MAX_EVENT_TYPES {
+            return Err(ServiceError::invalid(
+                "name",
+                format!(
+                    "the shop already has {} event types, the most it may have: delete unused \
+                     types first",
+                    own.len()
+                ),
+            ));
         }
         if description
             .as_deref()

@@ -16,10 +16,21 @@ use app::backend::{Backend, ServiceResult};
 use app::dto::*;
 use app::model::*;
 
+/// Why a shop may not publish, retry or test: its operator's switch is off (seed 004).
+pub const WEBHOOKS_OFF: &str =
+    "Webhooks are not enabled for this shop: an operator must enable them first; until then nothing is sent.";
+
 /// Size limits applied at the edge.
 #[derive(Clone, Debug)]
 pub struct Limits {
     pub max_event_bytes: usize,
+}
+
+impl Limits {
+    /// The largest body a template may render to (the engine's limit too).
+    pub fn max_body_bytes(&self) -> usize {
+        crate::engine::template::body_limit(self.max_event_bytes)
+    }
 }
 
 #[derive(Clone)]
@@ -207,6 +218,16 @@ impl Service {
             email: "system".into(),
             operator: true,
             memberships: vec![],
+        }
+    }
+
+    /// Refuses what would send a webhook (a retry, a test event) while the shop's webhooks
+    /// are off: nothing goes out until an operator turns them on again.
+    pub(crate) async fn require_webhooks_on(&self, shop_id: &ShopId) -> ServiceResult<()> {
+        if self.existing_shop(shop_id).await?.webhooks_enabled {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden(WEBHOOKS_OFF.into()))
         }
     }
 
@@ -405,6 +426,12 @@ impl Backend for Service {
             return Err(ServiceError::NotFound(format!(
                 "No shop with id {shop_id}."
             )));
+        }
+        if enabled {
+            // Its held deliveries were resumed.
+            self.engine.announce();
+        } else {
+            self.engine.shop_paused(shop_id).await;
         }
         tracing::info!(%shop_id, enabled, "webhooks feature changed");
         Ok(())

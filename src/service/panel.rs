@@ -57,6 +57,10 @@ fn log_view(r: &AttemptLogRow) -> AttemptLogView {
     }
 }
 
+/// Most deliveries one selection action (retry or cancel the selected) may name: each is a
+/// statement on the writer, and the Queue page selects at most a page of them.
+pub const MAX_SELECTED: usize = 500;
+
 impl Service {
     /// Renders a template against an event type's sample, as the endpoint would send it.
     pub async fn preview_template(
@@ -94,14 +98,7 @@ impl Service {
                 merge_fields,
             });
         }
-        let body = template::render(tpl, ct, &ctx);
-        let error = template::validate(tpl, ct, &ctx).err();
-        let body = match (ct, &error) {
-            (ContentType::Json, None) => serde_json::from_str::<serde_json::Value>(&body)
-                .and_then(|v| serde_json::to_string_pretty(&v))
-                .unwrap_or(body),
-            _ => body,
-        };
+        let (body, error) = template::preview(tpl, ct, &ctx, self.limits.max_body_bytes());
         Ok(PreviewView {
             body,
             error,
@@ -241,6 +238,19 @@ impl Service {
     ) -> ServiceResult<u64> {
         let shop_id = &ShopId::from(shop_id);
         require_manage(who, shop_id)?;
+        if ids.len() > MAX_SELECTED {
+            return Err(ServiceError::invalid(
+                "ids",
+                format!(
+                    "{} deliveries were selected; at most {MAX_SELECTED} may be acted on at once \
+                     (retry a whole filter with Retry all failed)",
+                    ids.len()
+                ),
+            ));
+        }
+        if !cancel {
+            self.require_webhooks_on(shop_id).await?;
+        }
         let now = now_ms();
         let mut changed = 0;
         for id in ids {

@@ -83,6 +83,11 @@ impl PublishConfig {
         lock(&self.known_types).contains(name)
     }
 
+    /// How many event types the shop has (its own, edited and discovered).
+    pub fn type_count(&self) -> usize {
+        lock(&self.known_types).len()
+    }
+
     pub fn learn_types<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
         lock(&self.known_types).extend(names.into_iter().map(str::to_string));
     }

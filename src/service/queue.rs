@@ -182,10 +182,11 @@ impl Service {
         let shop_id = &ShopId::from(shop_id);
         let id = &self.delivery_id(id).await?;
         require_manage(who, shop_id)?;
+        self.require_webhooks_on(shop_id).await?;
         match self.store.retry_delivery(shop_id, id, now_ms()).await? {
             None => Err(ServiceError::NotFound(format!("No delivery with id {id}."))),
             Some(false) => Err(ServiceError::Conflict(
-                "This delivery cannot be retried now: it is still queued or in flight, or its endpoint is disabled.".into(),
+                "This delivery cannot be retried now: it is still queued or in flight, its endpoint is disabled, or the shop's webhooks are off.".into(),
             )),
             Some(true) => {
                 self.engine.announce();
@@ -267,6 +268,7 @@ impl Service {
         let shop_id = &ShopId::from(shop_id);
         require_manage(who, shop_id)?;
         check_filter(filter)?;
+        self.require_webhooks_on(shop_id).await?;
         if let Some(s) = &filter.status {
             if !matches!(s.as_str(), "failed" | "succeeded" | "cancelled") {
                 return Err(ServiceError::invalid(
@@ -293,6 +295,7 @@ impl Service {
         let shop_id = &ShopId::from(shop_id);
         let endpoint_id = &EndpointId::from(endpoint_id);
         require_manage(who, shop_id)?;
+        self.require_webhooks_on(shop_id).await?;
         let ep = self.endpoint_row(shop_id, endpoint_id).await?;
         let types: &[String] = &ep.event_types;
         let name = event_type
@@ -309,12 +312,6 @@ impl Service {
             Ok(t) => t.sample,
             Err(_) => serde_json::json!({}),
         };
-        let shop = self.existing_shop(shop_id).await?;
-        if !shop.webhooks_enabled {
-            return Err(ServiceError::Forbidden(
-                "Webhooks are not enabled for this shop.".into(),
-            ));
-        }
         let ev = NewEvent {
             id: EventId::from(new_id("evt_test")),
             event_type: name,

@@ -279,8 +279,11 @@ impl Store {
                 });
                 qb.push(
                     ") UPDATE deliveries SET attempt_count = v.attempts,
-                 status = CASE WHEN v.status = 'retrying' AND NOT EXISTS (SELECT 1 FROM endpoints e
-                   WHERE e.num = deliveries.endpoint AND e.enabled) THEN 'held' ELSE v.status END,
+                 status = CASE WHEN v.status = 'retrying' AND NOT ",
+                );
+                qb.push(super::deliveries::SENDABLE);
+                qb.push(
+                    " THEN 'held' ELSE v.status END,
                  next_attempt_at = v.next_at, lease_until = NULL, lease_owner = NULL,
                  last_status_code = v.code, last_error = v.error, updated_at = v.at
                  FROM v WHERE deliveries.id = v.id AND deliveries.status = 'delivering'

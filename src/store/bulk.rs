@@ -11,7 +11,7 @@
 //! that existed when the change was asked for, and re-checks the endpoint's state, so a
 //! change overtaken by a later one (enabled again before the hold finished) does nothing more.
 
-use super::deliveries::{push_filter, DeliveryFilter};
+use super::deliveries::{push_filter, sendable, DeliveryFilter};
 use super::{in_tx, on_reader, Result, Store, Tx, SHOP_NUM_OPEN};
 use crate::ids::{DeliveryId, EndpointId, ShopId};
 use sqlx::QueryBuilder;
@@ -26,9 +26,9 @@ pub const SLICE: i64 = 250;
 pub enum BulkKind {
     /// Queue again now (a bulk retry); only at enabled endpoints.
     Retry,
-    /// Held → waiting again (the endpoint was enabled).
+    /// Held → waiting again (the endpoint was enabled, or the shop's webhooks turned on).
     Resume,
-    /// Waiting → held (the endpoint was disabled).
+    /// Waiting → held (the endpoint was disabled, or the shop's webhooks turned off).
     Hold,
     /// Unsent → cancelled (the endpoint asked to be unsubscribed and was deleted).
     Cancel,
@@ -67,11 +67,11 @@ impl BulkKind {
             // Held when the endpoint was disabled after the retry was asked for: a later
             // resume sends it.
             BulkKind::Retry => {
-                qb.push(
-                    "status = CASE WHEN EXISTS (SELECT 1 FROM endpoints e
-                       WHERE e.num = deliveries.endpoint AND e.enabled) THEN 'pending' ELSE 'held' END,
-                     next_attempt_at = ",
-                )
+                qb.push(concat!(
+                    "status = CASE WHEN ",
+                    sendable!(),
+                    " THEN 'pending' ELSE 'held' END, next_attempt_at = "
+                ))
                 .push_bind(now);
             }
             BulkKind::Resume => {
@@ -96,12 +96,8 @@ impl BulkKind {
     fn endpoint_condition(self) -> &'static str {
         match self {
             BulkKind::Retry => "",
-            BulkKind::Resume => {
-                " AND EXISTS (SELECT 1 FROM endpoints e WHERE e.num = deliveries.endpoint AND e.enabled)"
-            }
-            BulkKind::Hold => {
-                " AND NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.num = deliveries.endpoint AND e.enabled)"
-            }
+            BulkKind::Resume => concat!(" AND ", sendable!()),
+            BulkKind::Hold => concat!(" AND NOT ", sendable!()),
             BulkKind::Cancel | BulkKind::Purge => "",
         }
     }
@@ -469,7 +465,9 @@ pub async fn count_reached(tx: &mut Tx, change: &BulkChange) -> Result<i64> {
     }
     let prefix = format!("q:{}:", change.status);
     let per_endpoint: Vec<(String, i64, Option<bool>)> = in_tx!(tx, |c, d| sqlx::query_as(&d.sql(
-        "SELECT x.name, CAST(SUM(x.n) AS BIGINT), e.enabled FROM (
+        // Sendable: the endpoint is enabled and the shop's webhooks are on.
+        "SELECT x.name, CAST(SUM(x.n) AS BIGINT),
+           e.enabled AND (SELECT s.webhooks_enabled FROM shops s WHERE s.id = ?1) FROM (
            SELECT name, n FROM counters WHERE shop_id = ?1 AND name >= ?2 AND name < ?3
            UNION ALL
            SELECT name, n FROM count_deltas WHERE shop_id = ?1 AND name >= ?2 AND name < ?3) x
@@ -484,7 +482,7 @@ pub async fn count_reached(tx: &mut Tx, change: &BulkChange) -> Result<i64> {
     .await?);
     Ok(per_endpoint
         .into_iter()
-        .filter(|(name, _, enabled)| {
+        .filter(|(name, _, sendable)| {
             let endpoint = &name[prefix.len()..];
             let wanted = f.endpoint_id.as_ref().is_none_or(|e| e == endpoint)
                 && change
@@ -493,8 +491,8 @@ pub async fn count_reached(tx: &mut Tx, change: &BulkChange) -> Result<i64> {
                     .is_none_or(|list| list.iter().any(|e| e == endpoint));
             let state = match change.kind {
                 BulkKind::Retry => true,
-                BulkKind::Resume => *enabled == Some(true),
-                BulkKind::Hold => *enabled != Some(true),
+                BulkKind::Resume => *sendable == Some(true),
+                BulkKind::Hold => *sendable != Some(true),
                 BulkKind::Cancel | BulkKind::Purge => true,
             };
             wanted && state

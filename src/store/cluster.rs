@@ -13,6 +13,9 @@ pub const WORK_CHANNEL: &str = "herald_work";
 pub const ACTIVITY_CHANNEL: &str = "herald_activity";
 /// Channel of "cancel this delivery if you only read it ahead" (payload `shop_id delivery_id`).
 pub const CANCEL_CHANNEL: &str = "herald_cancel";
+/// The cancel channel's delivery id meaning "every delivery of the shop read ahead: give it
+/// back" (its webhooks were turned off).
+const EVERY_DELIVERY: &str = "*";
 /// Largest payload sent in one notification (PostgreSQL's limit is 8000 bytes).
 pub const MAX_PAYLOAD: usize = 7_900;
 
@@ -25,6 +28,8 @@ pub enum Signal {
     Activity(String),
     /// (shop id, delivery id)
     Cancel(String, String),
+    /// A shop's webhooks were turned off: give back what was read ahead of it.
+    ShopPaused(String),
 }
 
 /// Notifications from other nodes (PostgreSQL).
@@ -59,11 +64,15 @@ impl Listener {
                     });
                 }
                 ACTIVITY_CHANNEL => return Ok(Signal::Activity(payload.to_string())),
-                CANCEL_CHANNEL => {
-                    if let Some((shop, id)) = payload.split_once(' ') {
-                        return Ok(Signal::Cancel(shop.to_string(), id.to_string()));
+                CANCEL_CHANNEL => match payload.split_once(' ') {
+                    Some((shop, EVERY_DELIVERY)) => {
+                        return Ok(Signal::ShopPaused(shop.to_string()))
                     }
-                }
+                    Some((shop, id)) => {
+                        return Ok(Signal::Cancel(shop.to_string(), id.to_string()))
+                    }
+                    None => {}
+                },
                 _ => return Ok(Signal::Work),
             }
         }
@@ -122,6 +131,13 @@ impl Store {
     /// Relays activity to the other nodes (PostgreSQL). `payload` is at most [`MAX_PAYLOAD`].
     pub async fn notify_activity(&self, payload: &str) -> Result<()> {
         self.notify(ACTIVITY_CHANNEL, payload).await
+    }
+
+    /// Asks every node to give back what it read ahead of a shop whose webhooks were turned
+    /// off (on the cancel channel, with `*` for the delivery).
+    pub async fn notify_shop_paused(&self, shop_id: &ShopId) -> Result<()> {
+        self.notify(CANCEL_CHANNEL, &format!("{shop_id} {EVERY_DELIVERY}"))
+            .await
     }
 
     /// Asks the node holding a delivery's lease to cancel it if it only read it ahead.

@@ -66,11 +66,27 @@ impl DeliveryFilter {
     }
 }
 
-/// The state a leased delivery returns to unsent: held when its endpoint is disabled, else
-/// waiting as before.
-const RELEASED_STATUS: &str = "CASE
-    WHEN NOT EXISTS (SELECT 1 FROM endpoints e WHERE e.num = deliveries.endpoint AND e.enabled) THEN 'held'
-    WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END";
+/// Whether a delivery may be sent now (SQL, over a `deliveries` row): its endpoint is enabled
+/// and its shop's webhooks are on (the operator's switch). A delivery that may not is held,
+/// and every statement that makes a delivery wait again asks this, so the two switches hold
+/// and resume the same way.
+/// (A macro, so that statements built with `concat!` can hold it.)
+macro_rules! sendable {
+    () => {
+        "(EXISTS (SELECT 1 FROM endpoints e WHERE e.num = deliveries.endpoint AND e.enabled)
+         AND EXISTS (SELECT 1 FROM shops s WHERE s.num = deliveries.shop AND s.webhooks_enabled))"
+    };
+}
+pub(super) use sendable;
+pub(super) const SENDABLE: &str = sendable!();
+
+/// The state a leased delivery returns to unsent: held when it may not be sent
+/// ([`SENDABLE`]), else waiting as before.
+const RELEASED_STATUS: &str = concat!(
+    "CASE WHEN NOT ",
+    sendable!(),
+    " THEN 'held' WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END"
+);
 
 /// A shop's oldest due time among waiting deliveries: a seek per endpoint and priority in
 /// the per-endpoint queue index, however many are waiting.
@@ -437,8 +453,7 @@ impl Store {
             let done = sqlx::query(&d.sql(&format!(
                 "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
              WHERE shop = {SHOP_NUM} AND id = ?
-             AND status IN ('succeeded', 'failed', 'cancelled', 'retrying')
-             AND endpoint IN (SELECT num FROM endpoints WHERE enabled)"
+             AND status IN ('succeeded', 'failed', 'cancelled', 'retrying') AND {SENDABLE}"
             )))
             .bind(now)
             .bind(now)
@@ -742,10 +757,11 @@ async fn claim_sqlite(
             )
             .push_bind(endpoint)
             .push(")")
-            // A disabled endpoint's deliveries are held, not sent, whatever raced.
-            .push(" AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = ")
+            // A disabled endpoint's deliveries are held, not sent, whatever raced; so are
+            // those of a shop whose webhooks were turned off.
+            .push(" AND EXISTS (SELECT 1 FROM endpoints e JOIN shops s ON s.id = e.shop_id WHERE e.id = ")
             .push_bind(endpoint)
-            .push(" AND e.enabled)")
+            .push(" AND e.enabled AND s.webhooks_enabled)")
             .push(" AND status IN ('pending', 'retrying') AND next_attempt_at <= ")
             .push_bind(now)
             .push(" ORDER BY priority, next_attempt_at LIMIT ")
@@ -786,8 +802,10 @@ async fn claim_postgres(
              WHERE d.endpoint = (SELECT num FROM endpoints x WHERE x.id = t.endpoint_id)
              AND d.status IN ('pending', 'retrying')
              AND d.next_attempt_at <= $3
-             -- A disabled endpoint's deliveries are held, not sent, whatever raced.
-             AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = t.endpoint_id AND e.enabled)
+             -- A disabled endpoint's deliveries are held, not sent, whatever raced; so are
+             -- those of a shop whose webhooks were turned off.
+             AND EXISTS (SELECT 1 FROM endpoints e JOIN shops s ON s.id = e.shop_id
+               WHERE e.id = t.endpoint_id AND e.enabled AND s.webhooks_enabled)
              ORDER BY d.priority, d.next_attempt_at LIMIT t.n
              FOR UPDATE OF d SKIP LOCKED) p)
          , leased AS (UPDATE deliveries SET status = 'delivering', lease_owner = $4,

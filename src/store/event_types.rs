@@ -4,6 +4,10 @@ use super::{on_reader, on_writer, Result, Store};
 use crate::ids::ShopId;
 use sqlx::types::Json;
 
+/// Most event types a shop may have (its own, edited built-ins and those discovered on
+/// publish): each is a row and a catalog entry, and the panel lists them all.
+pub const MAX_EVENT_TYPES: usize = 1_000;
+
 #[derive(sqlx::FromRow, Debug, Clone)]
 pub struct EventTypeRow {
     pub name: String,

@@ -447,18 +447,24 @@ async fn write_events(
         let counts = [(shop_id, super::counters::hourly(now, "events"), new_events)];
         super::counters::add(tx, &counts).await?;
     }
+    // The service refuses a publish that would pass the bound; this keeps it when nodes
+    // discover types at once from copies of the catalog that did not see each other's.
+    use super::event_types::MAX_EVENT_TYPES;
     for (name, sample) in discovered {
         let sample: serde_json::Value = serde_json::from_str(sample)?;
         in_tx!(&mut *tx, |c, d| {
             sqlx::query(&d.sql(
                 "INSERT INTO event_types (shop_id, name, description, sample, source, created_at, updated_at)
-                 VALUES (?, ?, '', ?, 'discovered', ?, ?) ON CONFLICT (shop_id, name) DO NOTHING",
+                 SELECT ?, ?, '', ?, 'discovered', ?, ? WHERE (SELECT COUNT(*) FROM event_types
+                   WHERE shop_id = ?) < ? ON CONFLICT (shop_id, name) DO NOTHING",
             ))
             .bind(shop_id)
             .bind(name)
             .bind(Json(&sample))
             .bind(now)
             .bind(now)
+            .bind(shop_id)
+            .bind(MAX_EVENT_TYPES as i64)
             .execute(c)
             .await?
             .rows_affected()

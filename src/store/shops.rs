@@ -1,6 +1,6 @@
 //! Shops: the tenants.
 
-use super::{on_reader, on_writer, Result, Store};
+use super::{in_tx, on_reader, on_writer, Result, Store};
 use crate::ids::now_ms;
 use crate::ids::{ShopId, UserId};
 use sqlx::types::Json;
@@ -106,18 +106,47 @@ impl Store {
         })
     }
 
-    /// Returns false when no such shop exists.
+    /// Turns a shop's webhooks on or off (the operator's switch) and moves its waiting
+    /// deliveries with it, in one transaction: off holds every pending and retrying delivery,
+    /// on resumes the held ones whose endpoint is enabled; the first slice of each at once,
+    /// the rest by the engine. Returns false when no such shop exists.
     pub async fn set_webhooks_enabled(&self, shop_id: &ShopId, enabled: bool) -> Result<bool> {
-        on_writer!(self, |pool, d| {
-            let done = sqlx::query(
-                &d.sql("UPDATE shops SET webhooks_enabled = ?, updated_at = ? WHERE id = ?"),
-            )
-            .bind(enabled)
-            .bind(now_ms())
-            .bind(shop_id)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected() == 1)
-        })
+        use super::bulk::{BulkChange, BulkKind};
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        let found = in_tx!(&mut tx, |c, d| sqlx::query(
+            &d.sql("UPDATE shops SET webhooks_enabled = ?, updated_at = ? WHERE id = ?")
+        )
+        .bind(enabled)
+        .bind(now)
+        .bind(shop_id)
+        .execute(c)
+        .await?
+        .rows_affected());
+        if found == 0 {
+            return Ok(false);
+        }
+        let (kind, statuses): (_, &[&str]) = if enabled {
+            (BulkKind::Resume, &["held"])
+        } else {
+            (BulkKind::Hold, &["pending", "retrying"])
+        };
+        let mut more = false;
+        for status in statuses {
+            let change = BulkChange {
+                shop_id: shop_id.clone(),
+                kind,
+                status: status.to_string(),
+                filter: Default::default(),
+                endpoints: None,
+            };
+            let total = super::bulk::count_reached(&mut tx, &change).await?;
+            more |= super::bulk::start(&mut tx, &change, total, now).await?.1;
+        }
+        tx.commit().await?;
+        if more {
+            self.signal_bulk();
+        }
+        Ok(true)
     }
 }

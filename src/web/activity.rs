@@ -3,9 +3,11 @@
 
 use super::AppState;
 use crate::engine::activity::Activity;
+use app::model::{Principal, ServiceError};
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 
 /// Activity as server-sent events named by kind, with keep-alives. The stream ends when
 /// `until` completes (Herald shutting down), so an open Activity page cannot hold up a stop.
@@ -27,8 +29,20 @@ pub fn sse(
         .into_response()
 }
 
+/// A shop's activity for `who` as server-sent events, or 429 when `who` holds as many live
+/// streams as it may (each costs a connection and a task for as long as it is open).
+pub fn shop_stream(engine: &crate::engine::Engine, who: &Principal, shop: String) -> Response {
+    match engine.activity().stream(&who.user_id, shop) {
+        Ok(stream) => sse(stream, engine.stopping()),
+        Err(too_many) => crate::api::error_response(ServiceError::TooMany(too_many.to_string())),
+    }
+}
+
 /// `GET /shops/{shop}/activity/stream`.
-pub async fn stream(State(state): State<AppState>, Path(shop): Path<String>) -> Response {
-    let engine = &state.service.engine;
-    sse(engine.activity().stream(shop), engine.stopping())
+pub async fn stream(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(shop): Path<String>,
+) -> Response {
+    shop_stream(&state.service.engine, &who, shop)
 }

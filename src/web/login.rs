@@ -83,9 +83,7 @@ pub async fn sign_in(
     let next = safe_next(&form.next).to_string();
     let email = form.email.trim().to_lowercase();
     let ip = super::client_ip(peer.ip(), &headers, &state.trusted_proxies);
-    let allowed = state.email_throttle.attempt(&[format!("email:{email}")])
-        && state.ip_throttle.attempt(&[format!("ip:{ip}")]);
-    if !allowed {
+    if !state.signin_throttle.attempt(&email, ip) {
         tracing::warn!(%ip, "sign-in throttled");
         return back_to_login("throttled", &next);
     }

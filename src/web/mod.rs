@@ -4,6 +4,7 @@ pub mod activity;
 pub mod gate;
 pub mod login;
 pub mod router;
+pub mod serve;
 
 use crate::auth::throttle::SignInThrottle;
 use crate::service::Service;
@@ -32,10 +33,8 @@ impl std::ops::Deref for AppState {
 pub struct AppStateInner {
     pub leptos_options: LeptosOptions,
     pub service: Service,
-    /// Throttles sign-in attempts per email.
-    pub email_throttle: SignInThrottle,
-    /// Throttles sign-in attempts per client address (looser: people share addresses).
-    pub ip_throttle: SignInThrottle,
+    /// Throttles sign-in attempts per client address and per email at it.
+    pub signin_throttle: SignInThrottle,
     /// `HERALD_METRICS_TOKEN`: opens the per-endpoint series of `/metrics`.
     pub metrics_token: Option<String>,
     /// `HERALD_TRUSTED_PROXIES`: whose `X-Forwarded-For` names the client.

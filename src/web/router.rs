@@ -114,5 +114,10 @@ pub async fn build(state: AppState, config: &crate::config::Config) -> anyhow::R
         .layer(sessions)
         .merge(open)
         .with_state(state);
-    Ok(security_headers(router))
+    let limit = std::time::Duration::from_secs(config.request_timeout_seconds);
+    Ok(
+        security_headers(router).layer(axum::middleware::from_fn(move |req, next| {
+            super::serve::request_timeout(limit, req, next)
+        })),
+    )
 }
