@@ -18,7 +18,9 @@ fn answer(
 }
 
 /// Herald with a configuration the test adjusts, in a data directory kept for its life.
-async fn app_with(adjust: impl FnOnce(&mut herald::config::Config)) -> (TestApp, tempfile::TempDir) {
+async fn app_with(
+    adjust: impl FnOnce(&mut herald::config::Config),
+) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
     adjust(&mut config);
@@ -52,14 +54,20 @@ async fn a_template_that_renders_past_the_limit_fails_its_delivery_once_without_
     assert_eq!(code, 202, "{published}");
     let delivery = published["deliveries"][0].as_str().unwrap();
     let d = api.wait_status(delivery, "failed", 10).await;
-    assert_eq!(d["attempt_count"], 1, "no retry of an impossible render: {d}");
+    assert_eq!(
+        d["attempt_count"], 1,
+        "no retry of an impossible render: {d}"
+    );
     let attempt = &d["attempts"][0];
     assert_eq!(attempt["error_kind"], "template", "{attempt}");
     let why = attempt["error_message"].as_str().unwrap();
     assert!(why.contains("renders to more than 131072 bytes"), "{why}");
     // A small event still goes out through the same template.
     let (_, small) = api
-        .post("/events", json!({"type": "order.created", "data": {"n": 1}}))
+        .post(
+            "/events",
+            json!({"type": "order.created", "data": {"n": 1}}),
+        )
         .await;
     api.wait_status(small["deliveries"][0].as_str().unwrap(), "succeeded", 10)
         .await;
@@ -130,7 +138,10 @@ async fn webhooks_turned_off_hold_what_waits_refuse_retries_and_tests_and_resume
     let mut deliveries = Vec::new();
     for i in 0..3 {
         let (_, p) = api
-            .post("/events", json!({"type": "order.created", "data": {"i": i}}))
+            .post(
+                "/events",
+                json!({"type": "order.created", "data": {"i": i}}),
+            )
             .await;
         deliveries.push(p["deliveries"][0].as_str().unwrap().to_string());
     }
@@ -156,7 +167,7 @@ async fn webhooks_turned_off_hold_what_waits_refuse_retries_and_tests_and_resume
 
     // Retries, bulk retries and test events are refused, saying why.
     let off = |r: Result<_, app::model::ServiceError>| {
-        let e = r.err().expect("refused");
+        let e = r.expect_err("refused");
         assert_eq!(e.status(), 403, "{e}");
         assert!(e.to_string().contains("not enabled"), "{e}");
     };
@@ -165,12 +176,16 @@ async fn webhooks_turned_off_hold_what_waits_refuse_retries_and_tests_and_resume
         .retry_delivery(&system, &shop, &deliveries[0])
         .await
         .map(drop));
-    off(Backend::act_on_deliveries(&app.service, &system, &shop, &deliveries, false)
-        .await
-        .map(drop));
-    off(Backend::bulk_retry(&app.service, &system, &shop, &Default::default())
-        .await
-        .map(drop));
+    off(
+        Backend::act_on_deliveries(&app.service, &system, &shop, &deliveries, false)
+            .await
+            .map(drop),
+    );
+    off(
+        Backend::bulk_retry(&app.service, &system, &shop, &Default::default())
+            .await
+            .map(drop),
+    );
     off(app
         .service
         .send_test(&system, &shop, &endpoint, None)
@@ -258,7 +273,11 @@ async fn wrong_passwords_from_one_address_do_not_lock_the_user_out_from_another(
             let resp = client
                 .post(url)
                 .header("x-forwarded-for", from)
-                .form(&[("email", ADMIN_EMAIL), ("password", password), ("next", "/")])
+                .form(&[
+                    ("email", ADMIN_EMAIL),
+                    ("password", password),
+                    ("next", "/"),
+                ])
                 .send()
                 .await
                 .unwrap();
@@ -295,17 +314,26 @@ async fn moving_an_endpoint_to_another_origin_requires_its_credentials_again() {
     let id = ep["id"].as_str().unwrap();
     // Another path on the same origin keeps them.
     let (code, e) = api
-        .patch(&format!("/endpoints/{id}"), json!({"url": old.url("/other")}))
+        .patch(
+            &format!("/endpoints/{id}"),
+            json!({"url": old.url("/other")}),
+        )
         .await;
     assert_eq!(code, 200, "{e}");
     // Another port is another origin: refused, naming what would go along, nothing written.
     let (code, e) = api
-        .patch(&format!("/endpoints/{id}"), json!({"url": new.url("/hook")}))
+        .patch(
+            &format!("/endpoints/{id}"),
+            json!({"url": new.url("/hook")}),
+        )
         .await;
     assert_eq!(code, 422, "{e}");
     assert_eq!(e["error"]["field"], "url");
     let why = e["error"]["message"].as_str().unwrap();
-    assert!(why.contains("basic_auth") && why.contains("headers"), "{why}");
+    assert!(
+        why.contains("basic_auth") && why.contains("headers"),
+        "{why}"
+    );
     let (_, now) = api.get(&format!("/endpoints/{id}")).await;
     assert_eq!(now["url"], old.url("/other"));
     // Only the password given again: the headers still refuse it.
@@ -325,9 +353,7 @@ async fn moving_an_endpoint_to_another_origin_requires_its_credentials_again() {
         )
         .await;
     assert_eq!(code, 200, "{e}");
-    let (code, e) = api
-        .post(&format!("/endpoints/{id}/test"), json!({}))
-        .await;
+    let (code, e) = api.post(&format!("/endpoints/{id}/test"), json!({})).await;
     assert!(code < 300, "{e}");
     let got = new.wait_for(1, 10).await;
     assert_eq!(got[0].headers["authorization"], "Basic dTpwMg==");
@@ -362,7 +388,11 @@ async fn slow_idle_and_greedy_connections_are_closed() {
     let drip = async {
         for i in 0..20 {
             tokio::time::sleep(Duration::from_millis(250)).await;
-            if slow.write_all(format!("x-drip-{i}: 1\r\n").as_bytes()).await.is_err() {
+            if slow
+                .write_all(format!("x-drip-{i}: 1\r\n").as_bytes())
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -370,7 +400,9 @@ async fn slow_idle_and_greedy_connections_are_closed() {
     let started = std::time::Instant::now();
     drip.await;
     assert!(
-        closed_within(&mut slow, Duration::from_secs(1)).await.is_ok(),
+        closed_within(&mut slow, Duration::from_secs(1))
+            .await
+            .is_ok(),
         "the slow-header connection was closed"
     );
     assert!(started.elapsed() < Duration::from_secs(6));
@@ -429,16 +461,25 @@ async fn a_key_holds_a_bounded_number_of_activity_streams_of_its_own_shop() {
     let third = open(key.clone()).await;
     assert_eq!(third.status(), 429);
     let e: serde_json::Value = third.json().await.unwrap();
-    assert!(e["error"]["message"].as_str().unwrap().contains("at most 2"));
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("at most 2"));
     // Another key is not held back by this one's streams.
     assert_eq!(open(other_key.clone()).await.status(), 200);
 
     // Each stream hears its own shop only.
     app.api(&other_key)
-        .post("/events", json!({"type": "order.created", "id": "evt_other", "data": {}}))
+        .post(
+            "/events",
+            json!({"type": "order.created", "id": "evt_other", "data": {}}),
+        )
         .await;
     app.api(&key)
-        .post("/events", json!({"type": "order.created", "id": "evt_mine", "data": {}}))
+        .post(
+            "/events",
+            json!({"type": "order.created", "id": "evt_mine", "data": {}}),
+        )
         .await;
     let mut text = String::new();
     while !text.contains("\n\n") {
@@ -449,7 +490,10 @@ async fn a_key_holds_a_bounded_number_of_activity_streams_of_its_own_shop() {
             .unwrap();
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
-    assert!(text.contains("evt_mine") && !text.contains("evt_other"), "{text}");
+    assert!(
+        text.contains("evt_mine") && !text.contains("evt_other"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

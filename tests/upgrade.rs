@@ -67,8 +67,9 @@ async fn deliveries_made_before_keys_keep_their_rows_attempts_events_and_old_ids
     exec(
         &store,
         &[
+            // Webhooks on: a shop whose webhooks are off holds what a retry queues.
             (
-                "INSERT INTO shops (id, name, created_at, updated_at) VALUES ('shp_a', 'A', 1, 1)",
+                "INSERT INTO shops (id, name, webhooks_enabled, created_at, updated_at) VALUES ('shp_a', 'A', TRUE, 1, 1)",
                 &[],
             ),
             (

@@ -240,6 +240,10 @@ pub fn EndpointForm(
             .unwrap_or_else(|| "410".into()),
     );
     let cert_set = e.as_ref().is_some_and(|e| e.client_certificate_set);
+    let password_set = e
+        .as_ref()
+        .and_then(|e| e.basic_auth.as_ref())
+        .is_some_and(|b| b.password_set);
     let unsubscribe_action = e
         .as_ref()
         .map(|e| e.unsubscribe_action.clone())
@@ -337,7 +341,12 @@ pub fn EndpointForm(
                 <label for="ep-user">"Basic auth username"</label>
                 <div><input id="ep-user" name="form[basic_auth_username]" autocomplete="off" value=e.as_ref().and_then(|e| e.basic_auth.as_ref().map(|b| b.username.clone()))/>{error_for(error, "basic_auth.username")}</div>
                 <label for="ep-pass">"Basic auth password"</label>
-                <input id="ep-pass" name="form[basic_auth_password]" type="password" autocomplete="new-password" placeholder=if e.as_ref().and_then(|e| e.basic_auth.as_ref()).is_some_and(|b| b.password_set) { "set (leave empty to keep it)" } else { "" }/>
+                <div>
+                    <input id="ep-pass" name="form[basic_auth_password]" type="password" autocomplete="new-password" placeholder=if password_set { "set (leave empty to keep it)" } else { "" }/>
+                    {password_set.then(|| view! {
+                        <p class="muted">"A URL on another host, scheme or port needs the password again: it was set for this one."</p>
+                    })}
+                </div>
                 <label for="ep-cert">"Client certificate and key (PEM)"</label>
                 <div>
                     <textarea id="ep-cert" name="form[client_certificate]" rows="3" autocomplete="off" spellcheck="false"
