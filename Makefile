@@ -117,6 +117,7 @@ bench-scale: build setup-postgres
 	PG_CLUSTER_DURABLE=1 scripts/with-postgres target/release/herald-bench --herald target/release/herald --only scale
 
 lint: setup
+	scripts/check-doc-links
 	cargo fmt --all -- --check
 	$(DEBUG) cargo clippy --workspace --features ssr --all-targets -- -D warnings
 	$(DEBUG) cargo clippy -p herald -p app --lib --features hydrate --target wasm32-unknown-unknown \
