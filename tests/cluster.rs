@@ -464,3 +464,88 @@ async fn a_publish_on_one_node_sees_an_endpoint_created_on_another() {
     );
     rx.wait_for(1, 10).await;
 }
+
+/// Webhooks turned off through one node stop what the other node read ahead: it gives it
+/// back (held) instead of sending it once its attempt in flight ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhooks_turned_off_through_one_node_stop_what_another_read_ahead() {
+    use leptos::server_fn::ServerFn as _;
+    if !common::on_postgres() {
+        eprintln!("several nodes need PostgreSQL: runs in the PostgreSQL pass");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // One attempt in flight per node, two seconds each: the rest is read ahead meanwhile.
+    let env = [("HERALD_ENDPOINT_CONCURRENCY", "2")];
+    let nodes: Vec<Node> = ["node-a", "node-b"]
+        .iter()
+        .map(|n| start_node(dir.path(), n, &env))
+        .collect();
+    for n in &nodes {
+        wait_healthy(n).await;
+    }
+    let shop = cli(
+        dir.path(),
+        &["shop", "create", "--name", "Paused", "--enable-webhooks"],
+    );
+    let key = cli(
+        dir.path(),
+        &["api-key", "create", "--shop", &shop, "--name", "t"],
+    );
+    let rx = Receiver::start(|_| (200, vec![], "ok".into(), Duration::from_secs(2))).await;
+    let client = reqwest::Client::new();
+    endpoint(&client, &nodes[0], &key, json!({"url": rx.url("/hook")})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..8 {
+        let r = client
+            .post(nodes[i % 2].api("/events"))
+            .bearer_auth(&key)
+            .json(&json!({"type": "order.created", "data": {"i": i}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    // Each node is sending one; what else they leased waits in their ready queues.
+    rx.wait_for(2, 10).await;
+
+    // The operator turns the shop's webhooks off on node A.
+    let origin = format!("http://127.0.0.1:{}", nodes[0].port);
+    let operator = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = operator
+        .post(format!("{origin}/login"))
+        .header("origin", &origin)
+        .form(&[
+            ("email", "admin@herald.local"),
+            ("password", "admin-password-1"),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let off = operator
+        .post(format!("{origin}{}", app::api::SetWebhooks::PATH))
+        .header("origin", &origin)
+        .header("accept", "application/json")
+        .form(&[("shop_id", shop.as_str()), ("enabled", "false")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(off.status(), 200, "{:?}", off.text().await);
+    let sent = rx.count();
+    // The attempts in flight end; nothing else starts, on either node.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(rx.count(), sent, "nothing went out after the switch");
+    let store = store(dir.path()).await;
+    let held = scalar(
+        &store,
+        "SELECT COUNT(*) FROM deliveries WHERE status = 'held'",
+    )
+    .await;
+    assert_eq!(held as usize, 8 - sent, "everything unsent is held");
+}

@@ -5,6 +5,7 @@ use super::publish_cache::{PublishConfig, Subscriber};
 use super::{iso, require_manage, require_read, Service};
 use crate::engine::activity::Activity;
 use crate::engine::catalog;
+use crate::engine::Engine;
 use crate::ids::now_ms;
 use crate::ids::ApiKeyId;
 use crate::ids::{EventId, ShopId};
@@ -102,6 +103,80 @@ fn fan_out(
         events.push(ev);
     }
     (events, discovered)
+}
+
+/// What follows a commit: the engine remembers the events and wakes their endpoints'
+/// senders, the metrics count them, the activity feed hears of them.
+fn after_publish(
+    engine: &Engine,
+    config: &PublishConfig,
+    shop_id: &ShopId,
+    published: &[Published],
+    events: &[NewEvent],
+    now: i64,
+) {
+    engine.remember_events(
+        shop_id,
+        published
+            .iter()
+            .zip(events)
+            .filter(|(p, _)| !p.duplicate && !p.deliveries.is_empty())
+            .map(|(p, ev)| EventRow {
+                id: ev.id.clone(),
+                event_type: ev.event_type.clone(),
+                channels: ev.channels.clone(),
+                data: ev.data.clone(),
+                entity_key: ev.entity_key.clone(),
+                deliveries: serde_json::to_string(&p.deliveries).unwrap_or_default(),
+                created_at: now,
+            }),
+    );
+    // After the events are remembered, so the claim this wakes finds them. Only enabled
+    // endpoints: a disabled one holds what it gets, and waking its sender for nothing
+    // costs a claim round per publish.
+    engine.wake_endpoints(
+        events
+            .iter()
+            .flat_map(|e| &e.targets)
+            .map(|t| t.endpoint_id.as_str())
+            .filter(|id| config.is_enabled(id)),
+    );
+    let fresh = published.iter().filter(|p| !p.duplicate).count();
+    engine.metrics().events_published.inc_by(fresh as u64);
+    announce(engine, shop_id, published, events, now);
+}
+
+/// Tells the activity feed about newly published events.
+fn announce(
+    engine: &Engine,
+    shop_id: &str,
+    published: &[Published],
+    events: &[NewEvent],
+    now: i64,
+) {
+    if engine.activity_wanted() {
+        let mut items = Vec::new();
+        for (p, ev) in published.iter().zip(events) {
+            if p.duplicate {
+                continue;
+            }
+            items.push(Activity {
+                shop_id: shop_id.to_string(),
+                kind: "event.published".into(),
+                at: now,
+                event_id: p.id.to_string(),
+                event_type: ev.event_type.clone(),
+                delivery_id: None,
+                endpoint_id: None,
+                status: None,
+                status_code: None,
+                error_kind: None,
+                attempt: Some(p.deliveries.len() as i64),
+                duration_ms: None,
+            });
+        }
+        engine.publish_activity(items);
+    }
 }
 
 /// Refuses a publish that would take the shop past [`MAX_EVENT_TYPES`], naming the first
@@ -247,20 +322,8 @@ impl Service {
             self.check_publisher(who, &config)?;
         }
         let parsed = self.parse_events(inputs, batch)?;
-        // The commit and what follows it (waking the senders, metrics, the activity feed) run
-        // in a task of their own: a producer that hangs up while its request waits for the
-        // group commit drops this future, but its events may be committed all the same, and
-        // then they must be sent as promptly as any other.
-        let (this, who, shop_id) = (self.clone(), who.clone(), shop_id.clone());
-        tokio::spawn(async move {
-            this.commit_publish(&who, &shop_id, config, parsed, batch)
-                .await
-        })
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "a publish task failed");
-            ServiceError::Internal
-        })?
+        self.commit_publish(who, shop_id, config, parsed, batch)
+            .await
     }
 
     /// Commits parsed events with the shop's configuration and runs what follows the commit.
@@ -282,19 +345,38 @@ impl Service {
             }
             let (events, discovered) = fan_out(&config, &parsed);
             check_type_room(&config, &events, &discovered, batch)?;
+            // What follows the commit runs in the committer (see `AfterCommit`).
+            let after: super::group_commit::AfterCommit = {
+                let (engine, config, shop_id) =
+                    (self.engine.clone(), config.clone(), shop_id.clone());
+                Box::new(move |c| {
+                    if let GroupOutcome::Published(published) = &c.outcome {
+                        let discovered = c.request.discovered.iter().map(|(n, _)| n.as_str());
+                        config.learn_types(discovered);
+                        after_publish(
+                            &engine,
+                            &config,
+                            &shop_id,
+                            published,
+                            &c.request.events,
+                            c.at,
+                        );
+                    }
+                })
+            };
             let committed = self
                 .group
-                .submit(PublishRequest {
-                    shop_id: shop_id.clone(),
-                    config_version: Some(config.version),
-                    events,
-                    discovered,
-                })
+                .submit(
+                    PublishRequest {
+                        shop_id: shop_id.clone(),
+                        config_version: Some(config.version),
+                        events,
+                        discovered,
+                    },
+                    after,
+                )
                 .await?;
             if let GroupOutcome::Published(published) = committed.outcome {
-                let request = committed.request;
-                config.learn_types(request.discovered.iter().map(|(n, _)| n.as_str()));
-                self.after_publish(&config, shop_id, &published, &request.events, committed.at);
                 return Ok(published);
             }
         }
@@ -353,47 +435,6 @@ impl Service {
         Ok(config)
     }
 
-    /// What follows a commit: the engine remembers the events and wakes their endpoints'
-    /// senders, the metrics count them, the activity feed hears of them.
-    fn after_publish(
-        &self,
-        config: &PublishConfig,
-        shop_id: &ShopId,
-        published: &[Published],
-        events: &[NewEvent],
-        now: i64,
-    ) {
-        self.engine.remember_events(
-            shop_id,
-            published
-                .iter()
-                .zip(events)
-                .filter(|(p, _)| !p.duplicate && !p.deliveries.is_empty())
-                .map(|(p, ev)| EventRow {
-                    id: ev.id.clone(),
-                    event_type: ev.event_type.clone(),
-                    channels: ev.channels.clone(),
-                    data: ev.data.clone(),
-                    entity_key: ev.entity_key.clone(),
-                    deliveries: serde_json::to_string(&p.deliveries).unwrap_or_default(),
-                    created_at: now,
-                }),
-        );
-        // After the events are remembered, so the claim this wakes finds them. Only enabled
-        // endpoints: a disabled one holds what it gets, and waking its sender for nothing
-        // costs a claim round per publish.
-        self.engine.wake_endpoints(
-            events
-                .iter()
-                .flat_map(|e| &e.targets)
-                .map(|t| t.endpoint_id.as_str())
-                .filter(|id| config.is_enabled(id)),
-        );
-        let fresh = published.iter().filter(|p| !p.duplicate).count();
-        self.engine.metrics().events_published.inc_by(fresh as u64);
-        self.announce(shop_id, published, events, now);
-    }
-
     /// Tells the activity feed about newly published events.
     pub(crate) fn announce(
         &self,
@@ -402,29 +443,7 @@ impl Service {
         events: &[NewEvent],
         now: i64,
     ) {
-        if self.engine.activity_wanted() {
-            let mut items = Vec::new();
-            for (p, ev) in published.iter().zip(events) {
-                if p.duplicate {
-                    continue;
-                }
-                items.push(Activity {
-                    shop_id: shop_id.to_string(),
-                    kind: "event.published".into(),
-                    at: now,
-                    event_id: p.id.to_string(),
-                    event_type: ev.event_type.clone(),
-                    delivery_id: None,
-                    endpoint_id: None,
-                    status: None,
-                    status_code: None,
-                    error_kind: None,
-                    attempt: Some(p.deliveries.len() as i64),
-                    duration_ms: None,
-                });
-            }
-            self.engine.publish_activity(items);
-        }
+        announce(&self.engine, shop_id, published, events, now);
     }
 
     pub async fn get_event(

@@ -19,8 +19,14 @@ const MAX_GROUP_EVENTS: usize = 2_000;
 /// Requests waiting to join a group at most; a producer beyond them waits for room.
 const QUEUE: usize = 4_096;
 
+/// What follows a request's commit (waking senders, metrics, the activity feed): run by the
+/// committer, before the request is answered, whether or not its caller still waits. A
+/// producer that hangs up drops its request's future, not the work its commit calls for.
+pub type AfterCommit = Box<dyn FnOnce(&Committed) + Send>;
+
 struct Job {
     request: PublishRequest,
+    after: AfterCommit,
     reply: oneshot::Sender<Result<Committed>>,
 }
 
@@ -47,11 +53,16 @@ impl GroupCommit {
         GroupCommit { jobs }
     }
 
-    /// Submits one request and waits for the commit that holds it.
-    pub async fn submit(&self, request: PublishRequest) -> Result<Committed> {
+    /// Submits one request and waits for the commit that holds it; `after` runs once it is
+    /// committed, even if this future is dropped meanwhile.
+    pub async fn submit(&self, request: PublishRequest, after: AfterCommit) -> Result<Committed> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { request, reply })
+            .send(Job {
+                request,
+                after,
+                reply,
+            })
             .await
             .map_err(|_| Error::Corrupt("the publish committer has stopped".into()))?;
         answer
@@ -111,41 +122,58 @@ async fn gather(store: Store, engine: Engine, mut rx: mpsc::Receiver<Job>, lanes
 /// tried again in a transaction of its own, so one request's failure is its own.
 async fn commit(store: &Store, group: Vec<Job>, lane: OwnedSemaphorePermit) {
     let at = crate::ids::now_ms();
-    let (requests, replies): (Vec<PublishRequest>, Vec<_>) =
-        group.into_iter().map(|j| (j.request, j.reply)).unzip();
+    let (requests, rest): (Vec<PublishRequest>, Vec<_>) = group
+        .into_iter()
+        .map(|j| (j.request, (j.after, j.reply)))
+        .unzip();
     match store.publish_group_unsynced(&requests, at).await {
         Ok((outcomes, unsynced)) => {
             drop(lane);
             let synced = unsynced.synced().await;
-            for ((request, reply), outcome) in requests.into_iter().zip(replies).zip(outcomes) {
+            for ((request, (after, reply)), outcome) in requests.into_iter().zip(rest).zip(outcomes)
+            {
                 let _ = reply.send(match &synced {
-                    Ok(()) => Ok(Committed {
-                        outcome,
-                        request,
-                        at,
-                    }),
+                    Ok(()) => Ok(committed(
+                        Committed {
+                            outcome,
+                            request,
+                            at,
+                        },
+                        after,
+                    )),
                     Err(e) => Err(Error::Sync(e.clone())),
                 });
             }
         }
         Err(e) if requests.len() == 1 => {
-            let _ = replies.into_iter().next().map(|r| r.send(Err(e)));
+            let _ = rest.into_iter().next().map(|(_, r)| r.send(Err(e)));
         }
         Err(e) => {
             tracing::warn!(error = %e, requests = requests.len(),
                 "a publish group failed; committing its requests one by one");
-            for (request, reply) in requests.into_iter().zip(replies) {
+            for (request, (after, reply)) in requests.into_iter().zip(rest) {
                 let at = crate::ids::now_ms();
                 let outcome = store
                     .publish_group(std::slice::from_ref(&request), at)
                     .await
-                    .map(|mut o| Committed {
-                        outcome: o.pop().unwrap_or(GroupOutcome::Stale),
-                        request,
-                        at,
+                    .map(|mut o| {
+                        committed(
+                            Committed {
+                                outcome: o.pop().unwrap_or(GroupOutcome::Stale),
+                                request,
+                                at,
+                            },
+                            after,
+                        )
                     });
                 let _ = reply.send(outcome);
             }
         }
     }
+}
+
+/// A committed request, its follow-up done.
+fn committed(c: Committed, after: AfterCommit) -> Committed {
+    after(&c);
+    c
 }
