@@ -17,8 +17,10 @@
 //! endpoint). No claim scans a backlog, and no endpoint's backlog hides another's deliveries.
 
 use super::activity::Activity;
+use super::recorder::RecorderTx;
+use super::state::Job;
 use super::state::{Claims, Limits};
-use super::{attempt, metrics, Engine, Inner, RecorderTx};
+use super::{attempt, metrics, Engine, Inner};
 use crate::ids::{now_ms, EndpointId, EventId, ShopId};
 use crate::store::deliveries::Claimed;
 use crate::store::endpoints::EndpointRow;
@@ -37,16 +39,6 @@ fn max_claim(store: &crate::store::Store) -> usize {
         crate::store::Dialect::Sqlite => 256,
         crate::store::Dialect::Postgres => 1024,
     }
-}
-
-/// A leased delivery with what sending it needs.
-pub(super) struct Job {
-    pub delivery: Claimed,
-    pub endpoint: Arc<EndpointRow>,
-    pub event: Arc<EventRow>,
-    /// When a rate-limited endpoint's send slot for this job comes (ms): reserved on the
-    /// schedule all nodes share.
-    pub not_before: Option<i64>,
 }
 
 /// Room kept between the end of an attempt (its start plus the endpoint's timeout) and the end

@@ -9,9 +9,11 @@ pub mod catalog;
 pub mod cluster;
 mod dispatch;
 pub mod guard;
+mod maintenance;
 pub mod metrics;
 mod recent;
 pub mod recorded;
+mod recorder;
 pub mod retry;
 pub mod sender;
 pub mod signing;
@@ -20,12 +22,11 @@ pub mod template;
 
 use crate::crypto::SecretBox;
 use crate::ids::{now_ms, ShopId};
-use crate::store::attempts::{AttemptRecord, EndpointEffect};
 use crate::store::deliveries::LeaseRef;
 use crate::store::endpoints::EndpointRow;
 use crate::store::events::EventRow;
 use crate::store::Store;
-use activity::{Activity, ActivityHub};
+use activity::ActivityHub;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -184,10 +185,10 @@ impl Engine {
     pub fn start(&self) {
         let (tx, rx) = mpsc::unbounded_channel();
         let main = tokio::runtime::Handle::current();
-        main.spawn(purger(self.clone()));
-        main.spawn(checkpointer(self.clone()));
-        main.spawn(counter_keeper(self.clone()));
-        main.spawn(bulk_worker(self.clone()));
+        main.spawn(maintenance::purger(self.clone()));
+        main.spawn(maintenance::checkpointer(self.clone()));
+        main.spawn(maintenance::counter_keeper(self.clone()));
+        main.spawn(maintenance::bulk_worker(self.clone()));
         main.spawn(cluster::heartbeats(self.clone()));
         main.spawn(cluster::listener(self.clone()));
         main.spawn({
@@ -212,7 +213,7 @@ impl Engine {
                     }
                 };
                 rt.block_on(async move {
-                    let recorder = tokio::spawn(recorder(engine.clone(), rx));
+                    let recorder = tokio::spawn(recorder::recorder(engine.clone(), rx));
                     dispatch::dispatcher(engine.clone(), tx, main).await;
                     let _ = recorder.await;
                     let _ = engine.inner.stopped.send(true);
@@ -415,310 +416,6 @@ impl Drop for StopOnDrop {
     fn drop(&mut self) {
         let _ = self.0.inner.shutdown.send(true);
         self.0.inner.wake.notify_one();
-    }
-}
-
-/// Where workers hand finished attempts to the recorder.
-type RecorderTx = mpsc::UnboundedSender<(AttemptRecord, Activity)>;
-
-/// Most attempts written in one transaction, by store: enough to keep the commits per second
-/// few; on SQLite few enough that a batch holds the one writer well under the 50 ms a publish
-/// may wait (PostgreSQL's writers do not wait for one another, and a round trip costs more).
-fn record_batch(store: &crate::store::Store) -> usize {
-    match store.dialect() {
-        crate::store::Dialect::Sqlite => 250,
-        crate::store::Dialect::Postgres => 1000,
-    }
-}
-
-/// Writes finished attempts in batches; retries a failed write rather than losing it.
-///
-/// When only a few attempts are waiting it gives the others a millisecond to finish: a
-/// transaction per handful of attempts would keep the one writer from claiming.
-async fn recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver<(AttemptRecord, Activity)>) {
-    let inner = &engine.inner;
-    let most = record_batch(&inner.store);
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        for round in 0..2 {
-            while batch.len() < most {
-                match rx.try_recv() {
-                    Ok(item) => batch.push(item),
-                    Err(_) => break,
-                }
-            }
-            if round == 0
-                && batch.len() < 64
-                && inner.global.available_permits() < inner.config.concurrency.max(1)
-            {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            } else {
-                break;
-            }
-        }
-        let records: Vec<AttemptRecord> = batch.iter().map(|(r, _)| r.clone()).collect();
-        let mut delay = Duration::from_millis(50);
-        loop {
-            match inner.store.record_attempts(&records).await {
-                Ok(0) => break,
-                Ok(stale) => {
-                    tracing::warn!(
-                        stale,
-                        "attempts recorded after their lease was lost changed nothing"
-                    );
-                    break;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "could not record attempts; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-        let was_behind = {
-            let mut st = engine.state();
-            let was = st.recorder_behind();
-            st.recorded(records.len());
-            was
-        };
-        if was_behind {
-            // Claiming paused for the recorder; it may go on.
-            inner.wake.notify_one();
-        }
-        let mut activity = Vec::with_capacity(batch.len());
-        for (rec, act) in batch {
-            inner
-                .metrics
-                .attempts
-                .get_or_create(&metrics::OutcomeLabel {
-                    outcome: rec.new_status.to_string(),
-                })
-                .inc();
-            if let Some((kind, message)) = &rec.alert {
-                tracing::warn!(shop_id = %rec.shop_id, kind, message, "alert");
-            }
-            activity.push(act);
-        }
-        if engine.activity_wanted() {
-            engine.publish_activity(activity);
-        }
-        for r in &records {
-            if matches!(
-                r.effect,
-                EndpointEffect::Disable(_) | EndpointEffect::Delete(_)
-            ) {
-                engine.endpoint_changed(&r.endpoint_id).await;
-            }
-            if matches!(r.effect, EndpointEffect::Delete(_)) {
-                engine.forget_endpoint(&r.endpoint_id);
-            }
-        }
-        if records.iter().any(|r| r.new_status == "retrying") {
-            // A retry falls due sooner than the dispatcher may be waiting.
-            engine.wake();
-        }
-    }
-}
-
-/// The WAL is emptied once nothing was written for this long.
-const WAL_IDLE: Duration = Duration::from_secs(1);
-
-/// Checkpoints SQLite's WAL every [`crate::store::CHECKPOINT_EVERY`], off the writer's path
-/// (see the store), and empties the WAL file once writes have paused: a burst that grew it
-/// does not keep its disk while the queue is quiet. Returns at once on PostgreSQL.
-async fn checkpointer(engine: Engine) {
-    if engine.inner.store.dialect() != crate::store::Dialect::Sqlite {
-        return;
-    }
-    let mut shutdown = engine.inner.shutdown.subscribe();
-    // The WAL's length when last seen fully copied, and since when it has not changed.
-    let mut unchanged: Option<(i64, std::time::Instant)> = None;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(crate::store::CHECKPOINT_EVERY) => {}
-            _ = shutdown.changed() => return,
-        }
-        let frames = match engine.inner.store.checkpoint().await {
-            Ok(frames) => frames,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not checkpoint the WAL");
-                None
-            }
-        };
-        unchanged = match (frames, unchanged) {
-            (Some(n), Some((m, since))) if n == m => Some((m, since)),
-            (Some(n), _) => Some((n, std::time::Instant::now())),
-            (None, _) => None,
-        };
-        if let Some((n, since)) = unchanged {
-            if n > 0 && since.elapsed() >= WAL_IDLE {
-                if let Err(e) = engine.inner.store.truncate_wal().await {
-                    tracing::warn!(error = %e, "could not empty the WAL");
-                }
-                unchanged = None;
-            }
-        }
-    }
-}
-
-/// Works through bulk changes slice by slice (see `store::bulk`), with a breath between
-/// slices so the writer goes to publishes and attempts in turn; when none is left, waits to
-/// be told of one (or a second: a change another node or the engine wrote down).
-async fn bulk_worker(engine: Engine) {
-    const BREATH: Duration = Duration::from_millis(2);
-    const IDLE: Duration = Duration::from_secs(1);
-    let mut shutdown = engine.inner.shutdown.subscribe();
-    let mut rounds = 0u32;
-    loop {
-        let pause = match engine.inner.store.next_bulk_slice(now_ms()).await {
-            Ok(Some(done)) => {
-                use crate::store::bulk::BulkKind;
-                if done.changed > 0 && matches!(done.kind, BulkKind::Retry | BulkKind::Resume) {
-                    engine.announce();
-                }
-                BREATH
-            }
-            Ok(None) => {
-                rounds = rounds.wrapping_add(1);
-                if rounds % 3600 == 1 {
-                    if let Err(e) = engine
-                        .inner
-                        .store
-                        .forget_finished_bulk_changes(now_ms())
-                        .await
-                    {
-                        tracing::warn!(error = %e, "could not forget finished bulk changes");
-                    }
-                }
-                IDLE
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "a bulk change slice failed; trying again");
-                IDLE
-            }
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = engine.inner.store.bulk_written(), if pause == IDLE => {}
-            _ = shutdown.changed() => return,
-        }
-    }
-}
-
-/// Keeps the counters pages read: on PostgreSQL folds the deltas every transaction appended
-/// into the counter rows every second (the deltas a reader adds up stay few), refreshes the
-/// planner statistics of tables that grew in a burst every five seconds, samples each shop's
-/// queue depth and lag once a minute (the dashboard's last hour), and prunes hourly counters
-/// past the dashboard's week and samples past a day every ten minutes (both stores).
-async fn counter_keeper(engine: Engine) {
-    const FOLD_EVERY: Duration = Duration::from_secs(1);
-    const PRUNE_EVERY: u32 = 600;
-    const STATISTICS_EVERY: u32 = 5;
-    let mut shutdown = engine.inner.shutdown.subscribe();
-    let mut rounds = 0u32;
-    let mut sampled = 0i64;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(FOLD_EVERY) => {}
-            _ = shutdown.changed() => return,
-        }
-        if let Err(e) = engine.inner.store.fold_counters().await {
-            tracing::warn!(error = %e, "could not fold the counters");
-        }
-        rounds = rounds.wrapping_add(1);
-        if rounds.is_multiple_of(STATISTICS_EVERY) {
-            match engine.inner.store.refresh_statistics().await {
-                Ok(t) if !t.is_empty() => {
-                    tracing::debug!(tables = ?t, "planner statistics refreshed")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "could not refresh the planner statistics"),
-            }
-        }
-        let minute = now_ms() / crate::store::counters::MINUTE_MS;
-        if minute != sampled {
-            match engine.inner.store.sample_queues(now_ms()).await {
-                Ok(_) => sampled = minute,
-                Err(e) => tracing::warn!(error = %e, "could not sample the queues"),
-            }
-        }
-        if rounds % PRUNE_EVERY == 1 {
-            if let Err(e) = engine.inner.store.prune_counters(now_ms()).await {
-                tracing::warn!(error = %e, "could not prune the counters");
-            }
-        }
-    }
-}
-
-/// Purges what retention no longer keeps: a round over every shop, again at once (after a
-/// breath for the writer) while rounds come back full, else every ten seconds. Each statement
-/// removes at most a small batch, so the purge keeps up with the delivery rate without ever
-/// holding the writer long.
-async fn purger(engine: Engine) {
-    let mut shutdown = engine.inner.shutdown.subscribe();
-    let override_ms = engine
-        .inner
-        .config
-        .retention_override
-        .map(|d| d.as_millis() as i64);
-    // Several nodes purge one database: the node holding the lock does, the others wait
-    // their turn (it passes on when the holder dies).
-    let mut turn: Option<crate::store::cluster::Singleton> = None;
-    loop {
-        if let Some(held) = &mut turn {
-            if !held.still_held().await {
-                turn = None;
-            }
-        }
-        if turn.is_none() {
-            turn = engine
-                .inner
-                .store
-                .try_singleton("retention")
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "could not ask for the retention turn");
-                    None
-                });
-        }
-        if turn.is_none() {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(10)) => continue,
-                _ = shutdown.changed() => return,
-            }
-        }
-        let pause = match engine
-            .inner
-            .store
-            .purge_expired(now_ms(), override_ms)
-            .await
-        {
-            Ok(p) => {
-                if p.total() > 0 {
-                    tracing::debug!(
-                        deliveries = p.deliveries,
-                        attempts = p.attempts,
-                        events = p.events,
-                        alerts = p.alerts,
-                        "retention purge"
-                    );
-                    engine.inner.metrics.purged.inc_by(p.total());
-                }
-                if p.more {
-                    Duration::from_millis(5)
-                } else {
-                    Duration::from_secs(10)
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "retention purge failed");
-                Duration::from_secs(10)
-            }
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = shutdown.changed() => return,
-        }
     }
 }
 

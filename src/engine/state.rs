@@ -6,11 +6,22 @@
 //! claim is worth a query, which read-ahead to give back, which job goes next — is a method
 //! here. A test builds a state, steps it and looks, with no database, no runtime and no clock.
 
-use super::dispatch::Job;
 use crate::ids::{DeliveryId, EndpointId};
-use crate::store::deliveries::LeaseRef;
+use crate::store::deliveries::{Claimed, LeaseRef};
 use crate::store::endpoints::EndpointRow;
+use crate::store::events::EventRow;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+/// A leased delivery with what sending it needs.
+pub(super) struct Job {
+    pub delivery: Claimed,
+    pub endpoint: Arc<EndpointRow>,
+    pub event: Arc<EventRow>,
+    /// When a rate-limited endpoint's send slot for this job comes (ms): reserved on the
+    /// schedule all nodes share.
+    pub not_before: Option<i64>,
+}
 
 /// A fast endpoint may have this many times its concurrency leased (in flight included), so
 /// one claim brings it many rounds of work at once and its workers keep sending while the
