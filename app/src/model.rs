@@ -3,17 +3,95 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Every status a delivery can have (the `deliveries.status` check): the queue page's filter,
-/// the API's validation and the store's per-status list all read this one list.
-pub const DELIVERY_STATUSES: [&str; 7] = [
-    "pending",
-    "delivering",
-    "retrying",
-    "succeeded",
-    "failed",
-    "cancelled",
-    "held",
-];
+/// A delivery's state (the `deliveries.status` check), written as its lowercase name in the
+/// database, the API and the panel. What each state allows is said here once: the queue
+/// page's filter, the API's validation, the engine's outcomes and the store's statements all
+/// ask this type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// Waiting for its first attempt.
+    Pending,
+    /// Leased by a node: being sent, or read ahead to be sent.
+    Delivering,
+    /// Failed at least once, waiting for its next attempt.
+    Retrying,
+    Succeeded,
+    /// Retries exhausted, or nothing a retry could change.
+    Failed,
+    Cancelled,
+    /// Not sent while its endpoint is disabled or its shop's webhooks are off.
+    Held,
+}
+
+impl DeliveryStatus {
+    /// Every status, in the order the panel lists them.
+    pub const ALL: [DeliveryStatus; 7] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Delivering,
+        DeliveryStatus::Retrying,
+        DeliveryStatus::Succeeded,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Cancelled,
+        DeliveryStatus::Held,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivering => "delivering",
+            DeliveryStatus::Retrying => "retrying",
+            DeliveryStatus::Succeeded => "succeeded",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Cancelled => "cancelled",
+            DeliveryStatus::Held => "held",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
+    /// Waiting to be claimed when it falls due.
+    pub fn is_waiting(self) -> bool {
+        matches!(self, DeliveryStatus::Pending | DeliveryStatus::Retrying)
+    }
+
+    /// Done: nothing more happens to it unless someone retries it.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            DeliveryStatus::Succeeded | DeliveryStatus::Failed | DeliveryStatus::Cancelled
+        )
+    }
+
+    /// May be queued again now by hand: a final one, or one waiting to retry (sooner).
+    pub fn can_retry(self) -> bool {
+        self.is_final() || self == DeliveryStatus::Retrying
+    }
+
+    /// May be cancelled: not yet sent and not being sent.
+    pub fn can_cancel(self) -> bool {
+        self.is_waiting() || self == DeliveryStatus::Held
+    }
+
+    /// The statuses that satisfy `rule`, as an SQL list (`'pending', 'retrying'`): statements
+    /// take their lists from the rules above instead of writing them out again.
+    pub fn sql_list(rule: fn(DeliveryStatus) -> bool) -> String {
+        Self::ALL
+            .into_iter()
+            .filter(|s| rule(*s))
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl std::fmt::Display for DeliveryStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A person's role within one shop. Operators are not a shop role: see [`Principal::operator`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,6 +293,35 @@ pub fn relative(ms: i64, now: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delivery_statuses_read_back_from_their_names() {
+        for s in DeliveryStatus::ALL {
+            assert_eq!(DeliveryStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert_eq!(DeliveryStatus::parse("Pending"), None);
+    }
+
+    #[test]
+    fn what_each_delivery_status_allows() {
+        use DeliveryStatus::*;
+        let retryable: Vec<_> = DeliveryStatus::ALL
+            .into_iter()
+            .filter(|s| s.can_retry())
+            .collect();
+        assert_eq!(retryable, [Retrying, Succeeded, Failed, Cancelled]);
+        let cancellable: Vec<_> = DeliveryStatus::ALL
+            .into_iter()
+            .filter(|s| s.can_cancel())
+            .collect();
+        assert_eq!(cancellable, [Pending, Retrying, Held]);
+        assert!(!Delivering.can_retry() && !Delivering.can_cancel());
+        assert_eq!(
+            DeliveryStatus::sql_list(DeliveryStatus::is_waiting),
+            "'pending', 'retrying'"
+        );
+    }
 
     #[test]
     fn times_read_relative_to_now() {

@@ -10,6 +10,7 @@ use crate::store::attempts::{AttemptRecord, EndpointEffect};
 use crate::store::deliveries::Claimed;
 use crate::store::endpoints::EndpointRow;
 use crate::store::events::EventRow;
+use app::model::DeliveryStatus;
 use std::time::Duration;
 
 /// Headers an endpoint's extra headers may never replace.
@@ -279,7 +280,7 @@ pub fn decide(
             .map(|_| recorded::pack_response(masked_headers(&out.headers, &[]), now_ms)),
         response_body: out.status.map(|_| out.body.clone()),
         at: now_ms,
-        new_status: "succeeded",
+        new_status: DeliveryStatus::Succeeded,
         next_attempt_at: None,
         effect: EndpointEffect::Succeeded,
         alert: None,
@@ -307,7 +308,7 @@ pub fn decide(
     rec.effect = EndpointEffect::Failed;
     // A body the template cannot make fails the same way every time: no retry.
     if out.error_kind == Some(TEMPLATE_ERROR) {
-        rec.new_status = "failed";
+        rec.new_status = DeliveryStatus::Failed;
         return rec;
     }
     let what = match (out.status, out.error_kind) {
@@ -337,7 +338,11 @@ pub fn decide(
         failing_days.map(|d| (false, format!("failing continuously for {d} days")))
     };
     if let Some((delete, reason)) = deactivation {
-        rec.new_status = if delete { "failed" } else { "held" };
+        rec.new_status = if delete {
+            DeliveryStatus::Failed
+        } else {
+            DeliveryStatus::Held
+        };
         rec.next_attempt_at = (!delete).then_some(now_ms);
         deactivate(&mut rec, endpoint, delete, reason);
         return rec;
@@ -351,11 +356,11 @@ pub fn decide(
         .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
     match next_delay(policy, number as u32, retry_after, &mut rand::thread_rng()) {
         Some(delay) => {
-            rec.new_status = "retrying";
+            rec.new_status = DeliveryStatus::Retrying;
             rec.next_attempt_at = Some(now_ms + delay.as_millis() as i64);
         }
         None => {
-            rec.new_status = "failed";
+            rec.new_status = DeliveryStatus::Failed;
             rec.alert = Some((
                 "retries_exhausted".into(),
                 format!(

@@ -564,7 +564,7 @@ async fn run(engine: &Engine, job: Job, tx: &RecorderTx) -> bool {
         event_type: ev.event_type.clone(),
         delivery_id: Some(c.id.to_string()),
         endpoint_id: Some(ep.id.to_string()),
-        status: Some(rec.new_status.to_string()),
+        status: Some(rec.new_status.as_str().to_string()),
         status_code: rec.status_code,
         error_kind: rec.error_kind.clone(),
         attempt: Some(number),
@@ -575,7 +575,7 @@ async fn run(engine: &Engine, job: Job, tx: &RecorderTx) -> bool {
     engine
         .state()
         .note_pace(&ep.id, out.duration.as_secs_f64() * 1000.0);
-    if rec.new_status != "succeeded" {
+    if rec.new_status != app::model::DeliveryStatus::Succeeded {
         m.endpoint_failures
             .get_or_create(&metrics::EndpointLabel {
                 endpoint_id: ep.id.to_string(),

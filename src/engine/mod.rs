@@ -423,7 +423,12 @@ impl Drop for StopOnDrop {
 pub async fn refresh_queue_metrics(engine: &Engine) {
     let inner = &engine.inner;
     if let Ok(counts) = inner.store.queue_counts().await {
-        for status in ["pending", "delivering", "retrying", "held"] {
+        // The open statuses: what is still to be sent.
+        let open = app::model::DeliveryStatus::ALL
+            .into_iter()
+            .filter(|s| !s.is_final())
+            .map(|s| s.as_str());
+        for status in open {
             let n = counts
                 .iter()
                 .find(|(s, _)| s == status)

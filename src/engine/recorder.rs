@@ -83,7 +83,7 @@ pub(super) async fn recorder(
                 .metrics
                 .attempts
                 .get_or_create(&metrics::OutcomeLabel {
-                    outcome: rec.new_status.to_string(),
+                    outcome: rec.new_status.as_str().to_string(),
                 })
                 .inc();
             if let Some((kind, message)) = &rec.alert {
@@ -105,7 +105,10 @@ pub(super) async fn recorder(
                 engine.forget_endpoint(&r.endpoint_id);
             }
         }
-        if records.iter().any(|r| r.new_status == "retrying") {
+        if records
+            .iter()
+            .any(|r| r.new_status == app::model::DeliveryStatus::Retrying)
+        {
             // A retry falls due sooner than the dispatcher may be waiting.
             engine.wake();
         }

@@ -15,7 +15,7 @@ use app::dto::{
 };
 use app::model::{Principal, ServiceError};
 
-use app::model::DELIVERY_STATUSES;
+use app::model::DeliveryStatus;
 
 pub fn delivery_view(d: &DeliveryRow, attempts: Option<Vec<AttemptView>>) -> DeliveryView {
     DeliveryView {
@@ -78,10 +78,11 @@ pub(crate) fn split_page<R>(
 /// Checks a filter's values; the error names the query parameter.
 pub fn check_filter(f: &DeliveryFilter) -> ServiceResult<()> {
     if let Some(s) = &f.status {
-        if !DELIVERY_STATUSES.contains(&s.as_str()) {
+        if DeliveryStatus::parse(s).is_none() {
+            let names: Vec<_> = DeliveryStatus::ALL.iter().map(|s| s.as_str()).collect();
             return Err(ServiceError::invalid(
                 "status",
-                format!("must be one of {}", DELIVERY_STATUSES.join(", ")),
+                format!("must be one of {}", names.join(", ")),
             ));
         }
     }
@@ -270,7 +271,7 @@ impl Service {
         check_filter(filter)?;
         self.require_webhooks_on(shop_id).await?;
         if let Some(s) = &filter.status {
-            if !matches!(s.as_str(), "failed" | "succeeded" | "cancelled") {
+            if !DeliveryStatus::parse(s).is_some_and(DeliveryStatus::is_final) {
                 return Err(ServiceError::invalid(
                     "status",
                     "bulk retry applies to failed, succeeded or cancelled deliveries",

@@ -5,6 +5,7 @@ use super::{in_tx, on_reader, Result, Store, SHOP_NUM};
 use crate::engine::recorded::{self, Origin, Stored};
 use crate::engine::template::envelope_of;
 use crate::ids::{AlertId, DeliveryId, EndpointId, EventId, ShopId};
+use app::model::DeliveryStatus;
 use sqlx::types::Json;
 use sqlx::QueryBuilder;
 
@@ -42,7 +43,7 @@ pub struct AttemptRecord {
     pub response_body: Option<String>,
     pub at: i64,
     /// The delivery's status afterwards: succeeded, retrying or failed.
-    pub new_status: &'static str,
+    pub new_status: DeliveryStatus,
     pub next_attempt_at: Option<i64>,
     pub effect: EndpointEffect,
     /// (kind, message) of an alert to raise.
@@ -270,7 +271,7 @@ impl Store {
                 qb.push_values(chunk, |mut b, r| {
                     b.push_bind(&r.delivery_id)
                         .push_bind(&r.lease_owner)
-                        .push_bind(r.new_status)
+                        .push_bind(r.new_status.as_str())
                         .push_bind(r.number)
                         .push_bind(r.next_attempt_at)
                         .push_bind(r.status_code)

@@ -3,6 +3,7 @@
 
 use super::{on_reader, on_writer, Db, Dialect, Result, Store, Tx, SHOP_NUM, SHOP_NUM_OPEN};
 use crate::ids::{DeliveryId, EndpointId, EventId, ShopId};
+use app::model::DeliveryStatus;
 use sqlx::{PgPool, QueryBuilder, SqlitePool};
 
 #[derive(sqlx::FromRow, Debug, Clone)]
@@ -316,10 +317,10 @@ impl Store {
     ) -> Result<Vec<DeliveryRow>> {
         let branches: Vec<DeliveryFilter> = match &filter.status {
             Some(_) => vec![filter.clone()],
-            None => app::model::DELIVERY_STATUSES
+            None => app::model::DeliveryStatus::ALL
                 .iter()
                 .map(|s| DeliveryFilter {
-                    status: Some(s.to_string()),
+                    status: Some(s.as_str().to_string()),
                     ..filter.clone()
                 })
                 .collect(),
@@ -453,7 +454,8 @@ impl Store {
             let done = sqlx::query(&d.sql(&format!(
                 "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?
              WHERE shop = {SHOP_NUM} AND id = ?
-             AND status IN ('succeeded', 'failed', 'cancelled', 'retrying') AND {SENDABLE}"
+             AND status IN ({}) AND {SENDABLE}",
+                DeliveryStatus::sql_list(DeliveryStatus::can_retry)
             )))
             .bind(now)
             .bind(now)
@@ -490,7 +492,8 @@ impl Store {
         on_writer!(self, |pool, d| {
             let done = sqlx::query(&d.sql(&format!(
                 "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = ?
-             WHERE shop = {SHOP_NUM} AND id = ? AND status IN ('pending', 'retrying', 'held')"
+             WHERE shop = {SHOP_NUM} AND id = ? AND status IN ({})",
+                DeliveryStatus::sql_list(DeliveryStatus::can_cancel)
             )))
             .bind(now)
             .bind(shop_id)
@@ -514,7 +517,7 @@ impl Store {
         now: i64,
     ) -> Result<u64> {
         let status = filter.status.clone().unwrap_or_else(|| "failed".into());
-        if !matches!(status.as_str(), "succeeded" | "failed" | "cancelled") {
+        if !DeliveryStatus::parse(&status).is_some_and(DeliveryStatus::is_final) {
             return Ok(0);
         }
         let mut tx = self.begin().await?;

@@ -159,9 +159,10 @@ pub fn QueuePage() -> impl IntoView {
             <label for="f-status">"Status"</label>
             <select id="f-status" name="status">
                 <option value="">"Any"</option>
-                {crate::model::DELIVERY_STATUSES.iter().map(|s| {
-                    let sel = move || query.get().status.as_deref() == Some(*s);
-                    view! { <option value=*s selected=sel>{*s}</option> }
+                {crate::model::DeliveryStatus::ALL.iter().map(|s| {
+                    let s = s.as_str();
+                    let sel = move || query.get().status.as_deref() == Some(s);
+                    view! { <option value=s selected=sel>{s}</option> }
                 }).collect_view()}
             </select>
             <label for="f-endpoint">"Endpoint"</label>
