@@ -128,6 +128,20 @@ async fn endpoint(client: &reqwest::Client, node: &Node, key: &str, body: serde_
     assert_eq!(ep.status(), 201);
 }
 
+/// Publishes `n` events (`{"i": i}`) going round the nodes, each answered 202.
+async fn publish_round_robin(client: &reqwest::Client, nodes: &[Node], key: &str, n: usize) {
+    for i in 0..n {
+        let r = client
+            .post(nodes[i % nodes.len()].api("/events"))
+            .bearer_auth(key)
+            .json(&json!({"type": "order.created", "data": {"i": i}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+}
+
 /// A shop with webhooks and an API key; returns the key.
 fn shop_and_key(dir: &std::path::Path) -> String {
     let shop = cli(
@@ -279,17 +293,7 @@ async fn a_rate_limit_holds_across_two_nodes() {
     // Both nodes must know the other is alive before the work comes (their first heartbeats).
     tokio::time::sleep(Duration::from_millis(300)).await;
     const EVENTS: usize = 100;
-    for i in 0..EVENTS {
-        let node = &nodes[i % 2];
-        let r = client
-            .post(node.api("/events"))
-            .bearer_auth(&key)
-            .json(&json!({"type": "order.created", "data": {"i": i}}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
-    }
+    publish_round_robin(&client, &nodes, &key, EVENTS).await;
     let got = rx.wait_for(EVENTS, 30).await;
     let took = got.last().unwrap().at - got.first().unwrap().at;
     // A burst of one second's worth goes at once, the rest at the rate: at 20/s, 100 take
@@ -496,16 +500,7 @@ async fn webhooks_turned_off_through_one_node_stop_what_another_read_ahead() {
     let client = reqwest::Client::new();
     endpoint(&client, &nodes[0], &key, json!({"url": rx.url("/hook")})).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    for i in 0..8 {
-        let r = client
-            .post(nodes[i % 2].api("/events"))
-            .bearer_auth(&key)
-            .json(&json!({"type": "order.created", "data": {"i": i}}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
-    }
+    publish_round_robin(&client, &nodes, &key, 8).await;
     // Each node is sending one; what else they leased waits in their ready queues.
     rx.wait_for(2, 10).await;
 
