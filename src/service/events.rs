@@ -147,7 +147,7 @@ fn after_publish(
 }
 
 /// Tells the activity feed about newly published events.
-fn announce(
+pub(super) fn announce(
     engine: &Engine,
     shop_id: &str,
     published: &[Published],
@@ -433,17 +433,6 @@ impl Service {
         ));
         self.publish_cache.put_config(shop_id, config.clone());
         Ok(config)
-    }
-
-    /// Tells the activity feed about newly published events.
-    pub(crate) fn announce(
-        &self,
-        shop_id: &str,
-        published: &[Published],
-        events: &[NewEvent],
-        now: i64,
-    ) {
-        announce(&self.engine, shop_id, published, events, now);
     }
 
     pub async fn get_event(

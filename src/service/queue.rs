@@ -8,7 +8,7 @@ use crate::ids::{new_id, now_ms};
 use crate::ids::{AlertId, DeliveryId, EndpointId, EventId, ShopId};
 use crate::store::attempts::AttemptRow;
 use crate::store::deliveries::{DeliveryFilter, DeliveryRow};
-use crate::store::events::{NewEvent, Target};
+use crate::store::events::{GroupOutcome, NewEvent, PublishRequest, Target};
 use app::backend::ServiceResult;
 use app::dto::{
     AlertView, AttemptView, BulkChangeView, ChannelView, DeliveryView, HttpMessage, Page,
@@ -326,11 +326,33 @@ impl Service {
                 unique_pending: false,
             }],
         };
-        let now = now_ms();
-        let events = [ev];
-        let published = self.store.publish(shop_id, &events, &[], now).await?;
-        self.engine.announce();
-        self.announce(shop_id, &published, &events, now);
+        // Through the group committer, as any publish: what follows the commit (waking the
+        // engine, the activity feed) runs there, whether or not this request is still waiting.
+        let after: super::group_commit::AfterCommit = {
+            let engine = self.engine.clone();
+            Box::new(move |c| {
+                if let GroupOutcome::Published(published) = &c.outcome {
+                    engine.announce();
+                    super::events::announce(
+                        &engine,
+                        &c.request.shop_id,
+                        published,
+                        &c.request.events,
+                        c.at,
+                    );
+                }
+            })
+        };
+        let request = PublishRequest {
+            shop_id: shop_id.clone(),
+            config_version: None,
+            events: vec![ev],
+            discovered: Vec::new(),
+        };
+        let committed = self.group.submit(request, after).await?;
+        let GroupOutcome::Published(published) = committed.outcome else {
+            return Err(ServiceError::Internal);
+        };
         let p = published.into_iter().next().ok_or(ServiceError::Internal)?;
         let delivery = p
             .deliveries

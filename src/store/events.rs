@@ -522,28 +522,6 @@ async fn config_versions(
 }
 
 impl Store {
-    /// Writes events, their deliveries and newly seen event types in one transaction.
-    pub async fn publish(
-        &self,
-        shop_id: &ShopId,
-        events: &[NewEvent],
-        discovered: &[(String, String)],
-        now: i64,
-    ) -> Result<Vec<Published>> {
-        let request = PublishRequest {
-            shop_id: shop_id.clone(),
-            config_version: None,
-            events: events.to_vec(),
-            discovered: discovered.to_vec(),
-        };
-        match self.publish_group(&[request], now).await?.pop() {
-            Some(GroupOutcome::Published(p)) => Ok(p),
-            _ => Err(super::Error::Corrupt(
-                "a publish without a version came back stale".into(),
-            )),
-        }
-    }
-
     /// Writes many publish requests in one transaction (group commit): one commit, one sync
     /// to disk, for all of them. A request whose shop configuration changed since it was
     /// prepared is left out and answered [`GroupOutcome::Stale`]. The requests of one shop
