@@ -57,7 +57,7 @@ pub async fn open_service(config: &Config) -> anyhow::Result<Service> {
             allow_private_targets: config.allow_private_targets,
             retention_override: config.retention_seconds.map(std::time::Duration::from_secs),
             node_id: config.node_name(),
-            max_body_bytes: crate::engine::template::body_limit(config.max_event_bytes),
+            max_body_bytes: crate::domain::template::body_limit(config.max_event_bytes),
             streams_per_holder: config.streams_per_client,
         },
     );

@@ -1,11 +1,11 @@
 //! One attempt, start to finish: build the request (body, headers, signatures), send it, and
 //! decide what the outcome means for the delivery and its endpoint.
 
-use super::recorded::{self, Origin, Stored};
-use super::retry::{next_delay, parse_retry_after, RetryPolicy};
 use super::sender::{Outcome, Prepared};
 use super::signing;
-use super::template::{envelope_of, render, with_event, ContentType};
+use crate::domain::recorded::{self, Origin, Stored};
+use crate::domain::retry::{next_delay, parse_retry_after, RetryPolicy};
+use crate::domain::template::{envelope_of, render, with_event, ContentType};
 use crate::store::attempts::{AttemptRecord, EndpointEffect};
 use crate::store::deliveries::Claimed;
 use crate::store::endpoints::EndpointRow;

@@ -12,13 +12,10 @@ pub mod guard;
 mod maintenance;
 pub mod metrics;
 mod recent;
-pub mod recorded;
 mod recorder;
-pub mod retry;
 pub mod sender;
 pub mod signing;
 mod state;
-pub mod template;
 
 use crate::crypto::SecretBox;
 use crate::ids::{now_ms, ShopId};
@@ -43,7 +40,7 @@ pub struct EngineConfig {
     pub retention_override: Option<Duration>,
     /// This node's name (`HERALD_NODE_ID`).
     pub node_id: String,
-    /// The largest body a template may render to ([`template::body_limit`] of the event size
+    /// The largest body a template may render to ([`crate::domain::template::body_limit`] of the event size
     /// limit): past it the attempt fails without sending.
     pub max_body_bytes: usize,
     /// Live activity streams one principal may hold open (`HERALD_STREAMS_PER_CLIENT`).

@@ -2,9 +2,9 @@
 //! and the endpoint as the API shows it.
 
 use super::{iso, iso_opt, require_manage, require_read, Service};
+use crate::domain::retry::RetryPolicy;
+use crate::domain::template::{self, ContentType, EventContext};
 use crate::engine::attempt::RESERVED_HEADERS;
-use crate::engine::retry::RetryPolicy;
-use crate::engine::template::{self, ContentType, EventContext};
 use crate::engine::{catalog, signing};
 use crate::ids::now_ms;
 use crate::ids::{EndpointId, ShopId};

@@ -29,7 +29,7 @@ pub struct Limits {
 impl Limits {
     /// The largest body a template may render to (the engine's limit too).
     pub fn max_body_bytes(&self) -> usize {
-        crate::engine::template::body_limit(self.max_event_bytes)
+        crate::domain::template::body_limit(self.max_event_bytes)
     }
 }
 
@@ -682,7 +682,7 @@ impl Backend for Service {
         Service::preview_template(self, who, shop, event_type, content_type, template).await
     }
     fn retry_presets(&self) -> Vec<RetryPresetView> {
-        crate::engine::retry::presets()
+        crate::domain::retry::presets()
             .into_iter()
             .map(|(id, label, policy)| RetryPresetView {
                 id: id.into(),

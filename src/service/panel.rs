@@ -3,8 +3,8 @@
 
 use super::queue::attempt_view;
 use super::{iso, iso_opt, require_manage, require_read, Service};
-use crate::engine::retry::RetryPolicy;
-use crate::engine::template::{self, ContentType, EventContext};
+use crate::domain::retry::RetryPolicy;
+use crate::domain::template::{self, ContentType, EventContext};
 use crate::ids::now_ms;
 use crate::ids::{ApiKeyId, EndpointId, ShopId};
 use crate::store::attempts::AttemptLogRow;

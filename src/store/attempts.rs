@@ -2,8 +2,8 @@
 //! state, the endpoint's health and any alert, in batched transactions.
 
 use super::{in_tx, on_reader, Result, Store, SHOP_NUM};
-use crate::engine::recorded::{self, Origin, Stored};
-use crate::engine::template::envelope_of;
+use crate::domain::recorded::{self, Origin, Stored};
+use crate::domain::template::envelope_of;
 use crate::ids::{AlertId, DeliveryId, EndpointId, EventId, ShopId};
 use app::model::DeliveryStatus;
 use sqlx::types::Json;
@@ -34,7 +34,7 @@ pub struct AttemptRecord {
     pub error_kind: Option<String>,
     pub error_message: Option<String>,
     pub duration_ms: i64,
-    /// How the request is stored (`engine::recorded::Stored::stored_form`): its derived parts
+    /// How the request is stored (`domain::recorded::Stored::stored_form`): its derived parts
     /// are left out of `request_headers` and `request_body` and rebuilt when read.
     pub request_form: i64,
     pub request_headers: String,
@@ -138,7 +138,7 @@ const STORED_ATTEMPT: &str = "SELECT a.id, a.delivery_id,
     a.request_body, a.response_headers, a.response_body, a.at, d.event_id, d.event_type,
     e.channels AS event_channels, e.data AS event_data, e.created_at AS event_created_at
     FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
-    -- Forms 2, 6 and 14 (engine::recorded::Stored::stored_form) left the envelope out.
+    -- Forms 2, 6 and 14 (domain::recorded::Stored::stored_form) left the envelope out.
     LEFT JOIN events e ON a.request_form % 4 = 2 AND e.shop = a.shop AND e.id = d.event_id";
 
 impl StoredAttempt {

@@ -25,7 +25,7 @@ pub struct EndpointRow {
     pub headers: Json<serde_json::Map<String, serde_json::Value>>,
     pub content_type: String,
     pub template: Option<String>,
-    pub retry: Json<crate::engine::retry::RetryPolicy>,
+    pub retry: Json<crate::domain::retry::RetryPolicy>,
     pub timeout_ms: i64,
     pub priority: i64,
     pub unique_pending: bool,

@@ -15,7 +15,7 @@ pub struct ShopRow {
     pub created_at: i64,
     pub failed_retention_hours: i64,
     pub log_retention_days: i64,
-    pub default_retry: Json<crate::engine::retry::RetryPolicy>,
+    pub default_retry: Json<crate::domain::retry::RetryPolicy>,
 }
 
 const SELECT: &str = "SELECT s.id, s.name, s.webhooks_enabled, s.require_https, s.created_at,
@@ -89,7 +89,7 @@ impl Store {
         failed_retention_hours: i64,
         log_retention_days: i64,
         require_https: bool,
-        default_retry: &crate::engine::retry::RetryPolicy,
+        default_retry: &crate::domain::retry::RetryPolicy,
     ) -> Result<bool> {
         on_writer!(self, |pool, d| {
             let done = sqlx::query(&d.sql("UPDATE shops SET failed_retention_hours = ?, log_retention_days = ?, require_https = ?,
