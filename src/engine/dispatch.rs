@@ -30,17 +30,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Most rows one claim takes, by store. A claim holds SQLite's one writer while it marks
-/// them, and a thousand took it for longer than a publish should wait (50 ms); PostgreSQL's
-/// writers do not wait for one another, and each claim there walks the queue index past the
-/// entries of rows just claimed, so fewer, larger claims drain faster.
-fn max_claim(store: &crate::store::Store) -> usize {
-    match store.dialect() {
-        crate::store::Dialect::Sqlite => 256,
-        crate::store::Dialect::Postgres => 1024,
-    }
-}
-
 /// Room kept between the end of an attempt (its start plus the endpoint's timeout) and the end
 /// of its lease, for what surrounds the request: signing, scheduling, reading the answer.
 fn lease_margin(lease_ms: i64) -> i64 {
@@ -255,7 +244,9 @@ async fn claim_round(
     let mut targets: Vec<(EndpointId, usize)> = Vec::new();
     {
         let st = engine.state();
-        let mut budget = st.global_room(&limits).min(max_claim(&engine.inner.store));
+        let mut budget = st
+            .global_room(&limits)
+            .min(engine.inner.store.tuning().max_claim);
         for endpoint in candidates {
             let n = st.room_for(&endpoint, &limits).min(budget);
             if n == 0 {

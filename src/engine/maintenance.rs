@@ -12,7 +12,7 @@ const WAL_IDLE: Duration = Duration::from_secs(1);
 /// (see the store), and empties the WAL file once writes have paused: a burst that grew it
 /// does not keep its disk while the queue is quiet. Returns at once on PostgreSQL.
 pub(super) async fn checkpointer(engine: Engine) {
-    if engine.inner.store.dialect() != crate::store::Dialect::Sqlite {
+    if !engine.inner.store.tuning().checkpoints_wal {
         return;
     }
     let mut shutdown = engine.inner.shutdown.subscribe();

@@ -10,16 +10,6 @@ use tokio::sync::mpsc;
 /// Where workers hand finished attempts to the recorder.
 pub(super) type RecorderTx = mpsc::UnboundedSender<(AttemptRecord, Activity)>;
 
-/// Most attempts written in one transaction, by store: enough to keep the commits per second
-/// few; on SQLite few enough that a batch holds the one writer well under the 50 ms a publish
-/// may wait (PostgreSQL's writers do not wait for one another, and a round trip costs more).
-fn record_batch(store: &crate::store::Store) -> usize {
-    match store.dialect() {
-        crate::store::Dialect::Sqlite => 250,
-        crate::store::Dialect::Postgres => 1000,
-    }
-}
-
 /// Writes finished attempts in batches; retries a failed write rather than losing it.
 ///
 /// When only a few attempts are waiting it gives the others a millisecond to finish: a
@@ -29,7 +19,7 @@ pub(super) async fn recorder(
     mut rx: mpsc::UnboundedReceiver<(AttemptRecord, Activity)>,
 ) {
     let inner = &engine.inner;
-    let most = record_batch(&inner.store);
+    let most = inner.store.tuning().record_batch;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         for round in 0..2 {

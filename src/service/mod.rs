@@ -155,12 +155,7 @@ fn shop_summary(row: crate::store::shops::ShopRow) -> ShopSummary {
 
 impl Service {
     pub fn new(store: Store, engine: Engine, limits: Limits) -> Self {
-        // One transaction at a time on SQLite's one writer; on PostgreSQL a few, so groups
-        // form while a commit waits on the server's disk.
-        let lanes = match store.dialect() {
-            crate::store::Dialect::Sqlite => 1,
-            crate::store::Dialect::Postgres => 4,
-        };
+        let lanes = store.tuning().publish_lanes;
         Service {
             group: group_commit::GroupCommit::start(store.clone(), engine.clone(), lanes),
             publish_cache: Default::default(),

@@ -496,6 +496,26 @@ impl StoreUrl {
     }
 }
 
+/// How work is best sized for a store (see [`Store::tuning`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Tuning {
+    /// Most attempts written in one transaction: enough to keep the commits per second few;
+    /// on SQLite few enough that a batch holds the one writer well under the 50 ms a publish
+    /// may wait (PostgreSQL's writers do not wait for one another, and a round trip costs
+    /// more).
+    pub record_batch: usize,
+    /// Most rows one claim takes. A claim holds SQLite's one writer while it marks them, and
+    /// a thousand took it for longer than a publish should wait (50 ms); PostgreSQL's writers
+    /// do not wait for one another, and each claim there walks the queue index past the
+    /// entries of rows just claimed, so fewer, larger claims drain faster.
+    pub max_claim: usize,
+    /// Publish transactions in flight at once: one on SQLite's one writer; on PostgreSQL a
+    /// few, so groups form while a commit waits on the server's disk.
+    pub publish_lanes: usize,
+    /// Whether the store has a WAL for the engine to checkpoint off the writer's path.
+    pub checkpoints_wal: bool,
+}
+
 impl Store {
     /// Opens the store a `HERALD_DATABASE_URL` names, with the default options.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
@@ -710,6 +730,25 @@ impl Store {
     }
 
     /// Which backend this is.
+    /// How callers should size their work for this store, so that no layer above it branches
+    /// on the backend.
+    pub fn tuning(&self) -> Tuning {
+        match self.dialect() {
+            Dialect::Sqlite => Tuning {
+                record_batch: 250,
+                max_claim: 256,
+                publish_lanes: 1,
+                checkpoints_wal: true,
+            },
+            Dialect::Postgres => Tuning {
+                record_batch: 1000,
+                max_claim: 1024,
+                publish_lanes: 4,
+                checkpoints_wal: false,
+            },
+        }
+    }
+
     pub fn dialect(&self) -> Dialect {
         match &self.db {
             Db::Sqlite { .. } => Dialect::Sqlite,
