@@ -32,7 +32,9 @@ pub const RESERVED_HEADERS: &[&str] = &[
 
 pub const USER_AGENT: &str = concat!("Herald/", env!("CARGO_PKG_VERSION"));
 
-/// An endpoint's plaintext secrets, opened for one attempt.
+/// An endpoint's plaintext secrets, opened for one attempt (none: an attempt that sends
+/// nothing).
+#[derive(Default)]
 pub struct Secrets {
     /// The current signing key, and the previous one while it still signs after a rotation.
     pub signing_keys: Vec<Vec<u8>>,

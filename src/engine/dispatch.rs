@@ -448,16 +448,6 @@ async fn worker(engine: &Engine, endpoint: &str, tx: &RecorderTx) {
     }
 }
 
-/// No secrets: for an attempt that sends nothing.
-fn unsigned() -> attempt::Secrets {
-    attempt::Secrets {
-        signing_keys: Vec::new(),
-        basic_auth: None,
-        client_certificate: None,
-        headers: Vec::new(),
-    }
-}
-
 /// Waits until the wall-clock time `at` (ms), if it is still ahead.
 async fn sleep_until_ms(at: i64) {
     let wait = at - now_ms();
@@ -507,7 +497,7 @@ async fn run(engine: &Engine, job: Job, tx: &RecorderTx) -> bool {
                 &ev,
                 &c,
                 number,
-                &unsigned(),
+                &attempt::Secrets::default(),
                 attempt::no_body(&ep),
                 now,
             );
@@ -523,7 +513,15 @@ async fn run(engine: &Engine, job: Job, tx: &RecorderTx) -> bool {
             // Nothing is sent: the attempt fails (and retries by the policy, in case the key
             // is put right), and the owner is told once per endpoint and process.
             let body = body.unwrap_or_else(|_| attempt::no_body(&ep));
-            let req = attempt::prepare(&ep, &ev, &c, number, &unsigned(), body, now);
+            let req = attempt::prepare(
+                &ep,
+                &ev,
+                &c,
+                number,
+                &attempt::Secrets::default(),
+                body,
+                now,
+            );
             tracing::error!(endpoint_id = %ep.id, "{why}");
             if engine.first_secret_failure(&ep.id) {
                 secret_alert = Some((

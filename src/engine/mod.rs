@@ -40,8 +40,8 @@ pub struct EngineConfig {
     pub retention_override: Option<Duration>,
     /// This node's name (`HERALD_NODE_ID`).
     pub node_id: String,
-    /// The largest body a template may render to ([`crate::domain::template::body_limit`] of the event size
-    /// limit): past it the attempt fails without sending.
+    /// The largest body a template may render to ([`crate::domain::template::body_limit`] of
+    /// the event size limit): past it the attempt fails without sending.
     pub max_body_bytes: usize,
     /// Live activity streams one principal may hold open (`HERALD_STREAMS_PER_CLIENT`).
     pub streams_per_holder: usize,
@@ -272,13 +272,22 @@ impl Engine {
     /// go back to the queue (held if it is disabled), so none is sent with what it was before.
     pub async fn endpoint_changed(&self, endpoint_id: &str) {
         let leases = self.state().take_endpoint_jobs(endpoint_id);
+        if self.give_back(&leases).await {
+            self.wake();
+        }
+    }
+
+    /// Gives back leases read ahead and not started (held or waiting again, as their endpoint
+    /// and shop say); false when there were none.
+    async fn give_back(&self, leases: &[LeaseRef]) -> bool {
         if leases.is_empty() {
-            return;
+            return false;
         }
-        if let Err(e) = self.inner.store.release(&leases, now_ms()).await {
-            tracing::error!(error = %e, "could not give back deliveries; their leases will run out");
+        if let Err(e) = self.inner.store.release(leases, now_ms()).await {
+            tracing::error!(error = %e, deliveries = leases.len(),
+                "could not give back deliveries; their leases will run out");
         }
-        self.wake();
+        true
     }
 
     /// A shop's webhooks were turned off: its deliveries leased but not yet started go back
@@ -298,12 +307,7 @@ impl Engine {
             let _round = self.inner.claiming.lock().await;
             self.state().take_shop_jobs(shop_id)
         };
-        if leases.is_empty() {
-            return;
-        }
-        if let Err(e) = self.inner.store.release(&leases, now_ms()).await {
-            tracing::warn!(error = %e, %shop_id, "could not give back a paused shop's deliveries; their leases will run out");
-        }
+        self.give_back(&leases).await;
     }
 
     /// Takes a leased delivery of this shop out of its ready queue, if it waits there (read

@@ -34,7 +34,7 @@ pub struct EventInput {
     pub entity_key: Option<String>,
 }
 
-pub use crate::store::event_types::MAX_EVENT_TYPES;
+use crate::store::event_types::MAX_EVENT_TYPES;
 
 /// Largest sample payload (and schema) an event type may keep, as compact JSON. A type
 /// discovered on publish keeps its first payload as its sample only when it fits.
@@ -322,19 +322,6 @@ impl Service {
             self.check_publisher(who, &config)?;
         }
         let parsed = self.parse_events(inputs, batch)?;
-        self.commit_publish(who, shop_id, config, parsed, batch)
-            .await
-    }
-
-    /// Commits parsed events with the shop's configuration and runs what follows the commit.
-    async fn commit_publish(
-        &self,
-        who: &Principal,
-        shop_id: &ShopId,
-        mut config: Arc<PublishConfig>,
-        parsed: Vec<(NewEvent, serde_json::Value)>,
-        batch: bool,
-    ) -> ServiceResult<Vec<Published>> {
         // A configuration that changed since it was read is read again; it changes only when
         // someone edits the shop, so a second round is rare and a fifth means something is
         // wrong.

@@ -319,9 +319,13 @@ impl Store {
                     .await?
                     .rows_affected()
                     });
-                    let (_, more) =
-                        super::deliveries::hold_waiting(&mut tx, &r.shop_id, &r.endpoint_id, r.at)
-                            .await?;
+                    let (_, more) = super::deliveries::hold_waiting(
+                        &mut tx,
+                        &r.shop_id,
+                        Some(&r.endpoint_id),
+                        r.at,
+                    )
+                    .await?;
                     bulk_written |= more;
                 }
                 EndpointEffect::Delete(reason) => {
@@ -339,10 +343,10 @@ impl Store {
                     .execute(c)
                     .await?
                     .rows_affected());
-                    let (_, more) = super::deliveries::change_endpoint_deliveries(
+                    let (_, more) = super::deliveries::change_deliveries(
                         &mut tx,
                         &r.shop_id,
-                        &r.endpoint_id,
+                        Some(&r.endpoint_id),
                         super::bulk::BulkKind::Cancel,
                         &["pending", "retrying", "held"],
                         r.at,

@@ -186,13 +186,14 @@ pub(super) fn push_filter<'a, DB: sqlx::Database>(
     }
 }
 
-/// Changes every delivery of an endpoint in `statuses` as `kind` says: the first slice of
-/// each status at once, the rest by the engine in slices (see [`super::bulk`]). Returns how
-/// many were changed at once and whether the engine has more to do.
-pub async fn change_endpoint_deliveries(
+/// Changes every delivery of a shop (or of one of its endpoints) in `statuses` as `kind`
+/// says: the first slice of each status at once, the rest by the engine in slices (see
+/// [`super::bulk`]). Returns how many were changed at once and whether the engine has more to
+/// do.
+pub async fn change_deliveries(
     tx: &mut Tx,
     shop_id: &ShopId,
-    endpoint_id: &EndpointId,
+    endpoint_id: Option<&EndpointId>,
     kind: super::bulk::BulkKind,
     statuses: &[&str],
     now: i64,
@@ -204,7 +205,7 @@ pub async fn change_endpoint_deliveries(
             kind,
             status: status.to_string(),
             filter: DeliveryFilter {
-                endpoint_id: Some(endpoint_id.clone()),
+                endpoint_id: endpoint_id.cloned(),
                 ..Default::default()
             },
             endpoints: None,
@@ -216,15 +217,16 @@ pub async fn change_endpoint_deliveries(
     Ok(done)
 }
 
-/// Holds an endpoint's waiting deliveries (it was disabled).
+/// Holds the waiting deliveries of an endpoint (it was disabled) or of a whole shop (its
+/// webhooks were turned off).
 pub async fn hold_waiting(
     tx: &mut Tx,
     shop_id: &ShopId,
-    endpoint_id: &EndpointId,
+    endpoint_id: Option<&EndpointId>,
     now: i64,
 ) -> Result<(u64, bool)> {
     use super::bulk::BulkKind;
-    change_endpoint_deliveries(
+    change_deliveries(
         tx,
         shop_id,
         endpoint_id,

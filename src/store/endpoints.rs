@@ -278,10 +278,10 @@ impl Store {
         if found == 0 {
             return Ok(false);
         }
-        let (_, more) = super::deliveries::change_endpoint_deliveries(
+        let (_, more) = super::deliveries::change_deliveries(
             &mut tx,
             shop_id,
-            id,
+            Some(id),
             super::bulk::BulkKind::Purge,
             &[
                 "pending",
@@ -365,17 +365,17 @@ async fn set_enabled(
     .await?
     .rows_affected());
     let (_, more) = if enabled {
-        super::deliveries::change_endpoint_deliveries(
+        super::deliveries::change_deliveries(
             tx,
             shop_id,
-            id,
+            Some(id),
             super::bulk::BulkKind::Resume,
             &["held"],
             now,
         )
         .await?
     } else {
-        super::deliveries::hold_waiting(tx, shop_id, id, now).await?
+        super::deliveries::hold_waiting(tx, shop_id, Some(id), now).await?
     };
     Ok(more)
 }

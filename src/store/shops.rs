@@ -111,7 +111,6 @@ impl Store {
     /// on resumes the held ones whose endpoint is enabled; the first slice of each at once,
     /// the rest by the engine. Returns false when no such shop exists.
     pub async fn set_webhooks_enabled(&self, shop_id: &ShopId, enabled: bool) -> Result<bool> {
-        use super::bulk::{BulkChange, BulkKind};
         let now = now_ms();
         let mut tx = self.begin().await?;
         let found = in_tx!(&mut tx, |c, d| sqlx::query(
@@ -126,23 +125,13 @@ impl Store {
         if found == 0 {
             return Ok(false);
         }
-        let (kind, statuses): (_, &[&str]) = if enabled {
-            (BulkKind::Resume, &["held"])
+        let (_, more) = if enabled {
+            let resume = super::bulk::BulkKind::Resume;
+            super::deliveries::change_deliveries(&mut tx, shop_id, None, resume, &["held"], now)
+                .await?
         } else {
-            (BulkKind::Hold, &["pending", "retrying"])
+            super::deliveries::hold_waiting(&mut tx, shop_id, None, now).await?
         };
-        let mut more = false;
-        for status in statuses {
-            let change = BulkChange {
-                shop_id: shop_id.clone(),
-                kind,
-                status: status.to_string(),
-                filter: Default::default(),
-                endpoints: None,
-            };
-            let total = super::bulk::count_reached(&mut tx, &change).await?;
-            more |= super::bulk::start(&mut tx, &change, total, now).await?.1;
-        }
         tx.commit().await?;
         if more {
             self.signal_bulk();
